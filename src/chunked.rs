@@ -1,0 +1,294 @@
+//! The chunked transfer coding (RFC 9112 §7.1), decoded in place in the read buffer.
+//!
+//! ```text
+//! chunked-body   = *chunk last-chunk trailer-section CRLF
+//! chunk          = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+//! chunk-size     = 1*HEXDIG
+//! last-chunk     = 1*("0") [ chunk-ext ] CRLF
+//! chunk-ext      = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//! trailer-section = *( field-line CRLF )
+//! ```
+//!
+//! Data bytes move left over the framing that preceded them, so the decoded body ends up
+//! contiguous right after the head, and what follows the body (a pipelined request) right after
+//! it. Every line in the framing must end in CRLF: a bare LF or a bare CR is an error, because a
+//! proxy that reads them differently would see another request boundary (request smuggling).
+//! Extensions and trailers are checked and skipped; together they may use
+//! `MAX_CHUNK_META_BYTES` per body.
+
+use crate::error::Reject;
+
+/// Most hex digits a chunk size may have (leading zeros included): 16 fill a `u64`.
+const MAX_SIZE_DIGITS: u8 = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Hex digits of the chunk size.
+    Size,
+    /// After the size: BWS, then `;` or CR.
+    AfterSize,
+    /// Inside the chunk extensions, until CR.
+    Ext,
+    /// LF after the size line.
+    SizeLf,
+    /// Chunk data.
+    Data,
+    /// CR after chunk data.
+    DataCr,
+    /// LF after chunk data.
+    DataLf,
+    /// Start of a trailer line, or the final CRLF.
+    TrailerStart,
+    /// Inside a trailer field line, until CR.
+    Trailer,
+    /// LF after a trailer line.
+    TrailerLf,
+    /// LF of the final empty line.
+    EndLf,
+    /// The body is complete.
+    Done,
+}
+
+/// Decoder state of one chunked body, kept across reads.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Chunked {
+    state: State,
+    /// Size of the chunk being read, or data bytes left in it.
+    size: u64,
+    digits: u8,
+    /// Decoded body bytes so far.
+    total: u64,
+    /// Extension and trailer bytes so far.
+    meta: usize,
+}
+
+impl Chunked {
+    pub fn new() -> Chunked {
+        Chunked {
+            state: State::Size,
+            size: 0,
+            digits: 0,
+            total: 0,
+            meta: 0,
+        }
+    }
+
+    /// Decodes the raw bytes `buf[pos..end]`. Data moves to `buf[pos..]`; the bytes not yet
+    /// consumed (a partial framing line, or what follows the body) move right after it.
+    ///
+    /// Returns `(data_end, end, done)`: the decoded body grew to `data_end`, the raw bytes now
+    /// lie in `data_end..end`, and `done` once the last chunk and trailers are in.
+    ///
+    /// # Errors
+    /// 400 for bad framing or too much metadata, 413 past `max_body`.
+    pub fn decode(
+        &mut self,
+        buf: &mut [u8],
+        pos: usize,
+        end: usize,
+        max_body: usize,
+        max_meta: usize,
+    ) -> Result<(usize, usize, bool), Reject> {
+        let mut src = pos;
+        let mut dst = pos;
+        while src < end && self.state != State::Done {
+            if self.state == State::Data {
+                let n = (end - src).min(usize::try_from(self.size).unwrap_or(usize::MAX));
+                buf.copy_within(src..src + n, dst);
+                src += n;
+                dst += n;
+                self.size -= n as u64;
+                if self.size == 0 {
+                    self.state = State::DataCr;
+                }
+                continue;
+            }
+            let b = buf[src];
+            src += 1;
+            self.state = self.step(b, max_body, max_meta)?;
+        }
+        buf.copy_within(src..end, dst);
+        Ok((dst, dst + (end - src), self.state == State::Done))
+    }
+
+    /// One framing byte.
+    fn step(&mut self, b: u8, max_body: usize, max_meta: usize) -> Result<State, Reject> {
+        use State::*;
+        Ok(match (self.state, b) {
+            (Size, _) if b.is_ascii_hexdigit() => {
+                if self.digits == MAX_SIZE_DIGITS {
+                    return Err(Reject::BadRequest("chunk size too long"));
+                }
+                self.digits += 1;
+                self.size = (self.size << 4) | u64::from(hex(b));
+                Size
+            }
+            (Size, _) if self.digits == 0 => return Err(Reject::BadRequest("invalid chunk size")),
+            (Size | AfterSize, b' ' | b'\t') => AfterSize,
+            (Size | AfterSize, b';') => self.meta(Ext, max_meta)?,
+            (Size | AfterSize, b'\r') => SizeLf,
+            (Size | AfterSize, _) => return Err(Reject::BadRequest("invalid chunk size")),
+            (Ext, b'\r') => SizeLf,
+            (Ext, _) if is_text(b) => self.meta(Ext, max_meta)?,
+            (Ext, _) => return Err(Reject::BadRequest("invalid chunk extension")),
+            (SizeLf, b'\n') => {
+                let size = std::mem::take(&mut self.size);
+                self.digits = 0;
+                self.total += size;
+                if self.total > max_body as u64 {
+                    return Err(Reject::PayloadTooLarge);
+                }
+                self.size = size;
+                if size == 0 { TrailerStart } else { Data }
+            }
+            (DataCr, b'\r') => DataLf,
+            (DataLf, b'\n') => Size,
+            (TrailerStart, b'\r') => EndLf,
+            (TrailerStart | Trailer, _) if is_text(b) => self.meta(Trailer, max_meta)?,
+            (Trailer, b'\r') => TrailerLf,
+            (TrailerLf, b'\n') => TrailerStart,
+            (EndLf, b'\n') => Done,
+            _ => return Err(Reject::BadRequest("invalid chunked framing: lines must end in CRLF")),
+        })
+    }
+
+    /// Counts one extension or trailer byte against the limit.
+    fn meta(&mut self, next: State, max_meta: usize) -> Result<State, Reject> {
+        self.meta += 1;
+        if self.meta > max_meta {
+            return Err(Reject::BadRequest("chunk extensions or trailers too large"));
+        }
+        Ok(next)
+    }
+}
+
+/// HTAB, SP, VCHAR, obs-text: what a field value or extension may hold.
+fn is_text(b: u8) -> bool {
+    b == b'\t' || (b >= b' ' && b != 0x7f)
+}
+
+fn hex(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' => b - b'0',
+        _ => (b | 0x20) - b'a' + 10,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BODY: usize = 1 << 20;
+    const META: usize = 64;
+
+    /// Decodes `raw` fed in pieces cut at `cuts`, as the connection feeds reads; returns the
+    /// decoded body and what follows it.
+    fn decode_split(raw: &[u8], cuts: &[usize]) -> Result<(Vec<u8>, Vec<u8>), Reject> {
+        let mut buf = vec![0u8; raw.len()];
+        let mut c = Chunked::new();
+        let (mut data_end, mut end, mut fed) = (0, 0, 0);
+        for &cut in cuts.iter().chain(std::iter::once(&raw.len())) {
+            buf[end..end + (cut - fed)].copy_from_slice(&raw[fed..cut]);
+            end += cut - fed;
+            fed = cut;
+            let (d, e, done) = c.decode(&mut buf, data_end, end, BODY, META)?;
+            data_end = d;
+            end = e;
+            if done {
+                buf[end..end + (raw.len() - fed)].copy_from_slice(&raw[fed..]);
+                end += raw.len() - fed;
+                return Ok((buf[..data_end].to_vec(), buf[data_end..end].to_vec()));
+            }
+        }
+        Err(Reject::BadRequest("incomplete"))
+    }
+
+    fn decode(raw: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Reject> {
+        decode_split(raw, &[])
+    }
+
+    #[test]
+    fn test_table() {
+        let bad = |m| Err(Reject::BadRequest(m));
+        let crlf = "invalid chunked framing: lines must end in CRLF";
+        let cases: &[(&[u8], Result<(&[u8], &[u8]), Reject>)] = &[
+            (b"5\r\nhello\r\n0\r\n\r\n", Ok((b"hello", b""))),
+            (b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nGET", Ok((b"hello world", b"GET"))),
+            (b"A\r\n0123456789\r\n0\r\n\r\n", Ok((b"0123456789", b""))),
+            (b"a;x=1;y=\"q\"\r\n0123456789\r\n0;z\r\n\r\n", Ok((b"0123456789", b""))),
+            (b"3 ;x\r\nabc\r\n0\r\nTrailer: v\r\nOther: w\r\n\r\n", Ok((b"abc", b""))),
+            (b"000\r\n\r\n", Ok((b"", b""))),
+            (b"0\r\n\r\n", Ok((b"", b""))),
+            (b"\r\n", bad("invalid chunk size")),
+            (b"x\r\n", bad("invalid chunk size")),
+            (b"5x\r\nhello\r\n0\r\n\r\n", bad("invalid chunk size")),
+            (b"5 x\r\nhello\r\n0\r\n\r\n", bad("invalid chunk size")),
+            (b"-5\r\nhello\r\n0\r\n\r\n", bad("invalid chunk size")),
+            (b"0x5\r\nhello\r\n0\r\n\r\n", bad("invalid chunk size")),
+            (b"00000000000000001\r\nh\r\n0\r\n\r\n", bad("chunk size too long")),
+            (b"ffffffffffffffff\r\n", Err(Reject::PayloadTooLarge)),
+            (b"100001\r\n", Err(Reject::PayloadTooLarge)),
+            (b"5\nhello\r\n0\r\n\r\n", bad("invalid chunk size")),
+            (b"5\r\nhello\n0\r\n\r\n", bad(crlf)),
+            (b"5\r\nhelloXX0\r\n\r\n", bad(crlf)),
+            (b"5\r\nhello\r\n0\r\n\n", bad(crlf)),
+            (b"5\r\nhello\r\n0\r\nT: v\n\r\n", bad(crlf)),
+            (b"5\rhello\r\n0\r\n\r\n", bad(crlf)),
+            (b"5;a\x00b\r\nhello\r\n0\r\n\r\n", bad("invalid chunk extension")),
+            (b"5;a\nb\r\nhello\r\n0\r\n\r\n", bad("invalid chunk extension")),
+            (b"0\r\nT: a\x00\r\n\r\n", bad(crlf)),
+        ];
+        for (raw, want) in cases {
+            let got = decode(raw);
+            let want = want.map(|(b, r)| (b.to_vec(), r.to_vec()));
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn test_meta_limit_at_and_past_the_value() {
+        let ext = |n: usize| format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(n - 1));
+        assert!(decode(ext(META).as_bytes()).is_ok());
+        assert_eq!(
+            decode(ext(META + 1).as_bytes()),
+            Err(Reject::BadRequest("chunk extensions or trailers too large"))
+        );
+        let trailer = |n: usize| format!("0\r\n{}\r\n\r\n", "t".repeat(n));
+        assert!(decode(trailer(META).as_bytes()).is_ok());
+        assert!(decode(trailer(META + 1).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn test_body_limit_at_and_past_the_value() {
+        let mut c = Chunked::new();
+        let mut raw = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n".to_vec();
+        let n = raw.len();
+        assert_eq!(c.decode(&mut raw, 0, n, 5, 0), Ok((5, 5, true)));
+        let mut c = Chunked::new();
+        let mut raw = b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n".to_vec();
+        let n = raw.len();
+        assert_eq!(c.decode(&mut raw, 0, n, 5, 0), Err(Reject::PayloadTooLarge));
+    }
+
+    #[test]
+    fn test_every_split_point_equals_one_shot() {
+        let samples: &[&[u8]] = &[
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nPOST / HTTP/1.1\r\n",
+            b"1a;name=value\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-T: 1\r\n\r\n",
+            b"5\r\nhello\n0\r\n\r\n",
+            b"3\r\nabc\r\n0\r\n\n",
+        ];
+        for raw in samples {
+            let one = decode(raw);
+            for i in 0..=raw.len() {
+                assert_eq!(decode_split(raw, &[i]), one, "cut at {i}");
+                for j in i..=raw.len() {
+                    assert_eq!(decode_split(raw, &[i, j]), one, "cut at {i},{j}");
+                }
+            }
+            // One byte at a time.
+            let all: Vec<usize> = (1..raw.len()).collect();
+            assert_eq!(decode_split(raw, &all), one);
+        }
+    }
+}

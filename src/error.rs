@@ -1,0 +1,206 @@
+//! Errors a function returns, and the JSON shape every error response has.
+//!
+//! Every error response, from a function or from the server itself, is
+//! `{"errorCode": <integer>, "errorMessage": "<text>"}` with `Content-Type: application/json`
+//! and a `Content-Length`. The code is the HTTP status unless the function sets another.
+//!
+//! [`Error`] converts from any `std::error::Error` (so `?` works in a function) into a 500. It
+//! deliberately does not implement `std::error::Error` itself: that is what makes the blanket
+//! conversion possible, as with `anyhow::Error`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// An error a function returns: an HTTP status, an integer code and a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    status: u16,
+    code: Option<i64>,
+    message: Cow<'static, str>,
+}
+
+impl Error {
+    /// A 500 with this message.
+    pub fn new(message: impl Into<Cow<'static, str>>) -> Error {
+        Error {
+            status: 500,
+            code: None,
+            message: message.into(),
+        }
+    }
+
+    /// A 400 with this message: the caller sent something the function cannot use.
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Error {
+        Error::new(message).with_status(400)
+    }
+
+    /// A 404 with this message.
+    pub fn not_found(message: impl Into<Cow<'static, str>>) -> Error {
+        Error::new(message).with_status(404)
+    }
+
+    /// The same error with another HTTP status (an error status, 400 to 599; others become 500).
+    pub fn with_status(mut self, status: u16) -> Error {
+        self.status = if (400..=599).contains(&status) {
+            status
+        } else {
+            500
+        };
+        self
+    }
+
+    /// The same error with an `errorCode` other than the status.
+    pub fn with_code(mut self, code: i64) -> Error {
+        self.code = Some(code);
+        self
+    }
+
+    /// The HTTP status of the response.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The `errorCode` of the body.
+    pub fn code(&self) -> i64 {
+        self.code.unwrap_or(i64::from(self.status))
+    }
+
+    /// The `errorMessage` of the body.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.status, self.code(), self.message)
+    }
+}
+
+impl<E: std::error::Error> From<E> for Error {
+    fn from(e: E) -> Error {
+        Error::new(e.to_string())
+    }
+}
+
+/// Why the server itself answers a request with an error and closes the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reject {
+    /// 400: the request is malformed; the reason is a static string.
+    BadRequest(&'static str),
+    /// 408: the head or the body did not arrive in time.
+    Timeout,
+    /// 413: the body is larger than `MAX_BODY_BYTES`.
+    PayloadTooLarge,
+    /// 414: the request target is longer than `MAX_TARGET_BYTES`.
+    UriTooLong,
+    /// 417: an `Expect` other than `100-continue`.
+    ExpectationFailed,
+    /// 431: the head is larger than `MAX_HEAD_BYTES` or has more than `MAX_HEADERS` fields.
+    HeadTooLarge,
+    /// 501: a transfer coding other than chunked.
+    NotImplemented(&'static str),
+    /// 505: an HTTP version other than 1.0 and 1.1.
+    VersionNotSupported,
+}
+
+impl Reject {
+    /// The status of the response.
+    pub fn status(self) -> u16 {
+        match self {
+            Reject::BadRequest(_) => 400,
+            Reject::Timeout => 408,
+            Reject::PayloadTooLarge => 413,
+            Reject::UriTooLong => 414,
+            Reject::ExpectationFailed => 417,
+            Reject::HeadTooLarge => 431,
+            Reject::NotImplemented(_) => 501,
+            Reject::VersionNotSupported => 505,
+        }
+    }
+
+    /// The `errorMessage` of the response.
+    pub fn message(self) -> &'static str {
+        match self {
+            Reject::BadRequest(m) | Reject::NotImplemented(m) => m,
+            Reject::Timeout => "the request did not arrive in time",
+            Reject::PayloadTooLarge => "the request body is too large",
+            Reject::UriTooLong => "the request target is too long",
+            Reject::ExpectationFailed => "only Expect: 100-continue is supported",
+            Reject::HeadTooLarge => "the request head is too large or has too many fields",
+            Reject::VersionNotSupported => "only HTTP/1.0 and HTTP/1.1 are supported",
+        }
+    }
+}
+
+/// Parses a JSON event into `T`; an event that is not valid JSON for `T` is a 400 that says why.
+///
+/// # Errors
+/// A 400 [`Error`] whose message carries serde_json's reason, line and column.
+///
+/// ```
+/// let v: serde_json::Value = scf_lean::from_json(br#"{"a":1}"#).unwrap();
+/// assert_eq!(v["a"], 1);
+/// assert_eq!(scf_lean::from_json::<serde_json::Value>(b"{").unwrap_err().status(), 400);
+/// ```
+pub fn from_json<'a, T: serde::Deserialize<'a>>(event: &'a [u8]) -> Result<T, Error> {
+    serde_json::from_slice(event)
+        .map_err(|e| Error::bad_request(format!("the event is not valid JSON: {e}")))
+}
+
+/// Appends `{"errorCode":code,"errorMessage":"message"}` to `out`, escaping the message.
+pub(crate) fn write_json(out: &mut Vec<u8>, code: i64, message: &str) {
+    out.extend_from_slice(b"{\"errorCode\":");
+    out.extend_from_slice(itoa::Buffer::new().format(code).as_bytes());
+    out.extend_from_slice(b",\"errorMessage\":");
+    // Writing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, message);
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_error_shape_and_escaping() {
+        let mut v = Vec::new();
+        write_json(&mut v, 500, "bad \"thing\"\n");
+        assert_eq!(
+            v,
+            br#"{"errorCode":500,"errorMessage":"bad \"thing\"\n"}"#.to_vec()
+        );
+        let e: serde_json::Value = serde_json::from_slice(&v).unwrap();
+        assert_eq!(e["errorMessage"], "bad \"thing\"\n");
+    }
+
+    #[test]
+    fn test_status_and_code() {
+        assert_eq!(Error::new("x").status(), 500);
+        assert_eq!(Error::new("x").code(), 500);
+        assert_eq!(Error::bad_request("x").code(), 400);
+        assert_eq!(Error::new("x").with_status(503).status(), 503);
+        assert_eq!(Error::new("x").with_status(200).status(), 500);
+        assert_eq!(Error::new("x").with_code(-1).code(), -1);
+        assert_eq!(Error::new("x").with_code(-1).status(), 500);
+    }
+
+    #[test]
+    fn test_question_mark_converts_std_errors() {
+        fn f() -> Result<u8, Error> {
+            Ok("300".parse::<u8>()?)
+        }
+        let e = f().unwrap_err();
+        assert_eq!(e.status(), 500);
+        assert!(e.message().contains("number too large"));
+    }
+
+    #[test]
+    fn test_from_json_is_400_with_reason() {
+        let e = from_json::<serde_json::Value>(b"{\"a\":").unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(e.message().starts_with("the event is not valid JSON"), "{e}");
+        let n: u32 = from_json(b"7").unwrap();
+        assert_eq!(n, 7);
+    }
+}

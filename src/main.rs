@@ -1,0 +1,153 @@
+//! Your function lives here. This template echoes what it receives, so that the first deploy
+//! shows you exactly what SCF sends; replace the two methods with your own code.
+//!
+//! - `event`: event-triggered invocations (`POST /event-invoke`, the trigger's JSON as body).
+//! - `http`: HTTP-triggered requests, passed through by API Gateway as they are.
+//!
+//! Leave one out and it answers with a JSON 404. Return `Err(Error::new("..."))` for a 500
+//! with `{"errorCode", "errorMessage"}`; `?` works on any error. Test it with `cargo test`
+//! (see the tests at the bottom), run it with `cargo run`, ship it with `Dockerfile.musl`.
+
+use std::process::ExitCode;
+
+use scf_lean::{Context, Error, Function, Request, Response};
+
+/// Your function. Anything it needs across invocations (clients, caches) goes in here: it is
+/// built once per instance and kept warm between requests.
+struct Echo;
+
+impl Function for Echo {
+    /// Answers `{"event": <the event as received>, "context": {...}}`.
+    fn event<'a>(
+        &mut self,
+        event: &'a [u8],
+        ctx: &Context<'a>,
+        out: &mut Response<'a>,
+    ) -> Result<(), Error> {
+        // Check that the event is JSON (a 400 if not), without copying or allocating.
+        // For a typed event, write `let e: MyEvent = scf_lean::from_json(event)?;` instead.
+        scf_lean::from_json::<serde::de::IgnoredAny>(event)?;
+        out.content_type("application/json");
+        let body = out.body_mut();
+        body.extend_from_slice(b"{\"event\":");
+        body.extend_from_slice(event);
+        body.extend_from_slice(b",\"context\":");
+        // The context under SCF's own key names; the credentials are never serialized.
+        serde_json::to_writer(&mut *body, ctx)?;
+        body.push(b'}');
+        Ok(())
+    }
+
+    /// Answers `{"method", "path", "query", "headers", "body", "isBase64Encoded"}`.
+    fn http<'a>(&mut self, req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
+        out.content_type("application/json");
+        let b = out.body_mut();
+        b.extend_from_slice(b"{\"method\":");
+        serde_json::to_writer(&mut *b, req.method())?;
+        b.extend_from_slice(b",\"path\":");
+        serde_json::to_writer(&mut *b, req.path())?;
+        b.extend_from_slice(b",\"query\":");
+        serde_json::to_writer(&mut *b, req.query())?;
+        b.extend_from_slice(b",\"headers\":{");
+        write_headers(req, b)?;
+        b.extend_from_slice(b"},\"body\":");
+        match std::str::from_utf8(req.body()) {
+            Ok(text) => {
+                serde_json::to_writer(&mut *b, text)?;
+                b.extend_from_slice(b",\"isBase64Encoded\":false}");
+            }
+            Err(_) => {
+                b.push(b'"');
+                scf_lean::base64::encode_into(req.body(), b);
+                b.extend_from_slice(b"\",\"isBase64Encoded\":true}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The request headers as a JSON object: names in lower case, repeated fields joined with
+/// ", ", the credential headers left out.
+fn write_headers(req: &Request<'_>, b: &mut Vec<u8>) -> Result<(), Error> {
+    let headers = req.headers();
+    let mut first = true;
+    for (i, (name, _)) in headers.iter().enumerate() {
+        let seen = headers.iter().take(i).any(|(n, _)| n.eq_ignore_ascii_case(name));
+        if seen || scf_lean::is_secret_header(name) {
+            continue;
+        }
+        if !first {
+            b.push(b',');
+        }
+        first = false;
+        // A header name is a token: no quote or backslash to escape.
+        b.push(b'"');
+        b.extend(name.bytes().map(|c| c.to_ascii_lowercase()));
+        b.extend_from_slice(b"\":");
+        let mut value = String::new();
+        for (_, v) in headers.iter().skip(i).filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            if !value.is_empty() {
+                value.push_str(", ");
+            }
+            value.push_str(&String::from_utf8_lossy(v));
+        }
+        serde_json::to_writer(&mut *b, &value)?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    scf_lean::run(Echo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scf_lean::Credentials;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn test_event_echo_pins_the_shape() {
+        let ctx = Context {
+            request_id: Some("r-1"),
+            memory_mb: Some(128),
+            credentials: Credentials::new("id-secret", "key-secret", "token-secret"),
+            ..Context::default()
+        };
+        let mut out = Response::new();
+        Echo.event(br#"{"Type":"timer"}"#, &ctx, &mut out).unwrap();
+        let v: Value = serde_json::from_slice(out.body()).unwrap();
+        assert_eq!(v["event"], json!({"Type": "timer"}));
+        assert_eq!(v["context"]["request_id"], "r-1");
+        assert_eq!(v["context"]["memory_limit_in_mb"], 128);
+        assert_eq!(v["context"]["function_name"], Value::Null);
+        assert!(!String::from_utf8_lossy(out.body()).contains("secret"));
+    }
+
+    #[test]
+    fn test_event_that_is_not_json_is_400() {
+        let mut out = Response::new();
+        let e = Echo.event(b"{nope", &Context::default(), &mut out).unwrap_err();
+        assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn test_http_echo_pins_the_shape() {
+        let h = [
+            ("Host", &b"a"[..]),
+            ("X-Multi", &b"1"[..]),
+            ("x-multi", &b"2"[..]),
+            ("X-Scf-Secret-Key", &b"key-secret"[..]),
+        ];
+        let req = Request::new("PUT", "/p?q=1", &h, b"\xff\x00");
+        let mut out = Response::new();
+        Echo.http(&req, &mut out).unwrap();
+        let v: Value = serde_json::from_slice(out.body()).unwrap();
+        assert_eq!(
+            v,
+            json!({"method": "PUT", "path": "/p", "query": "q=1",
+                   "headers": {"host": "a", "x-multi": "1, 2"},
+                   "body": "/wA=", "isBase64Encoded": true})
+        );
+    }
+}

@@ -1,0 +1,523 @@
+//! Response writing: the [`Response`] a function fills, and the [`Output`] a connection sends.
+//!
+//! A response goes out as one vectored write of three parts: the head the server writes (status
+//! line, `Date`, `Content-Length`, `Connection`), the header lines the function added, and the
+//! body. The body is never copied into an output buffer: it is the function's own reused buffer,
+//! a `&'static` slice, or a slice of the request it answers (kept as a range of the read buffer,
+//! which is not touched until the response is out). Every buffer lives as long as the
+//! connection, so a steady stream of requests allocates nothing here.
+
+use std::io::{self, IoSlice, Write};
+
+use crate::error::Error;
+
+/// Header names the server owns: a function that sets one gets a 500 instead.
+const RESERVED: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
+
+/// What a function answers: status, header lines and body.
+///
+/// ```
+/// use scf_lean::Response;
+/// let mut out = Response::new();
+/// out.set_status(201).header("X-Id", "7");
+/// out.json(&serde_json::json!({"ok": true})).unwrap();
+/// assert_eq!(out.status(), 201);
+/// assert_eq!(out.body(), br#"{"ok":true}"#);
+/// assert_eq!(out.header_value("content-type"), Some("application/json"));
+/// ```
+#[derive(Debug, Default)]
+pub struct Response<'a> {
+    status: u16,
+    /// `Name: value\r\n` lines.
+    headers: Vec<u8>,
+    body: Vec<u8>,
+    /// A body borrowed instead of `body`.
+    borrowed: Option<Borrowed<'a>>,
+    /// The first invalid header or status the function set.
+    invalid: Option<&'static str>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Borrowed<'a> {
+    Static(&'static [u8]),
+    Ref(&'a [u8]),
+}
+
+impl<'a> Response<'a> {
+    /// An empty `200` response, for unit tests of a function.
+    pub fn new() -> Response<'a> {
+        Response::with_buffers(Vec::new(), Vec::new())
+    }
+
+    /// A `200` response that writes into these (cleared) buffers.
+    pub(crate) fn with_buffers(mut headers: Vec<u8>, mut body: Vec<u8>) -> Response<'a> {
+        headers.clear();
+        body.clear();
+        Response {
+            status: 200,
+            headers,
+            body,
+            borrowed: None,
+            invalid: None,
+        }
+    }
+
+    /// Sets the status (200 to 999; anything else turns the response into a 500).
+    pub fn set_status(&mut self, status: u16) -> &mut Self {
+        if (200..=999).contains(&status) {
+            self.status = status;
+        } else {
+            self.invalid.get_or_insert("status outside 200..=999");
+        }
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Adds a header line. A name that is not a token, a value with CR, LF or NUL, or a header
+    /// the server writes itself (`Content-Length`, `Transfer-Encoding`, `Connection`, `Date`)
+    /// turns the response into a 500 (and is logged): no function can split a response.
+    pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
+        if name.is_empty() || !name.bytes().all(is_token) {
+            self.invalid.get_or_insert("invalid response header name");
+        } else if !value.bytes().all(|b| b == b'\t' || (b >= b' ' && b != 0x7f)) {
+            self.invalid.get_or_insert("invalid response header value");
+        } else if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+            self.invalid.get_or_insert("the server writes this response header itself");
+        } else {
+            self.headers.extend_from_slice(name.as_bytes());
+            self.headers.extend_from_slice(b": ");
+            self.headers.extend_from_slice(value.as_bytes());
+            self.headers.extend_from_slice(b"\r\n");
+        }
+        self
+    }
+
+    /// Sets `Content-Type`.
+    pub fn content_type(&mut self, value: &str) -> &mut Self {
+        self.header("Content-Type", value)
+    }
+
+    /// The value of the first header line named `name` (any case) added so far.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        let text = std::str::from_utf8(&self.headers).ok()?;
+        text.split("\r\n").find_map(|line| {
+            let (n, v) = line.split_once(": ")?;
+            n.eq_ignore_ascii_case(name).then_some(v)
+        })
+    }
+
+    /// The body buffer, to write into: reused from request to request on a connection, so it
+    /// usually needs no allocation. Writing to it drops a borrowed body.
+    pub fn body_mut(&mut self) -> &mut Vec<u8> {
+        self.borrowed = None;
+        &mut self.body
+    }
+
+    /// Answers with a static body: no copy.
+    pub fn set_body_static(&mut self, body: &'static [u8]) -> &mut Self {
+        self.body.clear();
+        self.borrowed = Some(Borrowed::Static(body));
+        self
+    }
+
+    /// Answers with a slice of the request (its body, a header value…): no copy. Anything else
+    /// borrowed for `'a` is copied into the body buffer when the response is sent.
+    pub fn set_body_ref(&mut self, body: &'a [u8]) -> &mut Self {
+        self.body.clear();
+        self.borrowed = Some(Borrowed::Ref(body));
+        self
+    }
+
+    /// The body as it stands.
+    pub fn body(&self) -> &[u8] {
+        match self.borrowed {
+            Some(Borrowed::Static(b)) => b,
+            Some(Borrowed::Ref(b)) => b,
+            None => &self.body,
+        }
+    }
+
+    /// Serializes `value` as the JSON body and sets `Content-Type: application/json` unless a
+    /// content type was set.
+    ///
+    /// # Errors
+    /// A 500 if `value` cannot be serialized (a map with non-string keys, say).
+    pub fn json<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        let body = self.body_mut();
+        body.clear();
+        serde_json::to_writer(&mut *body, value)?;
+        if self.header_value("content-type").is_none() {
+            self.content_type("application/json");
+        }
+        Ok(())
+    }
+
+    /// Why the response is invalid, if it is.
+    pub(crate) fn invalid(&self) -> Option<&'static str> {
+        self.invalid
+    }
+
+    /// Turns the response into the error answer (keeping its buffers).
+    pub(crate) fn set_error(&mut self, e: &Error) {
+        self.status = e.status();
+        self.headers.clear();
+        self.borrowed = None;
+        self.invalid = None;
+        self.body.clear();
+        crate::error::write_json(&mut self.body, e.code(), e.message());
+        self.headers
+            .extend_from_slice(b"Content-Type: application/json\r\n");
+    }
+
+    /// (status, header lines, body buffer, borrowed body).
+    pub(crate) fn into_parts(self) -> (u16, Vec<u8>, Vec<u8>, Option<BodyRef<'a>>) {
+        let b = self.borrowed.map(|b| match b {
+            Borrowed::Static(s) => BodyRef::Static(s),
+            Borrowed::Ref(r) => BodyRef::Ref(r),
+        });
+        (self.status, self.headers, self.body, b)
+    }
+}
+
+/// A body that is not in the response's own buffer.
+pub(crate) enum BodyRef<'a> {
+    Static(&'static [u8]),
+    Ref(&'a [u8]),
+}
+
+impl Write for Response<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.body_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// tchar (RFC 9110 §5.6.2).
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Where the body of a response being sent lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Src {
+    /// No body on the wire (HEAD, 204, 304, 100 Continue).
+    None,
+    /// [`Output::body`].
+    Owned,
+    /// A static slice.
+    Static(&'static [u8]),
+    /// `read_buf[start..end]`: a slice of the request.
+    Input(usize, usize),
+}
+
+/// The response a connection is sending, and how far it has got.
+#[derive(Debug)]
+pub(crate) struct Output {
+    /// Status line and the headers the server writes.
+    pub head: Vec<u8>,
+    /// The function's header lines and the empty line.
+    pub headers: Vec<u8>,
+    /// The function's body buffer.
+    pub body: Vec<u8>,
+    pub src: Src,
+    /// Bytes of head + headers + body already written.
+    pub sent: usize,
+    /// Whether anything is waiting to be written.
+    pub pending: bool,
+}
+
+/// How the head describes persistence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Persist {
+    /// HTTP/1.1 keep-alive: nothing to say.
+    Default,
+    /// HTTP/1.0 that asked for keep-alive.
+    KeepAlive,
+    /// The connection closes after this response.
+    Close,
+}
+
+impl Output {
+    pub fn new() -> Output {
+        Output {
+            head: Vec::new(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            src: Src::None,
+            sent: 0,
+            pending: false,
+        }
+    }
+
+    /// Prepares a response: `headers` ends with the function's lines, `src` says where the body
+    /// is, `body_len` is its length; `send_body` is false for HEAD.
+    pub fn start(
+        &mut self,
+        status: u16,
+        date: &[u8],
+        body_len: usize,
+        send_body: bool,
+        persist: Persist,
+    ) {
+        let no_body = status == 204 || status == 304;
+        let head = &mut self.head;
+        head.clear();
+        head.extend_from_slice(b"HTTP/1.1 ");
+        head.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(reason(status).as_bytes());
+        head.extend_from_slice(b"\r\nDate: ");
+        head.extend_from_slice(date);
+        if !no_body {
+            head.extend_from_slice(b"\r\nContent-Length: ");
+            head.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
+        }
+        head.extend_from_slice(match persist {
+            Persist::Default => &b"\r\n"[..],
+            Persist::KeepAlive => b"\r\nConnection: keep-alive\r\n",
+            Persist::Close => b"\r\nConnection: close\r\n",
+        });
+        self.headers.extend_from_slice(b"\r\n");
+        if no_body || !send_body {
+            self.src = Src::None;
+        }
+        self.sent = 0;
+        self.pending = true;
+    }
+
+    /// Prepares `100 Continue`.
+    pub fn interim_continue(&mut self) {
+        self.head.clear();
+        self.head.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        self.headers.clear();
+        self.src = Src::None;
+        self.sent = 0;
+        self.pending = true;
+    }
+
+    fn body_slice<'b>(&'b self, input: &'b [u8]) -> &'b [u8] {
+        match self.src {
+            Src::None => &[],
+            Src::Owned => &self.body,
+            Src::Static(s) => s,
+            Src::Input(a, b) => &input[a..b],
+        }
+    }
+
+    /// Total bytes of this response on the wire.
+    pub fn wire_len(&self, input: &[u8]) -> usize {
+        self.head.len() + self.headers.len() + self.body_slice(input).len()
+    }
+
+    /// Writes as much as the socket takes. `Ok(true)` once everything is out; `WouldBlock`
+    /// and other errors are returned as they come.
+    pub fn write_to<W: Write>(&mut self, w: &mut W, input: &[u8]) -> io::Result<bool> {
+        loop {
+            let parts = [&self.head[..], &self.headers[..], self.body_slice(input)];
+            let mut skip = self.sent;
+            let mut iov = [IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[])];
+            let mut n = 0;
+            for p in parts {
+                if skip >= p.len() {
+                    skip -= p.len();
+                    continue;
+                }
+                iov[n] = IoSlice::new(&p[skip..]);
+                skip = 0;
+                n += 1;
+            }
+            if n == 0 {
+                self.finish();
+                return Ok(true);
+            }
+            match w.write_vectored(&iov[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(k) => self.sent += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.pending = false;
+        self.sent = 0;
+        self.src = Src::None;
+        self.headers.clear();
+        self.body.clear();
+    }
+}
+
+/// The reason phrase of common statuses (RFC 9110 §15); empty for others, which is allowed.
+fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+
+    /// A writer that takes at most `step` bytes a call and says WouldBlock every other call.
+    struct Trickle {
+        out: Vec<u8>,
+        step: usize,
+        block: bool,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.block = !self.block;
+            if self.block {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = b.len().min(self.step);
+            self.out.extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn send(o: &mut Output, input: &[u8], step: usize) -> Vec<u8> {
+        let mut w = Trickle {
+            out: Vec::new(),
+            step,
+            block: false,
+        };
+        loop {
+            match o.write_to(&mut w, input) {
+                Ok(true) => return w.out,
+                Ok(false) => unreachable!(),
+                Err(e) => assert_eq!(e.kind(), io::ErrorKind::WouldBlock),
+            }
+        }
+    }
+
+    #[test]
+    fn test_head_headers_body_in_order_across_partial_writes() {
+        for step in [1, 3, 7, 1000] {
+            let mut o = Output::new();
+            o.headers.extend_from_slice(b"X-A: 1\r\n");
+            o.body.extend_from_slice(b"hello");
+            o.src = Src::Owned;
+            o.start(200, DATE, 5, true, Persist::Default);
+            assert_eq!(
+                send(&mut o, b"", step),
+                b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello"
+            );
+            assert!(!o.pending);
+        }
+    }
+
+    #[test]
+    fn test_head_and_persistence() {
+        let mut o = Output::new();
+        o.src = Src::Input(2, 4);
+        o.start(299, DATE, 2, false, Persist::Close);
+        assert_eq!(
+            send(&mut o, b"abcdef", 100),
+            b"HTTP/1.1 299 \r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        );
+        o.src = Src::Input(2, 4);
+        o.start(200, DATE, 2, true, Persist::KeepAlive);
+        let out = send(&mut o, b"abcdef", 100);
+        assert!(out.ends_with(b"Connection: keep-alive\r\n\r\ncd"), "{out:?}");
+        o.src = Src::Static(b"zz");
+        o.start(204, DATE, 2, true, Persist::Default);
+        let out = send(&mut o, b"", 100);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 204 No Content\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"
+        );
+        o.interim_continue();
+        assert_eq!(send(&mut o, b"", 2), b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+
+    #[test]
+    fn test_invalid_headers_and_status_are_caught() {
+        let cases: &[(&str, &str)] = &[
+            ("X-A", "a\r\nInjected: 1"),
+            ("X-A", "a\nb"),
+            ("X A", "b"),
+            ("", "b"),
+            ("Content-Length", "5"),
+            ("transfer-encoding", "chunked"),
+            ("X-A", "nul\0"),
+        ];
+        for (n, v) in cases {
+            let mut r = Response::new();
+            r.header(n, v);
+            assert!(r.invalid().is_some(), "{n:?}: {v:?}");
+            assert!(r.headers.is_empty());
+        }
+        let mut r = Response::new();
+        r.set_status(101);
+        assert!(r.invalid().is_some());
+        let mut r = Response::new();
+        r.header("X-Ok", "tab\tand obs-text é");
+        assert!(r.invalid().is_none());
+        assert_eq!(r.header_value("x-ok"), Some("tab\tand obs-text é"));
+    }
+
+    #[test]
+    fn test_bodies() {
+        let mut r = Response::new();
+        r.set_body_static(b"static");
+        assert_eq!(r.body(), b"static");
+        write!(r, "n={}", 5).unwrap();
+        assert_eq!(r.body(), b"n=5");
+        let owned = b"borrowed".to_vec();
+        let mut r = Response::new();
+        r.set_body_ref(&owned);
+        assert_eq!(r.body(), b"borrowed");
+        r.set_error(&Error::new("boom"));
+        assert_eq!(r.status(), 500);
+        assert_eq!(r.body(), br#"{"errorCode":500,"errorMessage":"boom"}"#);
+        assert_eq!(r.header_value("Content-Type"), Some("application/json"));
+    }
+}

@@ -1,0 +1,426 @@
+//! The event loop: one thread, one `mio::Poll`, a listener, a signal descriptor and a slot table
+//! of connections.
+//!
+//! ```text
+//! loop {
+//!     poll (until the next deadline, or forever when nothing waits)
+//!     for event { LISTENER => accept until WouldBlock, SIGNALS => shut down, token => drive it }
+//!     expire what is past its deadline; flush the access log
+//! }
+//! ```
+//!
+//! Connections live in `slots` (a `Vec` plus a free list); a connection's token is its index.
+//! Readiness is edge-triggered, so every handler drains until `WouldBlock`; spurious events
+//! (a token whose slot was freed and reused) happen and are harmless. WRITABLE interest is
+//! registered only while a response waits for the socket.
+//!
+//! Past `MAX_CONNECTIONS`, or when `accept` runs out of descriptors, accepting pauses: no
+//! event is lost (the pending connections wait in the backlog) and no time is spent; it resumes
+//! when a connection closes, or after [`ACCEPT_RETRY`] when descriptors ran out.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::config::{self, Config};
+use crate::conn::{Conn, Cx, later};
+use crate::date::HttpDate;
+use crate::log::{Level, Log};
+use crate::signal::Signals;
+use crate::{Function, panic_hook};
+
+const LISTENER: Token = Token(usize::MAX);
+const SIGNALS: Token = Token(usize::MAX - 1);
+/// Readiness events taken per `epoll_wait`.
+const EVENTS: usize = 256;
+/// When `accept` fails for want of descriptors, it is tried again after this long (or as soon as
+/// a connection closes).
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// A bound server, ready to serve a function.
+pub struct Server {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    addr: SocketAddr,
+    config: Config,
+    log: Log,
+    slots: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    open: usize,
+    /// Accepting is paused (at the connection limit, or out of descriptors).
+    paused: bool,
+    /// When to try `accept` again after running out of descriptors.
+    accept_retry: Option<Instant>,
+    signals: Option<Signals>,
+    date: HttpDate,
+    /// No connection's deadline is earlier than this.
+    next_sweep: Option<Instant>,
+    /// Set once shutting down: the end of the grace period.
+    shutdown: Option<Instant>,
+}
+
+impl Server {
+    /// Listens on `0.0.0.0:config.port`.
+    ///
+    /// # Errors
+    /// The error of `socket`, `bind` or `listen` (the port is taken, say).
+    pub fn bind(config: Config) -> io::Result<Server> {
+        let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
+        Server::bind_to(config, addr)
+    }
+
+    /// Listens on `addr` (tests use `127.0.0.1:0`).
+    ///
+    /// # Errors
+    /// As [`Server::bind`].
+    pub fn bind_to(config: Config, addr: SocketAddr) -> io::Result<Server> {
+        // socket, bind, listen: the listener comes first, before anything else is set up.
+        let mut listener = TcpListener::bind(addr)?;
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let addr = listener.local_addr()?;
+        Ok(Server {
+            poll,
+            listener: Some(listener),
+            addr,
+            log: Log::new(config.log_level, config.log_format),
+            config,
+            slots: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            paused: false,
+            accept_retry: None,
+            signals: None,
+            date: HttpDate::new(),
+            next_sweep: None,
+            shutdown: None,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Handles SIGTERM and SIGINT in the loop (blocks them on this thread): the first stops
+    /// accepting and lets requests in flight finish within the grace period, the second exits
+    /// at once.
+    ///
+    /// # Errors
+    /// The error of `sigprocmask`, `signalfd` or `epoll_ctl`.
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        let mut s = Signals::new()?;
+        self.poll
+            .registry()
+            .register(&mut s, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(s);
+        Ok(())
+    }
+
+    /// Serves `f` until a shutdown completes. Returns the process exit code: success after a
+    /// graceful shutdown, 128 + the signal number after a second signal, failure if polling fails.
+    pub fn serve<F: Function>(mut self, mut f: F) -> ExitCode {
+        panic_hook::install();
+        let _ = crate::context::env();
+        let mut events = Events::with_capacity(EVENTS);
+        loop {
+            self.log.flush();
+            let timeout = self.timeout(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                self.log
+                    .line(Level::Error, None, &format!("epoll_wait failed: {e}"));
+                return ExitCode::FAILURE;
+            }
+            let now = Instant::now();
+            self.date.update(SystemTime::now());
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(now),
+                    SIGNALS => {
+                        if let Some(code) = self.on_signal(now) {
+                            self.log.flush();
+                            return code;
+                        }
+                    }
+                    Token(i) => self.drive(i, now, &mut f),
+                }
+            }
+            if self.next_sweep.is_some_and(|t| t <= now) {
+                self.sweep(now, &mut f);
+            }
+            if self.accept_retry.is_some_and(|t| t <= now) {
+                self.accept_retry = None;
+                self.accept(now);
+            }
+            if let Some(end) = self.shutdown {
+                if self.open == 0 || now >= end {
+                    let mut msg = String::from("stopped; connections dropped: ");
+                    msg.push_str(itoa::Buffer::new().format(self.open));
+                    self.log.line(Level::Info, None, &msg);
+                    self.log.flush();
+                    return ExitCode::SUCCESS;
+                }
+            }
+        }
+    }
+
+    /// How long `poll` may sleep: until the nearest deadline, or for ever.
+    fn timeout(&self, now: Instant) -> Option<Duration> {
+        [self.next_sweep, self.accept_retry, self.shutdown]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.saturating_duration_since(now))
+    }
+
+    fn accept(&mut self, now: Instant) {
+        while self.open < self.config.max_connections {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    // Small responses go out at once, not after the peer's delayed ACK.
+                    let _ = stream.set_nodelay(true);
+                    let mut conn = Conn::new(stream, now, &self.config);
+                    let i = self.free.pop().unwrap_or(self.slots.len());
+                    let registered =
+                        self.poll
+                            .registry()
+                            .register(conn.stream(), Token(i), Interest::READABLE);
+                    if registered.is_err() {
+                        self.free.push(i);
+                        continue;
+                    }
+                    self.note_deadline(conn.deadline());
+                    if i == self.slots.len() {
+                        self.slots.push(Some(conn));
+                    } else {
+                        self.slots[i] = Some(conn);
+                    }
+                    self.open += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.paused = false;
+                    return;
+                }
+                Err(e) if out_of_descriptors(&e) => {
+                    // Pending connections wait in the backlog; try again later.
+                    self.paused = true;
+                    self.accept_retry = Some(later(now, ACCEPT_RETRY));
+                    self.log.line(Level::Debug, None, "accept paused: out of descriptors");
+                    return;
+                }
+                // ECONNABORTED, EINTR, EPROTO…: that one connection is gone; go on.
+                Err(_) => {}
+            }
+        }
+        self.paused = true;
+    }
+
+    fn drive<F: Function>(&mut self, i: usize, now: Instant, f: &mut F) {
+        let Some(Some(conn)) = self.slots.get_mut(i) else {
+            return; // a spurious event for a freed slot
+        };
+        let mut cx = Cx {
+            config: &self.config,
+            log: &mut self.log,
+            date: &self.date,
+            now,
+            closing: self.shutdown.is_some(),
+        };
+        conn.drive(&mut cx, f);
+        self.settle(i, now);
+    }
+
+    /// After a connection ran: free its slot if it closed, else fix its interest and deadline.
+    fn settle(&mut self, i: usize, now: Instant) {
+        let Some(Some(conn)) = self.slots.get_mut(i) else {
+            return;
+        };
+        if conn.is_closed() {
+            // Dropping the stream closes it, which also takes it out of the epoll set.
+            self.slots[i] = None;
+            self.free.push(i);
+            self.open -= 1;
+            if self.paused && self.shutdown.is_none() {
+                self.accept(now);
+            }
+            return;
+        }
+        let want = conn.wants_write();
+        if want != conn.writable {
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .poll
+                .registry()
+                .reregister(conn.stream(), Token(i), interest)
+                .is_ok()
+            {
+                conn.writable = want;
+            }
+        }
+        let d = conn.deadline();
+        self.note_deadline(d);
+    }
+
+    fn note_deadline(&mut self, d: Instant) {
+        if self.next_sweep.is_none_or(|s| d < s) {
+            self.next_sweep = Some(d);
+        }
+    }
+
+    /// Expires every connection past its deadline and finds the next deadline.
+    fn sweep<F: Function>(&mut self, now: Instant, f: &mut F) {
+        self.next_sweep = None;
+        for i in 0..self.slots.len() {
+            let Some(Some(conn)) = self.slots.get_mut(i) else {
+                continue;
+            };
+            if conn.deadline() <= now {
+                let mut cx = Cx {
+                    config: &self.config,
+                    log: &mut self.log,
+                    date: &self.date,
+                    now,
+                    closing: self.shutdown.is_some(),
+                };
+                conn.expire(&mut cx, f);
+            }
+            self.settle(i, now);
+        }
+    }
+
+    /// Reads the pending signals; an exit code if the process is to exit at once.
+    fn on_signal(&mut self, now: Instant) -> Option<ExitCode> {
+        while let Some(signo) = self.signals.as_ref().and_then(Signals::next) {
+            if self.shutdown.is_some() {
+                self.log
+                    .line(Level::Info, None, "second signal: exiting at once");
+                return Some(ExitCode::from(128u8.wrapping_add(signo as u8)));
+            }
+            self.begin_shutdown(now);
+        }
+        None
+    }
+
+    /// Stops accepting, closes idle connections and lets the others finish.
+    fn begin_shutdown(&mut self, now: Instant) {
+        self.shutdown = Some(later(now, self.config.shutdown_grace));
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        self.accept_retry = None;
+        let mut msg = String::from("shutting down; connections open: ");
+        msg.push_str(itoa::Buffer::new().format(self.open));
+        self.log.line(Level::Info, None, &msg);
+        for i in 0..self.slots.len() {
+            if let Some(Some(conn)) = self.slots.get_mut(i) {
+                let mut cx = Cx {
+                    config: &self.config,
+                    log: &mut self.log,
+                    date: &self.date,
+                    now,
+                    closing: true,
+                };
+                conn.shutdown(&mut cx);
+                self.settle(i, now);
+            }
+        }
+    }
+}
+
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Runs `f` as this process's function: the whole life of an SCF image function.
+///
+/// Answers `--help` and `--version` without binding a port. Otherwise reads the configuration
+/// from the environment, listens on `0.0.0.0:$PORT` (9000), logs the start-up line with the
+/// µs from the start of `run` to listening, and serves until SIGTERM or SIGINT.
+///
+/// A bad setting or a port that cannot be bound prints one line on stderr and returns a
+/// failure exit code (2 for a setting, 1 for the port).
+pub fn run<F: Function>(f: F) -> ExitCode {
+    let started = Instant::now();
+    if let Some(code) = cli() {
+        return code;
+    }
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("scf-lean: bad setting: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let port = config.port;
+    let mut server = match Server::bind(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("scf-lean: cannot listen on 0.0.0.0:{port}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ready = started.elapsed();
+    server.log.startup(server.addr.port(), ready);
+    if let Err(e) = server.handle_signals() {
+        eprintln!("scf-lean: cannot handle signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    server.serve(f)
+}
+
+/// `--version` and `--help`; `None` to go on and serve.
+fn cli() -> Option<ExitCode> {
+    let arg = std::env::args_os().nth(1)?;
+    if arg == "--version" || arg == "-V" {
+        println!("scf-lean {} ({})", config::VERSION, config::COMMIT);
+        return Some(ExitCode::SUCCESS);
+    }
+    if arg == "--help" || arg == "-h" {
+        print!("{}", help());
+        return Some(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "scf-lean: unknown argument {:?}; try --help",
+        arg.to_string_lossy()
+    );
+    Some(ExitCode::from(2))
+}
+
+fn help() -> String {
+    let mut s = format!(
+        "scf-lean {} ({})\n\
+         An HTTP server for a Tencent Cloud SCF image function: POST /event-invoke goes to the\n\
+         event handler, every other request to the HTTP handler.\n\n\
+         Usage: scf-lean [--help | --version]\n\n\
+         Environment (defaults in brackets):\n",
+        config::VERSION,
+        config::COMMIT
+    );
+    for (_, var, default, _, _, doc) in config::LIMITS {
+        s.push_str(&format!("  {var:<32} {doc} [{default}]\n"));
+    }
+    s.push_str(&format!(
+        "  {:<32} off, error, info or debug [info]\n  {:<32} text or json [text]\n",
+        config::LOG_LEVEL_VAR,
+        config::LOG_FORMAT_VAR
+    ));
+    s
+}
