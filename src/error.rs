@@ -73,7 +73,10 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.status, self.code(), self.message)
+        match self.code {
+            Some(code) => write!(f, "{} (code {code}): {}", self.status, self.message),
+            None => write!(f, "{}: {}", self.status, self.message),
+        }
     }
 }
 
