@@ -19,7 +19,12 @@ pub fn encode_into(input: &[u8], out: &mut Vec<u8>) {
     match *chunks.remainder() {
         [a] => {
             let n = u32::from(a) << 16;
-            out.extend([ALPHABET[(n >> 18) as usize & 63], ALPHABET[(n >> 12) as usize & 63], b'=', b'=']);
+            out.extend([
+                ALPHABET[(n >> 18) as usize & 63],
+                ALPHABET[(n >> 12) as usize & 63],
+                b'=',
+                b'=',
+            ]);
         }
         [a, b] => {
             let n = u32::from(a) << 16 | u32::from(b) << 8;

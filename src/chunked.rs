@@ -148,7 +148,11 @@ impl Chunked {
             (Trailer, b'\r') => TrailerLf,
             (TrailerLf, b'\n') => TrailerStart,
             (EndLf, b'\n') => Done,
-            _ => return Err(Reject::BadRequest("invalid chunked framing: lines must end in CRLF")),
+            _ => {
+                return Err(Reject::BadRequest(
+                    "invalid chunked framing: lines must end in CRLF",
+                ));
+            }
         })
     }
 
@@ -213,10 +217,19 @@ mod tests {
         let crlf = "invalid chunked framing: lines must end in CRLF";
         let cases: &[(&[u8], Result<(&[u8], &[u8]), Reject>)] = &[
             (b"5\r\nhello\r\n0\r\n\r\n", Ok((b"hello", b""))),
-            (b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nGET", Ok((b"hello world", b"GET"))),
+            (
+                b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nGET",
+                Ok((b"hello world", b"GET")),
+            ),
             (b"A\r\n0123456789\r\n0\r\n\r\n", Ok((b"0123456789", b""))),
-            (b"a;x=1;y=\"q\"\r\n0123456789\r\n0;z\r\n\r\n", Ok((b"0123456789", b""))),
-            (b"3 ;x\r\nabc\r\n0\r\nTrailer: v\r\nOther: w\r\n\r\n", Ok((b"abc", b""))),
+            (
+                b"a;x=1;y=\"q\"\r\n0123456789\r\n0;z\r\n\r\n",
+                Ok((b"0123456789", b"")),
+            ),
+            (
+                b"3 ;x\r\nabc\r\n0\r\nTrailer: v\r\nOther: w\r\n\r\n",
+                Ok((b"abc", b"")),
+            ),
             (b"000\r\n\r\n", Ok((b"", b""))),
             (b"0\r\n\r\n", Ok((b"", b""))),
             (b"\r\n", bad("invalid chunk size")),
@@ -225,7 +238,10 @@ mod tests {
             (b"5 x\r\nhello\r\n0\r\n\r\n", bad("invalid chunk size")),
             (b"-5\r\nhello\r\n0\r\n\r\n", bad("invalid chunk size")),
             (b"0x5\r\nhello\r\n0\r\n\r\n", bad("invalid chunk size")),
-            (b"00000000000000001\r\nh\r\n0\r\n\r\n", bad("chunk size too long")),
+            (
+                b"00000000000000001\r\nh\r\n0\r\n\r\n",
+                bad("chunk size too long"),
+            ),
             (b"ffffffffffffffff\r\n", Err(Reject::PayloadTooLarge)),
             (b"100001\r\n", Err(Reject::PayloadTooLarge)),
             (b"5\nhello\r\n0\r\n\r\n", bad("invalid chunk size")),
@@ -234,8 +250,14 @@ mod tests {
             (b"5\r\nhello\r\n0\r\n\n", bad(crlf)),
             (b"5\r\nhello\r\n0\r\nT: v\n\r\n", bad(crlf)),
             (b"5\rhello\r\n0\r\n\r\n", bad(crlf)),
-            (b"5;a\x00b\r\nhello\r\n0\r\n\r\n", bad("invalid chunk extension")),
-            (b"5;a\nb\r\nhello\r\n0\r\n\r\n", bad("invalid chunk extension")),
+            (
+                b"5;a\x00b\r\nhello\r\n0\r\n\r\n",
+                bad("invalid chunk extension"),
+            ),
+            (
+                b"5;a\nb\r\nhello\r\n0\r\n\r\n",
+                bad("invalid chunk extension"),
+            ),
             (b"0\r\nT: a\x00\r\n\r\n", bad(crlf)),
         ];
         for (raw, want) in cases {

@@ -88,7 +88,11 @@ pub struct ConfigError {
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}={:?}: expected {}", self.var, self.value, self.expected)
+        write!(
+            f,
+            "{}={:?}: expected {}",
+            self.var, self.value, self.expected
+        )
     }
 }
 
@@ -111,7 +115,11 @@ impl Config {
         for &(name, var, _, min, max, _) in LIMITS {
             let Some(value) = lookup(var) else { continue };
             // MAX_HEADERS sizes a stack array at build time: start-up may only lower it.
-            let max = if name == "MAX_HEADERS" { MAX_HEADERS as u64 } else { max };
+            let max = if name == "MAX_HEADERS" {
+                MAX_HEADERS as u64
+            } else {
+                max
+            };
             let n = match value.trim().parse::<u64>() {
                 Ok(n) if (min..=max).contains(&n) => n,
                 _ => {

@@ -408,7 +408,16 @@ impl Conn {
         let body = match head.framing {
             Framing::Length(n) if self.end - body_start >= n => {
                 let next = body_start + n;
-                let keep = respond(&self.buf, &mut self.out, cx, f, &head, &headers, body_start..next, self.arrival);
+                let keep = respond(
+                    &self.buf,
+                    &mut self.out,
+                    cx,
+                    f,
+                    &head,
+                    &headers,
+                    body_start..next,
+                    self.arrival,
+                );
                 return self.responded(cx, next, keep);
             }
             Framing::Length(n) => Body {
@@ -482,7 +491,16 @@ impl Conn {
             self.reject(cx, Reject::BadRequest("request head changed"));
             return true;
         };
-        let keep = respond(&self.buf, &mut self.out, cx, f, &head, &headers, body_start..data_end, self.arrival);
+        let keep = respond(
+            &self.buf,
+            &mut self.out,
+            cx,
+            f,
+            &head,
+            &headers,
+            body_start..data_end,
+            self.arrival,
+        );
         self.responded(cx, next, keep)
     }
 

@@ -162,7 +162,10 @@ impl fmt::Debug for Credentials<'_> {
         f.debug_struct("Credentials")
             .field("secret_id", &format_args!("{}", shown(self.secret_id)))
             .field("secret_key", &format_args!("{}", shown(self.secret_key)))
-            .field("session_token", &format_args!("{}", shown(self.session_token)))
+            .field(
+                "session_token",
+                &format_args!("{}", shown(self.session_token)),
+            )
             .finish()
     }
 }
@@ -261,7 +264,16 @@ mod tests {
 
     #[test]
     fn test_malformed_numbers_are_none() {
-        for bad in ["", "-1", "+5", "1.5", " 12", "12 ", "99999999999999999999", "0x10"] {
+        for bad in [
+            "",
+            "-1",
+            "+5",
+            "1.5",
+            " 12",
+            "12 ",
+            "99999999999999999999",
+            "0x10",
+        ] {
             let c = ctx(&[("X-Scf-Memory", bad), ("X-Scf-Timeout", bad)]);
             assert_eq!(c.memory_mb, None, "{bad:?}");
             assert_eq!(c.timeout, None, "{bad:?}");
@@ -295,7 +307,11 @@ mod tests {
             ("X-Scf-Session-Token", "tokensecret"),
             ("X-Scf-Request-Id", "rid"),
         ]);
-        for s in [format!("{c:?}"), format!("{c:#?}"), format!("{:?}", c.credentials)] {
+        for s in [
+            format!("{c:?}"),
+            format!("{c:#?}"),
+            format!("{:?}", c.credentials),
+        ] {
             for secret in ["AKIDsecret", "keysecret", "tokensecret"] {
                 assert!(!s.contains(secret), "{s}");
             }

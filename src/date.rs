@@ -119,8 +119,14 @@ mod tests {
         assert_eq!(&imf_fixdate(784_111_777), b"Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(&imf_fixdate(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(&imf_fixdate(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(&imf_fixdate(1_798_761_599), b"Thu, 31 Dec 2026 23:59:59 GMT");
-        assert_eq!(&imf_fixdate(4_107_542_400), b"Mon, 01 Mar 2100 00:00:00 GMT");
+        assert_eq!(
+            &imf_fixdate(1_798_761_599),
+            b"Thu, 31 Dec 2026 23:59:59 GMT"
+        );
+        assert_eq!(
+            &imf_fixdate(4_107_542_400),
+            b"Mon, 01 Mar 2100 00:00:00 GMT"
+        );
     }
 
     #[test]
@@ -137,7 +143,20 @@ mod tests {
         for days in 0..36_600u64 {
             assert_eq!(civil(days), (y, m, d), "day {days}");
             let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-            let len = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+            let len = [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ];
             d += 1;
             if d > len[m as usize - 1] {
                 d = 1;

@@ -202,7 +202,10 @@ mod tests {
     fn test_from_json_is_400_with_reason() {
         let e = from_json::<serde_json::Value>(b"{\"a\":").unwrap_err();
         assert_eq!(e.status(), 400);
-        assert!(e.message().starts_with("the event is not valid JSON"), "{e}");
+        assert!(
+            e.message().starts_with("the event is not valid JSON"),
+            "{e}"
+        );
         let n: u32 = from_json(b"7").unwrap();
         assert_eq!(n, 7);
     }

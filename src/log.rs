@@ -258,7 +258,10 @@ fn push_str(v: &mut Vec<u8>, s: &str) {
 
 /// Text as is, but control characters as `?`, so no client byte can forge a line.
 fn push_clean(v: &mut Vec<u8>, s: &str) {
-    v.extend(s.bytes().map(|b| if b < 0x20 || b == 0x7f { b'?' } else { b }));
+    v.extend(
+        s.bytes()
+            .map(|b| if b < 0x20 || b == 0x7f { b'?' } else { b }),
+    );
 }
 
 #[cfg(test)]

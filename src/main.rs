@@ -72,7 +72,10 @@ fn write_headers(req: &Request<'_>, b: &mut Vec<u8>) -> Result<(), Error> {
     let headers = req.headers();
     let mut first = true;
     for (i, (name, _)) in headers.iter().enumerate() {
-        let seen = headers.iter().take(i).any(|(n, _)| n.eq_ignore_ascii_case(name));
+        let seen = headers
+            .iter()
+            .take(i)
+            .any(|(n, _)| n.eq_ignore_ascii_case(name));
         if seen || scf_lean::is_secret_header(name) {
             continue;
         }
@@ -85,7 +88,11 @@ fn write_headers(req: &Request<'_>, b: &mut Vec<u8>) -> Result<(), Error> {
         b.extend(name.bytes().map(|c| c.to_ascii_lowercase()));
         b.extend_from_slice(b"\":");
         let mut value = String::new();
-        for (_, v) in headers.iter().skip(i).filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        for (_, v) in headers
+            .iter()
+            .skip(i)
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             if !value.is_empty() {
                 value.push_str(", ");
             }
@@ -127,7 +134,9 @@ mod tests {
     #[test]
     fn test_event_that_is_not_json_is_400() {
         let mut out = Response::new();
-        let e = Echo.event(b"{nope", &Context::default(), &mut out).unwrap_err();
+        let e = Echo
+            .event(b"{nope", &Context::default(), &mut out)
+            .unwrap_err();
         assert_eq!(e.status(), 400);
     }
 

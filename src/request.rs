@@ -175,7 +175,9 @@ pub(crate) fn parse_head<'a>(
     if transfer_encoding {
         if length.is_some() {
             // RFC 9112 §6.1: both are a smuggling attempt; reject and close.
-            return Err(Reject::BadRequest("both Content-Length and Transfer-Encoding"));
+            return Err(Reject::BadRequest(
+                "both Content-Length and Transfer-Encoding",
+            ));
         }
         if minor == 0 {
             return Err(Reject::BadRequest("Transfer-Encoding on HTTP/1.0"));
@@ -207,7 +209,11 @@ pub(crate) fn parse_head<'a>(
         minor,
         fields,
         framing,
-        keep_alive: if minor == 1 { !close } else { keep_alive && !close },
+        keep_alive: if minor == 1 {
+            !close
+        } else {
+            keep_alive && !close
+        },
         expect_continue,
         ctx,
     }))
@@ -220,13 +226,18 @@ fn parse_length(value: &[u8]) -> Result<usize, Reject> {
         return Err(Reject::BadRequest("invalid Content-Length"));
     }
     v.iter()
-        .try_fold(0usize, |n, d| n.checked_mul(10)?.checked_add(usize::from(d - b'0')))
+        .try_fold(0usize, |n, d| {
+            n.checked_mul(10)?.checked_add(usize::from(d - b'0'))
+        })
         .ok_or(Reject::BadRequest("Content-Length overflows"))
 }
 
 /// The elements of a `#rule` list (RFC 9110 §5.6.1), trimmed, empty ones skipped.
 fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|&b| b == b',').map(trim).filter(|s| !s.is_empty())
+    value
+        .split(|&b| b == b',')
+        .map(trim)
+        .filter(|s| !s.is_empty())
 }
 
 /// Without leading and trailing OWS (SP / HTAB).
@@ -542,7 +553,9 @@ mod tests {
 
     #[test]
     fn test_expect_continue_only_on_http11() {
-        let r = parse("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n");
+        let r = parse(
+            "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n",
+        );
         assert_eq!(r.unwrap().unwrap().3, true);
         let r = parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n");
         assert_eq!(r.unwrap().unwrap().3, false);
@@ -563,7 +576,10 @@ mod tests {
         // Incomplete and already past the limit: no need to wait for the rest.
         let partial = &mk(c.max_head_bytes + 10)[..c.max_head_bytes + 1];
         assert_eq!(parse(partial), Err(Reject::HeadTooLarge));
-        assert_eq!(parse(&mk(c.max_head_bytes)[..c.max_head_bytes - 1]), Ok(None));
+        assert_eq!(
+            parse(&mk(c.max_head_bytes)[..c.max_head_bytes - 1]),
+            Ok(None)
+        );
     }
 
     #[test]

@@ -83,10 +83,14 @@ impl<'a> Response<'a> {
     pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
         if name.is_empty() || !name.bytes().all(is_token) {
             self.invalid.get_or_insert("invalid response header name");
-        } else if !value.bytes().all(|b| b == b'\t' || (b >= b' ' && b != 0x7f)) {
+        } else if !value
+            .bytes()
+            .all(|b| b == b'\t' || (b >= b' ' && b != 0x7f))
+        {
             self.invalid.get_or_insert("invalid response header value");
         } else if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
-            self.invalid.get_or_insert("the server writes this response header itself");
+            self.invalid
+                .get_or_insert("the server writes this response header itself");
         } else {
             self.headers.extend_from_slice(name.as_bytes());
             self.headers.extend_from_slice(b": ");
@@ -295,7 +299,8 @@ impl Output {
     /// Prepares `100 Continue`.
     pub fn interim_continue(&mut self) {
         self.head.clear();
-        self.head.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        self.head
+            .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         self.headers.clear();
         self.src = Src::None;
         self.sent = 0;
@@ -466,7 +471,10 @@ mod tests {
         o.src = Src::Input(2, 4);
         o.start(200, DATE, 2, true, Persist::KeepAlive);
         let out = send(&mut o, b"abcdef", 100);
-        assert!(out.ends_with(b"Connection: keep-alive\r\n\r\ncd"), "{out:?}");
+        assert!(
+            out.ends_with(b"Connection: keep-alive\r\n\r\ncd"),
+            "{out:?}"
+        );
         o.src = Src::Static(b"zz");
         o.start(204, DATE, 2, true, Persist::Default);
         let out = send(&mut o, b"", 100);

@@ -216,7 +216,8 @@ impl Server {
                     // Pending connections wait in the backlog; try again later.
                     self.paused = true;
                     self.accept_retry = Some(later(now, ACCEPT_RETRY));
-                    self.log.line(Level::Debug, None, "accept paused: out of descriptors");
+                    self.log
+                        .line(Level::Debug, None, "accept paused: out of descriptors");
                     return;
                 }
                 // ECONNABORTED, EINTR, EPROTO…: that one connection is gone; go on.

@@ -52,7 +52,8 @@ impl Signals {
         let mut info = [0u8; 128];
         loop {
             // SAFETY: `info` is a writable buffer of exactly the length given.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
+            let n =
+                unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
             if n == info.len() as isize {
                 let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
                 return i32::try_from(signo).ok();

@@ -1,0 +1,482 @@
+//! The real binaries, as SCF runs them: start-up line, configuration errors, bind failure,
+//! `--help`/`--version`, graceful shutdown on SIGTERM/SIGINT, log lines with request ids, and
+//! a scan of everything printed and answered for the credential values.
+//!
+//! Each test starts its own process on a free loopback port and stops it; every wait is bounded.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SECRETS: [&str; 3] = [
+    "AKIDsecretid0123456789",
+    "secretkey-abcdefghijklmnop",
+    "sessiontoken-zyxwvutsrqponm",
+];
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_scf-lean"))
+}
+
+/// `target/<profile>/examples/NAME`, built by `cargo test` along with the tests.
+fn example(name: &str) -> PathBuf {
+    let mut p = bin();
+    p.pop();
+    p.push("examples");
+    p.push(name);
+    if !p.exists() {
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "--example", name])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "cannot build example {name}");
+    }
+    p
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(path: PathBuf, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let child = Command::new(path)
+            .env("PORT", port.to_string())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let s = Server { child, port };
+        let until = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < until, "server did not listen");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        s
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    }
+
+    fn signal(&self, sig: i32) {
+        let rc = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(rc.success());
+    }
+
+    /// Waits for the exit (at most `limit`), then returns its status, output and the time taken.
+    fn wait(mut self, limit: Duration) -> (ExitStatus, Output, Duration) {
+        let t = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let out = self.child.wait_with_output().unwrap();
+                return (status, out, t.elapsed());
+            }
+            if t.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("server did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn stop(self) -> (ExitStatus, String, String) {
+        self.signal(15);
+        let (status, out, _) = self.wait(Duration::from_secs(5));
+        (
+            status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// Reads one response: (status, head, body).
+fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut byte).unwrap();
+        assert!(
+            n == 1,
+            "EOF inside a response head: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).unwrap();
+    (status, head, body)
+}
+
+fn request(s: &mut TcpStream, raw: &str) -> (u16, String, Vec<u8>) {
+    s.write_all(raw.as_bytes()).unwrap();
+    read_response(s)
+}
+
+fn event_request(id: &str, body: &str) -> String {
+    format!(
+        "POST /event-invoke HTTP/1.1\r\nHost: x\r\nX-Scf-Request-Id: {id}\r\nX-Scf-Memory: 128\r\n\
+         X-Scf-Timeout: 3000\r\nX-Scf-Name: fn\r\nX-Scf-Secret-Id: {}\r\nX-Scf-Secret-Key: {}\r\n\
+         X-Scf-Session-Token: {}\r\nContent-Length: {}\r\n\r\n{body}",
+        SECRETS[0],
+        SECRETS[1],
+        SECRETS[2],
+        body.len()
+    )
+}
+
+#[test]
+fn test_startup_line_gives_version_port_and_microseconds() {
+    let s = Server::start(bin(), &[]);
+    let port = s.port;
+    let (status, out, _) = s.stop();
+    assert!(status.success(), "{status:?}");
+    let line = out.lines().next().unwrap();
+    let prefix = format!("INFO [-] scf-lean {} (", env!("CARGO_PKG_VERSION"));
+    assert!(line.starts_with(&prefix), "{line}");
+    let tail = format!(") listening on 0.0.0.0:{port} in ");
+    let at = line.find(&tail).unwrap_or_else(|| panic!("{line}"));
+    let us = line[at + tail.len()..].strip_suffix(" us").unwrap();
+    let us: u64 = us.parse().unwrap();
+    assert!(us < 5_000_000, "{us}");
+}
+
+#[test]
+fn test_event_and_http_echo_through_the_binary() {
+    let s = Server::start(bin(), &[]);
+    let mut c = s.connect();
+    let (status, head, body) = request(&mut c, &event_request("rid-1", r#"{"Type":"timer"}"#));
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("Content-Type: application/json\r\n"),
+        "{head}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["event"], serde_json::json!({"Type": "timer"}));
+    assert_eq!(v["context"]["request_id"], "rid-1");
+    assert_eq!(v["context"]["time_limit_in_ms"], 3000);
+    assert_eq!(v["context"]["tencentcloud_region"], serde_json::Value::Null);
+    let (status, _, body) = request(&mut c, "GET /a/b?x=1&y HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["path"], "/a/b");
+    assert_eq!(v["query"], "x=1&y");
+    assert_eq!(v["headers"]["host"], "h");
+    assert_eq!(v["body"], "");
+    let (status, _, body) = request(&mut c, &event_request("rid-2", "{nope"));
+    assert_eq!(status, 400);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["errorCode"], 400);
+    assert!(
+        v["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    let (status, _, err) = s.stop();
+    assert!(status.success());
+    assert!(err.contains("ERROR [rid-2] function error: 400"), "{err}");
+}
+
+#[test]
+fn test_credentials_never_reach_logs_or_echoes() {
+    for format in ["text", "json"] {
+        let s = Server::start(
+            example("faults"),
+            &[
+                ("SCF_LEAN_LOG_LEVEL", "debug"),
+                ("SCF_LEAN_LOG_FORMAT", format),
+            ],
+        );
+        let mut answers = Vec::new();
+        let mut c = s.connect();
+        for path in ["/error", "/panic", "/header", "/parse", "/ok"] {
+            let raw =
+                event_request("rid-s", "").replace("POST /event-invoke", &format!("GET {path}"));
+            answers.push(request(&mut c, &raw).2);
+        }
+        answers.push(request(&mut c, &event_request("rid-s", "{bad")).2);
+        drop(c);
+        let echo = Server::start(
+            bin(),
+            &[
+                ("SCF_LEAN_LOG_LEVEL", "debug"),
+                ("SCF_LEAN_LOG_FORMAT", format),
+            ],
+        );
+        let mut c = echo.connect();
+        answers.push(request(&mut c, &event_request("rid-e", r#"{"k":1}"#)).2);
+        let raw = event_request("rid-h", "x").replace("POST /event-invoke", "PUT /echo");
+        answers.push(request(&mut c, &raw).2);
+        // A request that is rejected before any function runs.
+        let raw = event_request("rid-r", "x").replace("Host: x\r\n", "");
+        let mut c2 = echo.connect();
+        answers.push(request(&mut c2, &raw).2);
+        let (_, out1, err1) = s.stop();
+        let (_, out2, err2) = echo.stop();
+        let everything = [out1, err1, out2, err2].concat()
+            + &answers
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<String>();
+        assert!(everything.contains("rid-s"), "{everything}");
+        assert!(everything.contains("rid-e"));
+        for secret in SECRETS {
+            assert!(
+                !everything.contains(secret),
+                "{secret} leaked in: {everything}"
+            );
+        }
+    }
+}
+
+#[test]
+fn test_function_failures_are_logged_with_the_request_id() {
+    let s = Server::start(example("faults"), &[]);
+    let mut c = s.connect();
+    let get = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nX-Scf-Request-Id: id-{}\r\n\r\n",
+            &path[1..]
+        )
+    };
+    let (status, head, body) = request(&mut c, &get("/panic"));
+    assert_eq!(status, 500);
+    assert!(head.contains("Content-Type: application/json"));
+    assert_eq!(
+        body,
+        br#"{"errorCode":500,"errorMessage":"the function panicked"}"#
+    );
+    // The server goes on serving after a panic, on the same connection.
+    let (status, _, body) = request(&mut c, &get("/ok"));
+    assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+    let (status, _, body) = request(&mut c, &get("/custom"));
+    assert_eq!(status, 503);
+    assert_eq!(body, br#"{"errorCode":-1,"errorMessage":"try later"}"#);
+    let (status, _, body) = request(&mut c, &get("/header"));
+    assert_eq!(status, 500);
+    assert!(String::from_utf8_lossy(&body).contains("invalid response header value"));
+    let (status, _, _) = request(&mut c, &get("/error"));
+    assert_eq!(status, 500);
+    let (_, _, err) = s.stop();
+    assert!(
+        err.contains("ERROR [id-panic] function panicked: panicked at examples/faults.rs"),
+        "{err}"
+    );
+    assert!(err.contains("the function hit a bug"), "{err}");
+    assert!(
+        err.contains("ERROR [id-custom] function error: 503 (code -1): try later"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ERROR [id-error] function error: 500: something went wrong"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ERROR [id-header] invalid response: "),
+        "{err}"
+    );
+    // The default panic hook's anonymous line does not appear.
+    assert!(!err.contains("thread 'main' panicked"), "{err}");
+}
+
+#[test]
+fn test_json_log_lines_parse() {
+    let s = Server::start(bin(), &[("SCF_LEAN_LOG_FORMAT", "json")]);
+    let mut c = s.connect();
+    request(&mut c, &event_request("rid-j", "{}"));
+    request(&mut c, &event_request("rid-k", "{"));
+    let (_, out, err) = s.stop();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .chain(err.lines())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines[0]["msg"], "listening");
+    assert!(lines[0]["startupUs"].as_u64().is_some());
+    let access = lines.iter().find(|l| l["requestId"] == "rid-j").unwrap();
+    assert_eq!(access["status"], 200);
+    assert_eq!(access["path"], "/event-invoke");
+    let error = lines
+        .iter()
+        .find(|l| l["level"] == "ERROR" && l["requestId"] == "rid-k")
+        .unwrap();
+    assert!(error["msg"].as_str().unwrap().contains("not valid JSON"));
+}
+
+#[test]
+fn test_log_level_off_prints_nothing() {
+    let s = Server::start(bin(), &[("SCF_LEAN_LOG_LEVEL", "off")]);
+    let mut c = s.connect();
+    request(&mut c, &event_request("rid-o", "{"));
+    let (status, out, err) = s.stop();
+    assert!(status.success());
+    assert_eq!((out.as_str(), err.as_str()), ("", ""));
+}
+
+#[test]
+fn test_sigterm_finishes_a_request_in_flight_then_exits_zero() {
+    let s = Server::start(bin(), &[]);
+    let mut idle = s.connect();
+    request(&mut idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut busy = s.connect();
+    let raw = event_request("rid-f", r#"{"half":"way"}"#);
+    let (first, rest) = raw.split_at(raw.len() - 8);
+    busy.write_all(first.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.signal(15);
+    // The idle connection is closed at once, without a response.
+    let mut b = [0u8; 1];
+    assert_eq!(idle.read(&mut b).unwrap(), 0);
+    // New connections are refused.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(TcpStream::connect(("127.0.0.1", s.port)).is_err());
+    // The body still arriving completes and its response is flushed, saying close.
+    busy.write_all(rest.as_bytes()).unwrap();
+    let (status, head, body) = read_response(&mut busy);
+    assert_eq!(status, 200);
+    assert!(head.contains("Connection: close\r\n"), "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("\"half\":\"way\""));
+    drop(busy);
+    let (status, _, took) = s.wait(Duration::from_secs(3));
+    assert_eq!(status.code(), Some(0));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[test]
+fn test_sigint_with_idle_connections_exits_at_once() {
+    let s = Server::start(bin(), &[]);
+    let _c1 = s.connect();
+    let mut c2 = s.connect();
+    request(&mut c2, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    s.signal(2);
+    let (status, _, took) = s.wait(Duration::from_secs(3));
+    assert_eq!(status.code(), Some(0));
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[test]
+fn test_grace_period_bounds_a_stuck_request() {
+    let s = Server::start(bin(), &[("SCF_LEAN_SHUTDOWN_GRACE_MS", "300")]);
+    let mut c = s.connect();
+    c.write_all(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    s.signal(15);
+    let (status, out, _) = s.wait(Duration::from_secs(3));
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("connections dropped: 1"));
+}
+
+#[test]
+fn test_second_signal_exits_at_once() {
+    let s = Server::start(bin(), &[("SCF_LEAN_SHUTDOWN_GRACE_MS", "60000")]);
+    let mut c = s.connect();
+    c.write_all(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.signal(15);
+    std::thread::sleep(Duration::from_millis(100));
+    s.signal(15);
+    let (status, _, took) = s.wait(Duration::from_secs(3));
+    assert_eq!(status.code(), Some(128 + 15));
+    assert!(took < Duration::from_secs(1));
+}
+
+#[test]
+fn test_bind_failure_is_one_clear_line_and_nonzero_exit() {
+    let taken = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = Command::new(bin())
+        .env("PORT", port.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("scf-lean: cannot listen on 0.0.0.0:{port}: ")),
+        "{err}"
+    );
+}
+
+#[test]
+fn test_bad_setting_names_the_variable() {
+    let out = Command::new(bin())
+        .env("SCF_LEAN_MAX_BODY_BYTES", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err,
+        "scf-lean: bad setting: SCF_LEAN_MAX_BODY_BYTES=\"lots\": expected a whole number from 0 to 4294967296\n"
+    );
+}
+
+#[test]
+fn test_help_and_version_bind_nothing() {
+    // The port is taken: answering must not need it.
+    let taken = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = Command::new(bin())
+        .arg("--version")
+        .env("PORT", &port)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        v.starts_with(&format!("scf-lean {} (", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    let out = Command::new(bin())
+        .arg("--help")
+        .env("PORT", &port)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let h = String::from_utf8(out.stdout).unwrap();
+    for var in [
+        "PORT",
+        "SCF_LEAN_MAX_BODY_BYTES",
+        "SCF_LEAN_IDLE_TIMEOUT_MS",
+        "SCF_LEAN_LOG_LEVEL",
+    ] {
+        assert!(h.contains(var), "{var} missing from --help");
+    }
+    let out = Command::new(bin()).arg("--bogus").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
