@@ -1,0 +1,124 @@
+//! A keep-alive request served through the raw-bytes API allocates nothing once the
+//! connection's buffers have grown to fit: proved with a counting global allocator over a
+//! thousand requests, on the event path and on the HTTP path.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use scf_lean::{Config, Context, Error, Function, Level, Request, Response, Server};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+/// Raw bytes in, raw bytes out: the event is answered with its own length and the request id;
+/// an HTTP request with its body, borrowed.
+struct Raw;
+
+impl Function for Raw {
+    fn event<'a>(
+        &mut self,
+        event: &'a [u8],
+        ctx: &Context<'a>,
+        out: &mut Response<'a>,
+    ) -> Result<(), Error> {
+        out.content_type("application/octet-stream");
+        let body = out.body_mut();
+        body.extend_from_slice(itoa::Buffer::new().format(event.len()).as_bytes());
+        body.push(b' ');
+        body.extend_from_slice(ctx.request_id.unwrap_or("-").as_bytes());
+        Ok(())
+    }
+
+    fn http<'a>(&mut self, req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
+        out.header("X-Path", req.path());
+        out.set_body_ref(req.body());
+        Ok(())
+    }
+}
+
+const EVENT: &[u8] = b"POST /event-invoke HTTP/1.1\r\nHost: fc\r\nX-Scf-Request-Id: 0f2a-77\r\n\
+X-Scf-Memory: 128\r\nX-Scf-Timeout: 3000\r\nX-Scf-Secret-Key: k\r\nContent-Length: 17\r\n\r\n{\"Type\":\"timer\"}\n";
+const HTTP: &[u8] =
+    b"PUT /p?q=1 HTTP/1.1\r\nHost: fc\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+
+/// Sends `req` and reads one response into `buf` without allocating; returns its length.
+fn round_trip(s: &mut TcpStream, req: &[u8], buf: &mut [u8; 1024]) -> usize {
+    s.write_all(req).unwrap();
+    let mut n = 0;
+    loop {
+        n += s.read(&mut buf[n..]).unwrap();
+        let text = &buf[..n];
+        if let Some(end) = text.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = &text[..end];
+            let key = b"Content-Length: ";
+            let at = head.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+            let len = head[at..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .fold(0, |a, d| a * 10 + usize::from(d - b'0'));
+            if n >= end + 4 + len {
+                assert_eq!(n, end + 4 + len);
+                return n;
+            }
+        }
+    }
+}
+
+#[test]
+fn test_steady_state_keep_alive_allocates_nothing() {
+    let config = Config {
+        log_level: Level::Off,
+        ..Config::default()
+    };
+    let server = Server::bind_to(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = server.local_addr();
+    std::thread::spawn(move || server.serve(Raw));
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut buf = [0u8; 1024];
+    for req in [EVENT, HTTP] {
+        // Warm up: the connection's buffers grow to fit.
+        for _ in 0..50 {
+            round_trip(&mut s, req, &mut buf);
+        }
+        let n = round_trip(&mut s, req, &mut buf);
+        let before = ALLOCS.load(Ordering::SeqCst);
+        for _ in 0..1000 {
+            assert_eq!(round_trip(&mut s, req, &mut buf), n);
+        }
+        let allocs = ALLOCS.load(Ordering::SeqCst) - before;
+        assert_eq!(allocs, 0, "allocations over 1000 requests");
+        let text = std::str::from_utf8(&buf[..n]).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(
+            text.ends_with("\r\n\r\n17 0f2a-77") || text.ends_with("X-Path: /p\r\n\r\nhello"),
+            "{text}"
+        );
+    }
+}
