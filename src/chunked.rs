@@ -215,7 +215,8 @@ mod tests {
     fn test_table() {
         let bad = |m| Err(Reject::BadRequest(m));
         let crlf = "invalid chunked framing: lines must end in CRLF";
-        let cases: &[(&[u8], Result<(&[u8], &[u8]), Reject>)] = &[
+        type Case<'a> = (&'a [u8], Result<(&'a [u8], &'a [u8]), Reject>);
+        let cases: &[Case] = &[
             (b"5\r\nhello\r\n0\r\n\r\n", Ok((b"hello", b""))),
             (
                 b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nGET",

@@ -556,9 +556,9 @@ mod tests {
         let r = parse(
             "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n",
         );
-        assert_eq!(r.unwrap().unwrap().3, true);
+        assert!(r.unwrap().unwrap().3);
         let r = parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n");
-        assert_eq!(r.unwrap().unwrap().3, false);
+        assert!(!r.unwrap().unwrap().3);
     }
 
     #[test]

@@ -366,7 +366,7 @@ pub fn run<F: Function>(f: F) -> ExitCode {
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("scf-lean: bad setting: {e}");
+            fail(&format!("bad setting: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -374,17 +374,23 @@ pub fn run<F: Function>(f: F) -> ExitCode {
     let mut server = match Server::bind(config) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("scf-lean: cannot listen on 0.0.0.0:{port}: {e}");
+            fail(&format!("cannot listen on 0.0.0.0:{port}: {e}"));
             return ExitCode::FAILURE;
         }
     };
     let ready = started.elapsed();
     server.log.startup(server.addr.port(), ready);
     if let Err(e) = server.handle_signals() {
-        eprintln!("scf-lean: cannot handle signals: {e}");
+        fail(&format!("cannot handle signals: {e}"));
         return ExitCode::FAILURE;
     }
     server.serve(f)
+}
+
+/// One start-up error line on stderr, in a single write.
+fn fail(msg: &str) {
+    let line = format!("scf-lean: {msg}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 
 /// `--version` and `--help`; `None` to go on and serve.
@@ -398,10 +404,10 @@ fn cli() -> Option<ExitCode> {
         print!("{}", help());
         return Some(ExitCode::SUCCESS);
     }
-    eprintln!(
-        "scf-lean: unknown argument {:?}; try --help",
+    fail(&format!(
+        "unknown argument {:?}; try --help",
         arg.to_string_lossy()
-    );
+    ));
     Some(ExitCode::from(2))
 }
 
