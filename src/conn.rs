@@ -626,6 +626,8 @@ fn respond<F: Function>(
         (true, _) => Persist::Default,
     };
     out.start(status, cx.date.as_bytes(), len, !req.is_head(), persist);
+    // The function may have taken a while: deadlines set from here on start now.
+    cx.now = Instant::now();
     if cx.log.enabled(Level::Info) {
         cx.log.access(&Access {
             request_id: ctx.request_id,
@@ -633,7 +635,7 @@ fn respond<F: Function>(
             path: req.path(),
             status,
             bytes: out.wire_len(buf),
-            elapsed: arrival.elapsed(),
+            elapsed: cx.now.saturating_duration_since(arrival),
         });
     }
     keep

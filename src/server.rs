@@ -197,7 +197,10 @@ impl Server {
                             .registry()
                             .register(conn.stream(), Token(i), Interest::READABLE);
                     if registered.is_err() {
-                        self.free.push(i);
+                        // Dropping the stream closes it; the slot stays free.
+                        if i < self.slots.len() {
+                            self.free.push(i);
+                        }
                         continue;
                     }
                     self.note_deadline(conn.deadline());
