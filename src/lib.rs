@@ -23,6 +23,11 @@
 //! }
 //! ```
 //!
+//! With the `events` feature, `scf_lean::events` has a type per SCF trigger (Timer, COS, CKafka, CMQ,
+//! CLS, CLB, API Gateway), the API Gateway integration response, and a closure adapter over
+//! them that answers an event that does not fit with a 400 naming the bad field
+//! (docs/EVENTS.md).
+//!
 //! A function is unit-tested without a socket: [`Context::default`], [`Request::new`] and
 //! [`Response::new`] build its inputs and outputs.
 //!
@@ -75,6 +80,8 @@ mod conn;
 mod context;
 mod date;
 mod error;
+#[cfg(feature = "events")]
+pub mod events;
 mod function;
 mod log;
 mod panic_hook;

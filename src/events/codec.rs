@@ -1,0 +1,230 @@
+//! Base64 decoding (bodies marked `isBase64Encoded`, CLS data) and gzip (CLS data).
+
+use crate::Error;
+
+/// Decodes standard Base64 (RFC 4648 §4) into `out` (appended). Padding is optional; ASCII
+/// whitespace (a line-wrapped encoder's) is skipped.
+///
+/// # Errors
+/// A 400 naming the first byte that is not Base64, or a length no encoder produces.
+///
+/// ```
+/// let mut v = Vec::new();
+/// scf_lean::events::decode_base64("aGkhPw==", &mut v).unwrap();
+/// assert_eq!(v, b"hi!?");
+/// assert!(scf_lean::events::decode_base64("a*==", &mut v).is_err());
+/// ```
+pub fn decode_base64(input: &str, out: &mut Vec<u8>) -> Result<(), Error> {
+    out.reserve(input.len() / 4 * 3);
+    let mut acc = 0u32;
+    let mut n = 0u8;
+    let mut padding = 0usize;
+    for (i, &b) in input.as_bytes().iter().enumerate() {
+        if b.is_ascii_whitespace() {
+            continue;
+        }
+        if b == b'=' {
+            padding += 1;
+            continue;
+        }
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return Err(bad_base64(i)),
+        };
+        if padding > 0 {
+            // Data after '=': not Base64.
+            return Err(bad_base64(i));
+        }
+        acc = acc << 6 | u32::from(v);
+        n += 1;
+        if n == 4 {
+            out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]);
+            acc = 0;
+            n = 0;
+        }
+    }
+    match n {
+        0 => {}
+        2 => out.push((acc >> 4) as u8),
+        3 => out.extend_from_slice(&[(acc >> 10) as u8, (acc >> 2) as u8]),
+        _ => {
+            return Err(Error::bad_request(
+                "invalid Base64: the length is not a whole number of bytes",
+            ));
+        }
+    }
+    if padding > 2 {
+        return Err(Error::bad_request("invalid Base64: too much padding"));
+    }
+    Ok(())
+}
+
+fn bad_base64(at: usize) -> Error {
+    Error::bad_request(format!("invalid Base64 at byte {at}"))
+}
+
+/// Appends the content of one gzip member (RFC 1952) to `out`, at most `limit` bytes, checking
+/// the CRC-32 and the length in the trailer.
+pub(crate) fn gunzip(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), &'static str> {
+    // ID1 ID2 CM FLG MTIME(4) XFL OS
+    const RESERVED: u8 = 0xe0;
+    const FHCRC: u8 = 0x02;
+    const FEXTRA: u8 = 0x04;
+    const FNAME: u8 = 0x08;
+    const FCOMMENT: u8 = 0x10;
+    let bad = "not gzip data";
+    if data.len() < 18 || data[..3] != [0x1f, 0x8b, 8] || data[3] & RESERVED != 0 {
+        return Err(bad);
+    }
+    let flags = data[3];
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let xlen = usize::from(u16::from_le_bytes([
+            *data.get(at).ok_or(bad)?,
+            *data.get(at + 1).ok_or(bad)?,
+        ]));
+        at += 2 + xlen;
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            let rest = data.get(at..).ok_or(bad)?;
+            at += rest.iter().position(|&b| b == 0).ok_or(bad)? + 1;
+        }
+    }
+    if flags & FHCRC != 0 {
+        at += 2;
+    }
+    // The deflate stream, then CRC32 and ISIZE (both little-endian).
+    if at + 8 > data.len() {
+        return Err(bad);
+    }
+    let (deflate, trailer) = data[at..].split_at(data.len() - at - 8);
+    let inflated =
+        miniz_oxide::inflate::decompress_to_vec_with_limit(deflate, limit).map_err(|e| match e
+            .status
+        {
+            miniz_oxide::inflate::TINFLStatus::HasMoreOutput => "the data is larger than the limit",
+            _ => "the gzip data is corrupt",
+        })?;
+    let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+    if crc32(&inflated) != crc || inflated.len() as u32 != size {
+        return Err("the gzip data is corrupt (checksum)");
+    }
+    out.extend_from_slice(&inflated);
+    Ok(())
+}
+
+/// CRC-32 (ISO-HDLC, as gzip uses it), one table lookup a byte.
+fn crc32(data: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+    !data.iter().fold(!0u32, |c, &b| {
+        TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_base64_round_trips_every_length() {
+        let data: Vec<u8> = (0..=255u8).collect();
+        for len in 0..data.len() {
+            let mut enc = Vec::new();
+            crate::base64::encode_into(&data[..len], &mut enc);
+            let enc = String::from_utf8(enc).unwrap();
+            let mut dec = Vec::new();
+            decode_base64(&enc, &mut dec).unwrap();
+            assert_eq!(dec, &data[..len]);
+            // Without padding too.
+            let mut dec = Vec::new();
+            decode_base64(enc.trim_end_matches('='), &mut dec).unwrap();
+            assert_eq!(dec, &data[..len]);
+        }
+    }
+
+    #[test]
+    fn test_base64_refuses_garbage() {
+        let mut v = Vec::new();
+        for bad in ["a", "abcde", "ab=c", "ab*d", "ab===", "é"] {
+            assert!(decode_base64(bad, &mut v).is_err(), "{bad}");
+        }
+        v.clear();
+        decode_base64("aG k\nh", &mut v).unwrap();
+        assert_eq!(v, b"hi!");
+    }
+
+    #[test]
+    fn test_crc32_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+
+    /// A gzip member with a stored (uncompressed) deflate block, built by hand.
+    fn gzip_stored(content: &[u8], flags: u8, extra: &[u8]) -> Vec<u8> {
+        let mut g = vec![0x1f, 0x8b, 8, flags, 0, 0, 0, 0, 0, 3];
+        g.extend_from_slice(extra);
+        let len = content.len() as u16;
+        g.push(1); // BFINAL, stored
+        g.extend_from_slice(&len.to_le_bytes());
+        g.extend_from_slice(&(!len).to_le_bytes());
+        g.extend_from_slice(content);
+        g.extend_from_slice(&crc32(content).to_le_bytes());
+        g.extend_from_slice(&(content.len() as u32).to_le_bytes());
+        g
+    }
+
+    #[test]
+    fn test_gunzip_stored_block_with_header_fields() {
+        let mut out = Vec::new();
+        gunzip(&gzip_stored(b"hello", 0, b""), 100, &mut out).unwrap();
+        assert_eq!(out, b"hello");
+        // FEXTRA + FNAME + FCOMMENT + FHCRC.
+        let extra = [2, 0, b'x', b'y', b'n', 0, b'c', 0, 0xaa, 0xbb];
+        out.clear();
+        gunzip(&gzip_stored(b"hi", 0x1e, &extra), 100, &mut out).unwrap();
+        assert_eq!(out, b"hi");
+    }
+
+    #[test]
+    fn test_gunzip_refuses_corruption_and_excess() {
+        let mut out = Vec::new();
+        let good = gzip_stored(b"hello", 0, b"");
+        assert_eq!(
+            gunzip(&good, 4, &mut out),
+            Err("the data is larger than the limit")
+        );
+        let mut bad_crc = good.clone();
+        let n = bad_crc.len();
+        bad_crc[n - 8] ^= 1;
+        assert!(gunzip(&bad_crc, 100, &mut out).is_err());
+        for cut in 0..good.len() {
+            assert!(gunzip(&good[..cut], 100, &mut out).is_err(), "{cut}");
+        }
+        assert!(gunzip(b"not gzip at all, no", 100, &mut out).is_err());
+        assert!(out.is_empty());
+    }
+}
