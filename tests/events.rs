@@ -7,7 +7,6 @@
 //!   typed function behind a real server answers an event that does not fit with a 400 naming the
 //!   bad field.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -165,6 +164,8 @@ fn test_invoke_options_and_a_bad_event() {
 #[cfg(feature = "events")]
 mod typed {
     use super::*;
+    use std::io::{Read, Write};
+
     use scf_lean::events::{
         ApiGatewayRequest, CkafkaEvent, ClbRequest, ClsEvent, CmqEvent, CosEvent, Event,
         IntegrationResponse, TimerEvent, parse,
