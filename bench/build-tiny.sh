@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The tiny build: the same code, std rebuilt by nightly for size, panics abort at once.
+#
+#   bench/build-tiny.sh                 # → target/x86_64-unknown-linux-musl/tiny/scf-lean
+#   bench/build-tiny.sh --manifest-path examples/base-image/Cargo.toml   # your function
+#   OPT_LEVEL=s bench/build-tiny.sh     # opt-level (default z)
+#
+# Needs: rustup toolchain install nightly --component rust-src
+#        rustup +nightly target add x86_64-unknown-linux-musl
+#
+# It trades away panic handling: with panic=immediate-abort a panic in your function (an index
+# out of bounds, an unwrap on None, ...) kills the process at once with SIGILL: no 500 answer, no
+# panic message, no log line; SCF sees the instance die and starts a new one (a cold start).
+# The stable build (`cargo build --release --target x86_64-unknown-linux-musl`) catches it,
+# answers 500 and keeps serving. Use the tiny build for functions that do not panic.
+#
+# The profile is given on the command line (a `panic = "immediate-abort"` in Cargo.toml would
+# need `cargo-features` there and break stable builds): profile "tiny" inherits "release" (fat
+# LTO, one codegen unit, stripped) and changes opt-level and panic. .cargo/config.toml's
+# non-PIE static flags and build.rs's musl link arguments apply as for the stable build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec cargo +nightly build --target x86_64-unknown-linux-musl \
+  -Zbuild-std=std,panic_abort -Zpanic-immediate-abort \
+  --config 'profile.tiny.inherits="release"' \
+  --config "profile.tiny.opt-level=\"${OPT_LEVEL:-z}\"" \
+  --config 'profile.tiny.panic="immediate-abort"' \
+  --profile tiny "$@"
