@@ -21,7 +21,7 @@
 //! It is compacted or grown only when a read needs room, which never happens while a response
 //! is pending, so a response may borrow the request it answers.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
@@ -113,9 +113,22 @@ enum Fill {
     Failed,
 }
 
+/// What a connection needs of its socket: bytes in, bytes out, and an end to the output.
+/// `mio`'s `TcpStream` in the server; an in-memory stream in the fuzz harness.
+pub(crate) trait Stream: Read + Write {
+    /// Shuts the write side (a FIN after the last response); errors do not matter here.
+    fn shutdown_write(&self);
+}
+
+impl Stream for TcpStream {
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+}
+
 /// A client connection.
-pub(crate) struct Conn {
-    stream: TcpStream,
+pub(crate) struct Conn<S = TcpStream> {
+    stream: S,
     state: State,
     /// The read buffer; `len()` is its capacity, all of it initialized.
     buf: Vec<u8>,
@@ -134,8 +147,8 @@ pub(crate) struct Conn {
     pub writable: bool,
 }
 
-impl Conn {
-    pub fn new(stream: TcpStream, now: Instant, config: &Config) -> Conn {
+impl<S: Stream> Conn<S> {
+    pub fn new(stream: S, now: Instant, config: &Config) -> Conn<S> {
         Conn {
             stream,
             state: State::Idle,
@@ -151,7 +164,7 @@ impl Conn {
         }
     }
 
-    pub fn stream(&mut self) -> &mut TcpStream {
+    pub fn stream(&mut self) -> &mut S {
         &mut self.stream
     }
 
@@ -267,7 +280,7 @@ impl Conn {
     fn sent(&mut self, cx: &mut Cx<'_>) {
         match self.state {
             State::Send { close: true } => {
-                let _ = self.stream.shutdown(Shutdown::Write);
+                self.stream.shutdown_write();
                 if cx.config.linger.is_zero() {
                     self.close(cx);
                 } else {
