@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --features events --example cos &
 //! cargo run --example invoke -- events/cos.json
-//! # {"processed":[{"bucket":"testpic","key":"testfile","size":1029,"kind":"other"}],"skipped":0,"bytesSoFar":1029}
+//! # {"bytesSoFar":1029,"processed":[{"bucket":"testpic","key":"testfile","kind":"other","size":1029}],"skipped":0}
 //! ```
 //!
 //! It implements `Function` itself and calls `scf_lean::events::parse`: the pattern for a

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --features events --example timer &
 //! cargo run --example invoke -- events/timer.json
-//! # {"trigger":"EveryDay","firedAt":"2019-02-21T11:49:00Z","message":"user define msg body","done":3,"left":0}
+//! # {"done":3,"firedAt":"2019-02-21T11:49:00Z","left":0,"message":"user define msg body","trigger":"EveryDay"}
 //! ```
 //!
 //! `TimerEvent::handler` parses the event (a 400 naming the bad field if it is not a timer

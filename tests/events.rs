@@ -256,6 +256,45 @@ mod typed {
         assert!(e.message().contains("missing field `Records`"), "{e}");
     }
 
+    /// Parses `bytes` as every event type; what matters is that nothing panics and every error
+    /// is a 400.
+    fn parse_as_everything(bytes: &[u8]) {
+        fn one<'a, T: serde::Deserialize<'a>>(b: &'a [u8]) {
+            if let Err(e) = parse::<T>(b) {
+                assert_eq!(e.status(), 400);
+            }
+        }
+        one::<TimerEvent>(bytes);
+        one::<CosEvent>(bytes);
+        one::<CkafkaEvent>(bytes);
+        one::<CmqEvent>(bytes);
+        one::<ClbRequest>(bytes);
+        one::<ApiGatewayRequest>(bytes);
+        if let Ok(e) = parse::<ClsEvent>(bytes) {
+            let mut buf = Vec::new();
+            if let Err(e) = e.clslogs.decode_into(&mut buf) {
+                assert_eq!(e.status(), 400);
+            }
+        }
+    }
+
+    #[test]
+    fn test_no_prefix_or_flipped_byte_of_a_sample_panics() {
+        for file in samples() {
+            let b = std::fs::read(&file).unwrap();
+            for cut in 0..=b.len() {
+                parse_as_everything(&b[..cut]);
+            }
+            for i in 0..b.len() {
+                for flip in [0x01, 0x20, 0x80] {
+                    let mut m = b.clone();
+                    m[i] ^= flip;
+                    parse_as_everything(&m);
+                }
+            }
+        }
+    }
+
     /// A function that borrows its answer from the event: the `Function` impl pattern.
     struct Web;
 

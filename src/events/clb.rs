@@ -64,7 +64,9 @@ impl ClbRequest<'_> {
             return false;
         };
         let mime = ct.split(';').next().unwrap_or("").trim();
-        let text = mime.len() > 5 && mime[..5].eq_ignore_ascii_case("text/")
+        let text = mime
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("text/"))
             || [
                 "application/json",
                 "application/javascript",
@@ -102,6 +104,9 @@ mod tests {
         assert_eq!(req("text/html; charset=utf-8", "<p>").unwrap(), b"<p>");
         assert_eq!(req("APPLICATION/XML", "<a/>").unwrap(), b"<a/>");
         assert_eq!(req("image/png", "iVBORw==").unwrap(), b"\x89PNG");
+        // Not ASCII: no panic on a char boundary, and not a text type.
+        assert_eq!(req("té/x", "aGk=").unwrap(), b"hi");
+        assert_eq!(req("text/", "aGk=").unwrap(), b"aGk=");
         assert_eq!(
             req("application/octet-stream", "*").unwrap_err().status(),
             400

@@ -39,7 +39,7 @@
 //! assert_eq!(e.status(), 400);
 //! ```
 //!
-//! When the answer borrows from the event, implement [`Function`](crate::Function) and call
+//! When the answer borrows from the event, implement [`Function`] and call
 //! [`parse`] inside it, the event's lifetime is then the request's:
 //!
 //! ```
