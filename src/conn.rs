@@ -181,6 +181,18 @@ impl<S: Stream> Conn<S> {
         self.out.pending
     }
 
+    /// (request start, bytes read end, read buffer size, bytes of the pending response): for
+    /// the fuzz harness, which checks them against the limits.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn buffers(&self) -> (usize, usize, usize, usize) {
+        let pending = if self.out.pending {
+            self.out.wire_len(&self.buf)
+        } else {
+            0
+        };
+        (self.start, self.end, self.buf.len(), pending)
+    }
+
     /// Whether nothing of a request is under way: closing it loses nothing.
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle) && self.start == self.end && !self.out.pending

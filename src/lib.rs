@@ -83,6 +83,9 @@ mod error;
 #[cfg(feature = "events")]
 pub mod events;
 mod function;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod log;
 mod panic_hook;
 mod request;
