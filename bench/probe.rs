@@ -39,7 +39,9 @@ fn request(body: &str) -> Vec<u8> {
     r.push_str("Content-Type: application/json\r\n");
     r.push_str("X-Scf-Request-Id: probe-0001\r\nX-Scf-Memory: 128\r\nX-Scf-Timeout: 3000\r\n");
     r.push_str("X-Scf-Version: $LATEST\r\nX-Scf-Name: probe\r\nX-Scf-Namespace: default\r\n");
-    r.push_str("X-Scf-Region: ap-guangzhou\r\nX-Scf-Appid: 1250000000\r\nX-Scf-Uin: 100000000001\r\n");
+    r.push_str(
+        "X-Scf-Region: ap-guangzhou\r\nX-Scf-Appid: 1250000000\r\nX-Scf-Uin: 100000000001\r\n",
+    );
     r.push_str("Content-Length: ");
     r.push_str(&body.len().to_string());
     r.push_str("\r\n\r\n");

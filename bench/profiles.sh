@@ -30,11 +30,11 @@ mkdir -p "$OUT/bin"
 NOPIE="-C target-feature=+crt-static -C relocation-model=static"
 PIE="-C target-feature=+crt-static"
 # build.rs's default musl link arguments (keep in sync with MUSL_LINK_ARGS there).
-LINK_CHOSEN="-Wl,--build-id=none -Wl,-z,noseparate-code"
+LINK_CHOSEN="-Wl,--build-id=none"
 
 # name | opt-level | lto | codegen-units | panic | strip | rustflags | link args
 VARIANTS=(
-  "chosen|3|fat|1|unwind|true|$NOPIE|$LINK_CHOSEN"
+  "chosen|s|fat|1|unwind|true|$NOPIE|$LINK_CHOSEN"
   "o3-fat|3|fat|1|unwind|true|$NOPIE|"
   "o2-fat|2|fat|1|unwind|true|$NOPIE|"
   "os-fat|s|fat|1|unwind|true|$NOPIE|"
@@ -49,8 +49,7 @@ VARIANTS=(
   "o3+buildid-none|3|fat|1|unwind|true|$NOPIE|-Wl,--build-id=none"
   "o3+noseparate-code|3|fat|1|unwind|true|$NOPIE|-Wl,-z,noseparate-code"
   "o3+norelro|3|fat|1|unwind|true|$NOPIE|-Wl,-z,norelro"
-  "o3+all-link-args|3|fat|1|unwind|true|$NOPIE|$LINK_CHOSEN -Wl,-z,norelro"
-  "os+chosen-link|s|fat|1|unwind|true|$NOPIE|$LINK_CHOSEN"
+  "o3+all-link-args|3|fat|1|unwind|true|$NOPIE|-Wl,--build-id=none -Wl,-z,noseparate-code -Wl,-z,norelro"
   "tiny-oz|tiny:z"
   "tiny-os|tiny:s"
 )
