@@ -145,13 +145,19 @@ pub(crate) fn parse_head<'a>(
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             transfer_encoding = true;
             for coding in list(value) {
-                if !coding.eq_ignore_ascii_case(b"chunked") {
+                let is_chunked = coding.eq_ignore_ascii_case(b"chunked");
+                if chunked {
+                    // RFC 9112 §6.3: a coding after chunked leaves the length unknown: 400.
+                    return Err(Reject::BadRequest(if is_chunked {
+                        "chunked applied twice"
+                    } else {
+                        "chunked is not the final transfer coding"
+                    }));
+                }
+                if !is_chunked {
                     return Err(Reject::NotImplemented(
                         "only the chunked transfer coding is implemented",
                     ));
-                }
-                if chunked {
-                    return Err(Reject::BadRequest("chunked applied twice"));
                 }
                 chunked = true;
             }
@@ -526,7 +532,8 @@ mod tests {
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" => Err(BadRequest("both Content-Length and Transfer-Encoding"));
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\ncontent-length: 3\r\n\r\n" => Err(BadRequest("both Content-Length and Transfer-Encoding"));
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" => Err(NotImplemented("only the chunked transfer coding is implemented"));
-            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n" => Err(NotImplemented("only the chunked transfer coding is implemented"));
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n" => Err(BadRequest("chunked is not the final transfer coding"));
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n" => Err(BadRequest("chunked is not the final transfer coding"));
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n" => Err(NotImplemented("only the chunked transfer coding is implemented"));
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" => Err(BadRequest("chunked applied twice"));
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n" => Err(BadRequest("empty Transfer-Encoding"));
