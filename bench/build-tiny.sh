@@ -18,8 +18,13 @@
 # need `cargo-features` there and break stable builds): profile "tiny" inherits "release" (fat
 # LTO, one codegen unit, stripped) and changes opt-level and panic. .cargo/config.toml's
 # non-PIE static flags and build.rs's musl link arguments apply as for the stable build.
+#
+# Nothing unwinds in this build, so no unwind tables are emitted (`force-unwind-tables=no`):
+# 16 KB less binary, 6 KB less image. RUSTFLAGS replaces .cargo/config.toml's flags, so the
+# static non-PIE flags are spelled out again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static -C force-unwind-tables=no ${TINY_RUSTFLAGS:-}"
 exec cargo +nightly build --target x86_64-unknown-linux-musl \
   -Zbuild-std=std,panic_abort -Zpanic-immediate-abort \
   --config 'profile.tiny.inherits="release"' \
