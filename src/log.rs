@@ -106,12 +106,14 @@ impl Log {
         level != Level::Off && level <= self.level
     }
 
-    /// The start-up line: version, commit, address and µs from start to listening.
-    pub fn startup(&mut self, port: u16, ready: Duration) {
+    /// The start-up line: version, commit, address, µs from the start of `main` to listening
+    /// and the process's CPU µs since it started (fork, exec, page faults and all).
+    pub fn startup(&mut self, port: u16, ready: Duration, cpu: Option<Duration>) {
         if !self.enabled(Level::Info) {
             return;
         }
         let us = ready.as_micros().min(u128::from(u64::MAX)) as u64;
+        let cpu_us = cpu.map(|c| c.as_micros().min(u128::from(u64::MAX)) as u64);
         let mut line = begin(self.format, Level::Info, None);
         match self.format {
             Format::Text => {
@@ -124,6 +126,11 @@ impl Log {
                 line.extend_from_slice(b" in ");
                 push_num(&mut line, us);
                 line.extend_from_slice(b" us");
+                if let Some(cpu) = cpu_us {
+                    line.extend_from_slice(b" (process CPU since start: ");
+                    push_num(&mut line, cpu);
+                    line.extend_from_slice(b" us)");
+                }
             }
             Format::Json => {
                 line.extend_from_slice(b"\"msg\":\"listening\",\"version\":");
@@ -134,6 +141,10 @@ impl Log {
                 push_num(&mut line, port);
                 line.extend_from_slice(b",\"startupUs\":");
                 push_num(&mut line, us);
+                if let Some(cpu) = cpu_us {
+                    line.extend_from_slice(b",\"processCpuUs\":");
+                    push_num(&mut line, cpu);
+                }
                 line.push(b'}');
             }
         }

@@ -30,7 +30,7 @@ use crate::config::{self, Config};
 use crate::conn::{Conn, Cx, later};
 use crate::date::HttpDate;
 use crate::log::{Level, Log};
-use crate::signal::Signals;
+use crate::sys::{self, Signals};
 use crate::{Function, panic_hook};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -382,7 +382,9 @@ pub fn run<F: Function>(f: F) -> ExitCode {
         }
     };
     let ready = started.elapsed();
-    server.log.startup(server.addr.port(), ready);
+    server
+        .log
+        .startup(server.addr.port(), ready, sys::process_cpu_time());
     if let Err(e) = server.handle_signals() {
         fail(&format!("cannot handle signals: {e}"));
         return ExitCode::FAILURE;

@@ -161,9 +161,15 @@ fn test_startup_line_gives_version_port_and_microseconds() {
     assert!(line.starts_with(&prefix), "{line}");
     let tail = format!(") listening on 0.0.0.0:{port} in ");
     let at = line.find(&tail).unwrap_or_else(|| panic!("{line}"));
-    let us = line[at + tail.len()..].strip_suffix(" us").unwrap();
+    let (us, cpu) = line[at + tail.len()..]
+        .strip_suffix(" us)")
+        .and_then(|r| r.split_once(" us (process CPU since start: "))
+        .unwrap_or_else(|| panic!("{line}"));
     let us: u64 = us.parse().unwrap();
+    let cpu: u64 = cpu.parse().unwrap();
     assert!(us < 5_000_000, "{us}");
+    // The process started before main did: its CPU time covers exec and the runtime too.
+    assert!(cpu > 0 && cpu < 5_000_000, "{cpu}");
 }
 
 #[test]
@@ -320,6 +326,7 @@ fn test_json_log_lines_parse() {
         .collect();
     assert_eq!(lines[0]["msg"], "listening");
     assert!(lines[0]["startupUs"].as_u64().is_some());
+    assert!(lines[0]["processCpuUs"].as_u64().is_some());
     let access = lines.iter().find(|l| l["requestId"] == "rid-j").unwrap();
     assert_eq!(access["status"], 200);
     assert_eq!(access["path"], "/event-invoke");

@@ -1,12 +1,17 @@
-//! SIGTERM and SIGINT as readiness events: a `signalfd` in the same `epoll` set as the sockets,
-//! so shutdown is handled inside the loop, with no handler and no extra thread.
+//! The few system calls std does not offer, and so the crate's only `unsafe`, each block with
+//! its `SAFETY` note:
 //!
-//! The two signals are blocked for the calling thread (the loop's), then read from the
-//! descriptor. This is the crate's only `unsafe`: four libc calls, each with its `SAFETY` note.
+//! - SIGTERM and SIGINT as readiness events: a `signalfd` in the same `epoll` set as the
+//!   sockets, so shutdown is handled inside the loop, with no handler and no extra thread. The
+//!   two signals are blocked for the calling thread (the loop's), then read from the descriptor.
+//! - The CPU time the process has used since it was forked, for the start-up line: as long as
+//!   nothing blocks before `listen`, it is the time from process start to listening, kernel
+//!   `execve` work and page faults included.
 #![allow(unsafe_code)]
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 use mio::event::Source;
 use mio::unix::SourceFd;
@@ -76,4 +81,17 @@ impl Source for Signals {
     fn deregister(&mut self, r: &Registry) -> io::Result<()> {
         SourceFd(&self.fd.as_raw_fd()).deregister(r)
     }
+}
+
+/// CPU time used by the process so far (user + system), `None` if the clock is unavailable.
+pub(crate) fn process_cpu_time() -> Option<Duration> {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, exclusively borrowed timespec; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    let secs = u64::try_from(t.tv_sec).ok()?;
+    let nanos = u32::try_from(t.tv_nsec).ok()?;
+    (rc == 0).then(|| Duration::new(secs, nanos))
 }
