@@ -24,7 +24,7 @@
 # static non-PIE flags are spelled out again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static -C force-unwind-tables=no ${TINY_RUSTFLAGS:-}"
+export RUSTFLAGS="-C target-feature=+crt-static,+sse4.2 -C relocation-model=static -C force-unwind-tables=no ${TINY_RUSTFLAGS:-}"
 exec cargo +nightly build --target x86_64-unknown-linux-musl \
   -Zbuild-std=std,panic_abort -Zpanic-immediate-abort \
   --config 'profile.tiny.inherits="release"' \
