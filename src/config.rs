@@ -96,73 +96,109 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+/// Every variable a [`Config`] reads: the limits of [`LIMITS`], then the two log settings.
+const VARS: usize = LIMITS.len() + 2;
+const _: () = assert!(VARS <= 64, "one bit per variable in a u64");
+
+/// The name of variable `i` of the [`VARS`].
+fn var_name(i: usize) -> &'static str {
+    match LIMITS.get(i) {
+        Some(l) => l.1,
+        None if i == LIMITS.len() => LOG_LEVEL_VAR,
+        None => LOG_FORMAT_VAR,
+    }
+}
+
 impl Config {
     /// The defaults overridden by the process environment (`PORT`, `SCF_LEAN_*`).
     ///
+    /// One pass over the environment, reading the values in place; when a name appears twice,
+    /// the first entry counts, as with `getenv`.
+    ///
     /// # Errors
-    /// The first variable whose value is not a whole number within its range, or not one of
-    /// the listed words.
+    /// The first variable (in the environment's order) whose value is not a whole number within
+    /// its range, or not one of the listed words.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|var| std::env::var(var).ok())
+        let mut c = Config::default();
+        let mut seen = 0u64;
+        let mut result = Ok(());
+        crate::sys::for_each_env(|name, value| {
+            if result.is_err() || !(name == b"PORT" || name.starts_with(b"SCF_LEAN_")) {
+                return;
+            }
+            let Some(i) = (0..VARS).find(|&i| var_name(i).as_bytes() == name) else {
+                return;
+            };
+            if seen & (1 << i) == 0 {
+                seen |= 1 << i;
+                result = c.set(i, value);
+            }
+        });
+        result.map(|()| c)
     }
 
     /// The defaults overridden by `lookup(variable)`: the testable core of [`Config::from_env`].
     ///
     /// # Errors
-    /// As [`Config::from_env`].
+    /// The first variable (in the order of [`LIMITS`], then the log level and format) whose value
+    /// is not a whole number within its range, or not one of the listed words.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut c = Config::default();
-        for &(name, var, _, min, max, _) in LIMITS {
-            let Some(value) = lookup(var) else { continue };
-            // MAX_HEADERS sizes a stack array at build time: start-up may only lower it.
-            let max = if name == "MAX_HEADERS" {
-                MAX_HEADERS as u64
-            } else {
-                max
-            };
-            let n = match value.trim().parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => n,
-                _ => {
-                    return Err(ConfigError {
-                        var,
-                        value,
-                        expected: format!("a whole number from {min} to {max}"),
-                    });
-                }
-            };
-            let ms = Duration::from_millis(n);
-            let n = usize::try_from(n).unwrap_or(usize::MAX);
-            match name {
-                "PORT" => c.port = u16::try_from(n).unwrap_or(u16::MAX),
-                "MAX_HEAD_BYTES" => c.max_head_bytes = n,
-                "MAX_HEADERS" => c.max_headers = n,
-                "MAX_TARGET_BYTES" => c.max_target_bytes = n,
-                "MAX_BODY_BYTES" => c.max_body_bytes = n,
-                "MAX_CHUNK_META_BYTES" => c.max_chunk_meta_bytes = n,
-                "MAX_CONNECTIONS" => c.max_connections = n,
-                "HEAD_TIMEOUT_MS" => c.head_timeout = ms,
-                "BODY_TIMEOUT_MS" => c.body_timeout = ms,
-                "IDLE_TIMEOUT_MS" => c.idle_timeout = ms,
-                "LINGER_MS" => c.linger = ms,
-                "SHUTDOWN_GRACE_MS" => c.shutdown_grace = ms,
-                _ => {}
+        for i in 0..VARS {
+            if let Some(value) = lookup(var_name(i)) {
+                c.set(i, value.as_bytes())?;
             }
         }
-        if let Some(v) = lookup(LOG_LEVEL_VAR) {
-            c.log_level = Level::parse(&v).ok_or_else(|| ConfigError {
-                var: LOG_LEVEL_VAR,
-                value: v.clone(),
-                expected: "off, error, info or debug".into(),
-            })?;
-        }
-        if let Some(v) = lookup(LOG_FORMAT_VAR) {
-            c.log_format = Format::parse(&v).ok_or_else(|| ConfigError {
-                var: LOG_FORMAT_VAR,
-                value: v.clone(),
-                expected: "text or json".into(),
-            })?;
-        }
         Ok(c)
+    }
+
+    /// Applies variable `i` of the [`VARS`] set to `value`.
+    fn set(&mut self, i: usize, value: &[u8]) -> Result<(), ConfigError> {
+        let var = var_name(i);
+        let text = std::str::from_utf8(value).map(str::trim);
+        let bad = |expected: String| ConfigError {
+            var,
+            value: String::from_utf8_lossy(value).into_owned(),
+            expected,
+        };
+        let Some(&(name, _, _, min, max, _)) = LIMITS.get(i) else {
+            let text = text.unwrap_or("");
+            if var == LOG_LEVEL_VAR {
+                self.log_level =
+                    Level::parse(text).ok_or_else(|| bad("off, error, info or debug".into()))?;
+            } else {
+                self.log_format = Format::parse(text).ok_or_else(|| bad("text or json".into()))?;
+            }
+            return Ok(());
+        };
+        // MAX_HEADERS sizes a stack array at build time: start-up may only lower it.
+        let max = if name == "MAX_HEADERS" {
+            MAX_HEADERS as u64
+        } else {
+            max
+        };
+        let n = match text.map(str::parse::<u64>) {
+            Ok(Ok(n)) if (min..=max).contains(&n) => n,
+            _ => return Err(bad(format!("a whole number from {min} to {max}"))),
+        };
+        let ms = Duration::from_millis(n);
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        match name {
+            "PORT" => self.port = u16::try_from(n).unwrap_or(u16::MAX),
+            "MAX_HEAD_BYTES" => self.max_head_bytes = n,
+            "MAX_HEADERS" => self.max_headers = n,
+            "MAX_TARGET_BYTES" => self.max_target_bytes = n,
+            "MAX_BODY_BYTES" => self.max_body_bytes = n,
+            "MAX_CHUNK_META_BYTES" => self.max_chunk_meta_bytes = n,
+            "MAX_CONNECTIONS" => self.max_connections = n,
+            "HEAD_TIMEOUT_MS" => self.head_timeout = ms,
+            "BODY_TIMEOUT_MS" => self.body_timeout = ms,
+            "IDLE_TIMEOUT_MS" => self.idle_timeout = ms,
+            "LINGER_MS" => self.linger = ms,
+            "SHUTDOWN_GRACE_MS" => self.shutdown_grace = ms,
+            _ => {}
+        }
+        Ok(())
     }
 }
 

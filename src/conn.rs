@@ -20,6 +20,12 @@
 //! The read buffer holds the request being served from `start`; pipelined requests follow it.
 //! It is compacted or grown only when a read needs room, which never happens while a response
 //! is pending, so a response may borrow the request it answers.
+//!
+//! A connection holds buffers only while a request or response is in flight. Once it is idle
+//! with nothing buffered it hands its read buffer and its response buffers to the loop's
+//! [`Spare`] set, and the next connection that reads takes them from there. The loop answers a
+//! request within one turn, so a few buffers serve any number of idle keep-alive connections:
+//! memory grows with the requests in flight, not with the connections open.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -44,12 +50,65 @@ pub(crate) const INITIAL_BUF: usize = 4 * 1024;
 const SHRINK_ABOVE: usize = 64 * 1024;
 /// Room for the method and version around a request target of `MAX_TARGET_BYTES`.
 const LINE_SLACK: usize = 32;
+/// Idle buffer sets the loop keeps for the next connection that needs one; more are freed.
+const SPARE_SETS: usize = 4;
+
+/// Buffers of idle connections, lent to the next connection that reads or answers.
+pub(crate) struct Spare {
+    reads: Vec<Vec<u8>>,
+    outs: Vec<Output>,
+}
+
+impl Spare {
+    pub fn new() -> Spare {
+        Spare {
+            reads: Vec::new(),
+            outs: Vec::new(),
+        }
+    }
+
+    /// A read buffer of at least `INITIAL_BUF` bytes, all initialized.
+    fn read_buf(&mut self) -> Vec<u8> {
+        self.reads.pop().unwrap_or_else(|| vec![0; INITIAL_BUF])
+    }
+
+    /// Gives `out` response buffers if it has none.
+    fn lend_output(&mut self, out: &mut Output) {
+        if !out.has_buffers() {
+            if let Some(o) = self.outs.pop() {
+                *out = o;
+            }
+        }
+    }
+
+    /// Keeps an emptied read buffer, unless it has grown past `SHRINK_ABOVE`.
+    fn keep_read(&mut self, buf: Vec<u8>) {
+        if (INITIAL_BUF..=SHRINK_ABOVE).contains(&buf.len()) && self.reads.len() < SPARE_SETS {
+            self.reads.push(buf);
+        }
+    }
+
+    /// Keeps a finished response's buffers, less any that grew past `SHRINK_ABOVE`.
+    fn keep_output(&mut self, mut out: Output) {
+        if self.outs.len() < SPARE_SETS {
+            out.recycle(SHRINK_ABOVE);
+            self.outs.push(out);
+        }
+    }
+
+    /// (read buffers, response buffer sets) kept.
+    #[cfg(test)]
+    fn len(&self) -> (usize, usize) {
+        (self.reads.len(), self.outs.len())
+    }
+}
 
 /// What the loop shares with every connection for one turn.
 pub(crate) struct Cx<'s> {
     pub config: &'s Config,
     pub log: &'s mut Log,
     pub date: &'s HttpDate,
+    pub spare: &'s mut Spare,
     /// The time of this loop turn.
     pub now: Instant,
     /// The server is shutting down: every response closes its connection.
@@ -143,6 +202,10 @@ pub(crate) struct Conn<S = TcpStream> {
     deadline: Instant,
     /// The peer has shut its write side.
     eof: bool,
+    /// A read since the last readiness event returned less than it asked for: the socket is
+    /// drained, and new input will raise a new (edge-triggered) event. Reading again would only
+    /// return `EAGAIN`.
+    drained: bool,
     /// Whether WRITABLE interest is registered.
     pub writable: bool,
 }
@@ -160,6 +223,7 @@ impl<S: Stream> Conn<S> {
             arrival: now,
             deadline: later(now, config.idle_timeout),
             eof: false,
+            drained: false,
             writable: false,
         }
     }
@@ -219,8 +283,35 @@ impl<S: Stream> Conn<S> {
         self.state = state;
     }
 
-    /// Makes all the progress the socket allows: write, serve, read, until it would block.
-    pub fn drive<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F) {
+    /// A readiness event: makes all the progress the socket allows — write, serve, read —
+    /// until it would block, then lends its buffers to `cx.spare` if it is left idle.
+    ///
+    /// `read_closed` is the event's `EPOLLRDHUP`/`EPOLLHUP`: the peer's FIN may already be
+    /// queued behind the data, so reads go on until they return it. Otherwise a short read
+    /// ends the reading until the next event.
+    pub fn drive<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F, read_closed: bool) {
+        self.drained = false;
+        self.progress(cx, f, !read_closed);
+        self.park(cx.spare);
+    }
+
+    /// Hands the buffers to `spare` if nothing is in flight: idle with nothing buffered, or
+    /// closed.
+    fn park(&mut self, spare: &mut Spare) {
+        if !(self.is_idle() || self.is_closed()) {
+            return;
+        }
+        if !self.buf.is_empty() {
+            spare.keep_read(std::mem::take(&mut self.buf));
+            (self.start, self.end) = (0, 0);
+        }
+        if self.out.has_buffers() {
+            spare.keep_output(std::mem::replace(&mut self.out, Output::new()));
+        }
+    }
+
+    /// The loop of [`Conn::drive`]; `trust_short` lets a short read end the reading.
+    fn progress<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F, trust_short: bool) {
         loop {
             if self.out.pending {
                 let before = self.out.sent;
@@ -248,6 +339,9 @@ impl<S: Stream> Conn<S> {
                 // Nothing complete is left to answer.
                 return self.close(cx);
             }
+            if self.drained && trust_short {
+                return;
+            }
             match self.fill(cx) {
                 Fill::Data => {}
                 Fill::Eof => self.eof = true,
@@ -269,11 +363,13 @@ impl<S: Stream> Conn<S> {
         match self.state {
             State::Head | State::Body(_) if !self.out.pending => {
                 self.reject(cx, Reject::Timeout);
-                self.drive(cx, f);
+                self.drained = false;
+                self.progress(cx, f, false);
             }
             State::Closed => {}
             _ => self.close(cx),
         }
+        self.park(cx.spare);
     }
 
     /// The server is shutting down: an idle connection closes now, a busy one after its
@@ -281,6 +377,7 @@ impl<S: Stream> Conn<S> {
     pub fn shutdown(&mut self, cx: &mut Cx<'_>) {
         if self.is_idle() {
             self.close(cx);
+            self.park(cx.spare);
         }
     }
 
@@ -299,13 +396,8 @@ impl<S: Stream> Conn<S> {
                     self.set_state(State::Linger, cx);
                 }
             }
-            State::Send { close: false } => {
-                if self.start == self.end && self.buf.len() > SHRINK_ABOVE {
-                    self.buf = vec![0; INITIAL_BUF];
-                    (self.start, self.end) = (0, 0);
-                }
-                self.set_state(State::Idle, cx);
-            }
+            // An emptied buffer that grew past SHRINK_ABOVE is dropped by `park`.
+            State::Send { close: false } => self.set_state(State::Idle, cx),
             // `100 Continue` went out: the body may come.
             _ => {}
         }
@@ -313,8 +405,8 @@ impl<S: Stream> Conn<S> {
 
     /// Reads and drops input after the final response.
     fn drain(&mut self, cx: &mut Cx<'_>) {
-        if self.buf.len() < INITIAL_BUF {
-            self.buf.resize(INITIAL_BUF, 0);
+        if self.buf.is_empty() {
+            self.buf = cx.spare.read_buf();
         }
         loop {
             match self.stream.read(&mut self.buf) {
@@ -332,6 +424,9 @@ impl<S: Stream> Conn<S> {
         if self.start == self.end && !matches!(self.state, State::Body(_)) {
             (self.start, self.end) = (0, 0);
         }
+        if self.buf.is_empty() {
+            self.buf = cx.spare.read_buf();
+        }
         if self.end == self.buf.len() {
             if self.start > 0 {
                 self.compact();
@@ -344,6 +439,7 @@ impl<S: Stream> Conn<S> {
             match self.stream.read(&mut self.buf[self.end..]) {
                 Ok(0) => return Fill::Eof,
                 Ok(n) => {
+                    self.drained = self.end + n < self.buf.len();
                     self.end += n;
                     if let State::Body(_) = self.state {
                         self.deadline = later(cx.now, cx.config.body_timeout);
@@ -433,6 +529,7 @@ impl<S: Stream> Conn<S> {
         let body = match head.framing {
             Framing::Length(n) if self.end - body_start >= n => {
                 let next = body_start + n;
+                cx.spare.lend_output(&mut self.out);
                 let keep = respond(
                     &self.buf,
                     &mut self.out,
@@ -462,6 +559,7 @@ impl<S: Stream> Conn<S> {
             return true;
         }
         if expect {
+            cx.spare.lend_output(&mut self.out);
             self.out.interim_continue();
             return true;
         }
@@ -516,6 +614,7 @@ impl<S: Stream> Conn<S> {
             self.reject(cx, Reject::BadRequest("request head changed"));
             return true;
         };
+        cx.spare.lend_output(&mut self.out);
         let keep = respond(
             &self.buf,
             &mut self.out,
@@ -552,6 +651,7 @@ impl<S: Stream> Conn<S> {
 
     /// Answers with the server's own error and closes after it.
     fn reject(&mut self, cx: &mut Cx<'_>, r: Reject) {
+        cx.spare.lend_output(&mut self.out);
         let out = &mut self.out;
         out.headers.clear();
         out.headers
@@ -683,4 +783,214 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(Duration::from_secs(86_400 * 365)))
         .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::Format;
+    use crate::{Context, Error, Response};
+
+    /// A socket of which `input[..arrived]` has arrived; counts the reads made.
+    struct Sock {
+        input: Vec<u8>,
+        pos: usize,
+        arrived: usize,
+        reads: usize,
+        out: Vec<u8>,
+    }
+
+    impl Read for Sock {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            if self.pos == self.input.len() {
+                return Ok(0);
+            }
+            if self.pos == self.arrived {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.arrived - self.pos);
+            buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    impl Write for Sock {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.out.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Stream for Sock {
+        fn shutdown_write(&self) {}
+    }
+
+    struct Echo;
+
+    impl Function for Echo {
+        fn event<'a>(
+            &mut self,
+            event: &'a [u8],
+            _: &Context<'a>,
+            out: &mut Response<'a>,
+        ) -> Result<(), Error> {
+            out.body_mut().extend_from_slice(event);
+            Ok(())
+        }
+    }
+
+    const REQ: &[u8] =
+        b"POST /event-invoke HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\n\r\n{\"a\":1}";
+
+    struct World {
+        config: Config,
+        log: Log,
+        date: HttpDate,
+        spare: Spare,
+    }
+
+    impl World {
+        fn new() -> World {
+            World {
+                config: Config::default(),
+                log: Log::new(Level::Off, Format::Text),
+                date: HttpDate::new(),
+                spare: Spare::new(),
+            }
+        }
+
+        fn conn(&self, input: &[u8], arrived: usize) -> Conn<Sock> {
+            let sock = Sock {
+                input: input.to_vec(),
+                pos: 0,
+                arrived,
+                reads: 0,
+                out: Vec::new(),
+            };
+            Conn::new(sock, Instant::now(), &self.config)
+        }
+
+        /// One readiness event for `c`.
+        fn event(&mut self, c: &mut Conn<Sock>, read_closed: bool) {
+            let mut cx = Cx {
+                config: &self.config,
+                log: &mut self.log,
+                date: &self.date,
+                spare: &mut self.spare,
+                now: Instant::now(),
+                closing: false,
+            };
+            c.drive(&mut cx, &mut Echo, read_closed);
+        }
+    }
+
+    fn responses(c: &mut Conn<Sock>) -> usize {
+        let out = &c.stream().out;
+        out.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count()
+    }
+
+    #[test]
+    fn test_idle_connections_lend_their_buffers_to_the_next() {
+        let mut w = World::new();
+        let mut a = w.conn(REQ, REQ.len());
+        w.event(&mut a, false);
+        assert_eq!(responses(&mut a), 1);
+        assert!(a.is_idle());
+        assert!(
+            a.buf.is_empty() && !a.out.has_buffers(),
+            "idle: holds nothing"
+        );
+        assert_eq!(w.spare.len(), (1, 1));
+        let lent = w.spare.reads[0].as_ptr();
+
+        // The next connection reads into the very same buffer and answers from the same set.
+        let mut b = w.conn(REQ, REQ.len());
+        w.event(&mut b, false);
+        assert_eq!(responses(&mut b), 1);
+        assert_eq!(w.spare.len(), (1, 1));
+        assert_eq!(w.spare.reads[0].as_ptr(), lent);
+    }
+
+    #[test]
+    fn test_a_partial_request_keeps_its_buffer_and_loses_nothing() {
+        let mut w = World::new();
+        let mut a = w.conn(REQ, 20);
+        w.event(&mut a, false);
+        assert_eq!(responses(&mut a), 0);
+        assert_eq!(
+            a.buf.len(),
+            INITIAL_BUF,
+            "a request in flight keeps its buffer"
+        );
+        assert_eq!(w.spare.len(), (0, 0));
+        // Another connection meanwhile gets a buffer of its own.
+        let mut b = w.conn(REQ, REQ.len());
+        w.event(&mut b, false);
+        assert_eq!(responses(&mut b), 1);
+        // The rest arrives: the first request is answered whole.
+        a.stream().arrived = REQ.len();
+        w.event(&mut a, false);
+        assert_eq!(responses(&mut a), 1);
+        assert!(a.stream().out.ends_with(b"{\"a\":1}"));
+        // Two read buffers were needed at once; one response set served both answers.
+        assert_eq!(w.spare.len(), (2, 1));
+    }
+
+    #[test]
+    fn test_spare_sets_are_bounded_and_grown_buffers_are_freed() {
+        let mut w = World::new();
+        let mut conns: Vec<_> = (0..SPARE_SETS + 2).map(|_| w.conn(REQ, 20)).collect();
+        for c in &mut conns {
+            w.event(c, false);
+        }
+        for c in &mut conns {
+            c.stream().arrived = REQ.len();
+            w.event(c, false);
+            assert_eq!(responses(c), 1);
+        }
+        // Six read buffers were in use at once; the spare keeps four. One response set did.
+        assert_eq!(w.spare.len(), (SPARE_SETS, 1));
+
+        let mut spare = Spare::new();
+        spare.keep_read(vec![0; SHRINK_ABOVE + 1]);
+        spare.keep_read(vec![0; INITIAL_BUF]);
+        assert_eq!(spare.len(), (1, 0));
+        assert_eq!(spare.read_buf().len(), INITIAL_BUF);
+    }
+
+    #[test]
+    fn test_a_short_read_ends_reading_until_the_next_event() {
+        let mut w = World::new();
+        // Two requests, one event each: one read per event, no read that would only block.
+        let two = [REQ, REQ].concat();
+        let mut a = w.conn(&two, REQ.len());
+        w.event(&mut a, false);
+        assert_eq!((responses(&mut a), a.stream().reads), (1, 1));
+        a.stream().arrived = two.len();
+        w.event(&mut a, false);
+        assert_eq!((responses(&mut a), a.stream().reads), (2, 2));
+        assert!(!a.is_closed());
+    }
+
+    #[test]
+    fn test_a_fin_queued_behind_the_data_is_read_in_the_same_event() {
+        let mut w = World::new();
+        // Data and FIN arrived together: the event says so, and the connection closes now
+        // instead of waiting for an event that will never come.
+        let mut a = w.conn(REQ, REQ.len());
+        w.event(&mut a, true);
+        assert_eq!(responses(&mut a), 1);
+        assert!(a.is_closed());
+        assert_eq!(a.stream().reads, 2);
+        assert_eq!(
+            w.spare.len(),
+            (1, 1),
+            "a closed connection hands its buffers back"
+        );
+    }
 }

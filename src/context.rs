@@ -206,12 +206,20 @@ pub struct Env {
 pub fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
-        let get = |k| std::env::var(k).ok().filter(|v| !v.is_empty());
-        Env {
-            function_name: get("SCF_FUNCTIONNAME"),
-            function_version: get("SCF_FUNCTIONVERSION"),
-            code_root: get("USER_CODE_ROOT"),
-        }
+        let mut e = Env::default();
+        // One pass over the environment; the first entry of a name counts, as with `getenv`.
+        crate::sys::for_each_env(|name, value| {
+            let field = match name {
+                b"SCF_FUNCTIONNAME" => &mut e.function_name,
+                b"SCF_FUNCTIONVERSION" => &mut e.function_version,
+                b"USER_CODE_ROOT" => &mut e.code_root,
+                _ => return,
+            };
+            if field.is_none() && !value.is_empty() {
+                *field = std::str::from_utf8(value).ok().map(str::to_owned);
+            }
+        });
+        e
     })
 }
 

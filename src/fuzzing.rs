@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::chunked::Chunked;
 use crate::config::{Config, MAX_HEADERS};
-use crate::conn::{Conn, Cx, INITIAL_BUF, Stream};
+use crate::conn::{Conn, Cx, INITIAL_BUF, Spare, Stream};
 use crate::date::HttpDate;
 use crate::error::Reject;
 use crate::log::{Format, Level, Log};
@@ -328,6 +328,7 @@ pub fn connection(data: &[u8]) {
     let closing = rng.below(16) == 0;
     let mut log = Log::new(Level::Off, Format::Text);
     let date = HttpDate::new();
+    let mut spare = Spare::new();
     let start = Instant::now();
     let mut probe = Probe::default();
     let stream = Mem {
@@ -351,6 +352,7 @@ pub fn connection(data: &[u8]) {
             config: &config,
             log: &mut log,
             date: &date,
+            spare: &mut spare,
             now,
             closing,
         };
@@ -362,7 +364,9 @@ pub fn connection(data: &[u8]) {
             // A deadline passed (never while a response is being written: that would cut it).
             conn.expire(&mut cx, &mut probe);
         } else {
-            conn.drive(&mut cx, &mut probe);
+            // EPOLLRDHUP comes with the event once the whole input (and so the FIN) is queued.
+            let read_closed = conn.stream().arrived == data.len();
+            conn.drive(&mut cx, &mut probe, read_closed);
         }
         let (begin, end, cap, pending) = conn.buffers();
         assert!(

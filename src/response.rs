@@ -351,6 +351,21 @@ impl Output {
         }
     }
 
+    /// Whether it holds buffers (a new `Output` holds none and allocates nothing).
+    pub fn has_buffers(&self) -> bool {
+        self.head.capacity() > 0
+    }
+
+    /// Empties it for another response, and frees any buffer that has grown past `limit` bytes.
+    pub fn recycle(&mut self, limit: usize) {
+        self.finish();
+        for b in [&mut self.head, &mut self.headers, &mut self.body] {
+            if b.capacity() > limit {
+                *b = Vec::new();
+            }
+        }
+    }
+
     fn finish(&mut self) {
         self.pending = false;
         self.sent = 0;

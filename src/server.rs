@@ -18,8 +18,10 @@
 //! event is lost (the pending connections wait in the backlog) and no time is spent; it resumes
 //! when a connection closes, or after [`ACCEPT_RETRY`] when descriptors ran out.
 
+use std::ffi::c_int;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,10 +29,10 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::config::{self, Config};
-use crate::conn::{Conn, Cx, later};
+use crate::conn::{Conn, Cx, Spare, later};
 use crate::date::HttpDate;
 use crate::log::{Level, Log};
-use crate::sys::{self, Signals};
+use crate::sys::{self, Args, Signals};
 use crate::{Function, panic_hook};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -50,6 +52,8 @@ pub struct Server {
     log: Log,
     slots: Vec<Option<Conn>>,
     free: Vec<usize>,
+    /// Buffers of idle connections, lent to the next one that reads (see `conn.rs`).
+    spare: Spare,
     open: usize,
     /// Accepting is paused (at the connection limit, or out of descriptors).
     paused: bool,
@@ -92,6 +96,7 @@ impl Server {
             config,
             slots: Vec::new(),
             free: Vec::new(),
+            spare: Spare::new(),
             open: 0,
             paused: false,
             accept_retry: None,
@@ -124,7 +129,12 @@ impl Server {
 
     /// Serves `f` until a shutdown completes. Returns the process exit code: success after a
     /// graceful shutdown, 128 + the signal number after a second signal, failure if polling fails.
-    pub fn serve<F: Function>(mut self, mut f: F) -> ExitCode {
+    pub fn serve<F: Function>(self, f: F) -> ExitCode {
+        ExitCode::from(self.serve_code(f))
+    }
+
+    /// [`Server::serve`], returning the exit code as a number.
+    fn serve_code<F: Function>(mut self, mut f: F) -> u8 {
         panic_hook::install();
         let _ = crate::context::env();
         let mut events = Events::with_capacity(EVENTS);
@@ -137,7 +147,7 @@ impl Server {
                 }
                 self.log
                     .line(Level::Error, None, &format!("epoll_wait failed: {e}"));
-                return ExitCode::FAILURE;
+                return 1;
             }
             let now = Instant::now();
             self.date.update(SystemTime::now());
@@ -150,7 +160,7 @@ impl Server {
                             return code;
                         }
                     }
-                    Token(i) => self.drive(i, now, &mut f),
+                    Token(i) => self.drive(i, now, &mut f, event.is_read_closed()),
                 }
             }
             if self.next_sweep.is_some_and(|t| t <= now) {
@@ -166,7 +176,7 @@ impl Server {
                     msg.push_str(itoa::Buffer::new().format(self.open));
                     self.log.line(Level::Info, None, &msg);
                     self.log.flush();
-                    return ExitCode::SUCCESS;
+                    return 0;
                 }
             }
         }
@@ -230,7 +240,7 @@ impl Server {
         self.paused = true;
     }
 
-    fn drive<F: Function>(&mut self, i: usize, now: Instant, f: &mut F) {
+    fn drive<F: Function>(&mut self, i: usize, now: Instant, f: &mut F, read_closed: bool) {
         let Some(Some(conn)) = self.slots.get_mut(i) else {
             return; // a spurious event for a freed slot
         };
@@ -238,10 +248,11 @@ impl Server {
             config: &self.config,
             log: &mut self.log,
             date: &self.date,
+            spare: &mut self.spare,
             now,
             closing: self.shutdown.is_some(),
         };
-        conn.drive(&mut cx, f);
+        conn.drive(&mut cx, f, read_closed);
         self.settle(i, now);
     }
 
@@ -298,6 +309,7 @@ impl Server {
                     config: &self.config,
                     log: &mut self.log,
                     date: &self.date,
+                    spare: &mut self.spare,
                     now,
                     closing: self.shutdown.is_some(),
                 };
@@ -308,12 +320,12 @@ impl Server {
     }
 
     /// Reads the pending signals; an exit code if the process is to exit at once.
-    fn on_signal(&mut self, now: Instant) -> Option<ExitCode> {
+    fn on_signal(&mut self, now: Instant) -> Option<u8> {
         while let Some(signo) = self.signals.as_ref().and_then(Signals::next) {
             if self.shutdown.is_some() {
                 self.log
                     .line(Level::Info, None, "second signal: exiting at once");
-                return Some(ExitCode::from(128u8.wrapping_add(signo as u8)));
+                return Some(128u8.wrapping_add(signo as u8));
             }
             self.begin_shutdown(now);
         }
@@ -336,6 +348,7 @@ impl Server {
                     config: &self.config,
                     log: &mut self.log,
                     date: &self.date,
+                    spare: &mut self.spare,
                     now,
                     closing: true,
                 };
@@ -361,16 +374,38 @@ fn out_of_descriptors(e: &io::Error) -> bool {
 ///
 /// A bad setting or a port that cannot be bound prints one line on stderr and returns a
 /// failure exit code (2 for a setting, 1 for the port).
+///
+/// [`main!`](crate::main!) does the same from C's `main`, without std's runtime set-up.
 pub fn run<F: Function>(f: F) -> ExitCode {
     let started = Instant::now();
-    if let Some(code) = cli() {
-        return code;
+    let arg = std::env::args_os().nth(1);
+    ExitCode::from(run_from(f, started, arg.as_deref().map(OsStrExt::as_bytes)))
+}
+
+/// The entry [`main!`](crate::main!) expands to: [`run`] for a process started without std's
+/// runtime set-up. It does the two parts of that set-up a server needs — descriptors 0–2 open
+/// (on `/dev/null` if they were closed), `SIGPIPE` ignored — and skips the rest (the
+/// stack-overflow handler's alternate stack and guard page, the main thread's name): 11 system
+/// calls and about 18 µs of a cold start (bench/REPORT.md). Returns the process exit code.
+pub fn start<F: Function>(args: Args, f: F) -> c_int {
+    let started = Instant::now();
+    if !sys::std_fds_open() {
+        return 1;
+    }
+    sys::ignore_sigpipe();
+    c_int::from(run_from(f, started, args.get(1)))
+}
+
+/// [`run`] after the arguments are read: `arg` is the first one.
+fn run_from<F: Function>(f: F, started: Instant, arg: Option<&[u8]>) -> u8 {
+    if let Some(arg) = arg {
+        return cli(arg);
     }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
             fail(&format!("bad setting: {e}"));
-            return ExitCode::from(2);
+            return 2;
         }
     };
     let port = config.port;
@@ -378,7 +413,7 @@ pub fn run<F: Function>(f: F) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             fail(&format!("cannot listen on 0.0.0.0:{port}: {e}"));
-            return ExitCode::FAILURE;
+            return 1;
         }
     };
     let ready = started.elapsed();
@@ -387,9 +422,9 @@ pub fn run<F: Function>(f: F) -> ExitCode {
         .startup(server.addr.port(), ready, sys::process_cpu_time());
     if let Err(e) = server.handle_signals() {
         fail(&format!("cannot handle signals: {e}"));
-        return ExitCode::FAILURE;
+        return 1;
     }
-    server.serve(f)
+    server.serve_code(f)
 }
 
 /// One start-up error line on stderr, in a single write.
@@ -398,22 +433,21 @@ fn fail(msg: &str) {
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 
-/// `--version` and `--help`; `None` to go on and serve.
-fn cli() -> Option<ExitCode> {
-    let arg = std::env::args_os().nth(1)?;
-    if arg == "--version" || arg == "-V" {
+/// `--version`, `--help`, or an unknown argument: the exit code.
+fn cli(arg: &[u8]) -> u8 {
+    if arg == b"--version" || arg == b"-V" {
         println!("scf-lean {} ({})", config::VERSION, config::COMMIT);
-        return Some(ExitCode::SUCCESS);
+        return 0;
     }
-    if arg == "--help" || arg == "-h" {
+    if arg == b"--help" || arg == b"-h" {
         print!("{}", help());
-        return Some(ExitCode::SUCCESS);
+        return 0;
     }
     fail(&format!(
         "unknown argument {:?}; try --help",
-        arg.to_string_lossy()
+        String::from_utf8_lossy(arg)
     ));
-    Some(ExitCode::from(2))
+    2
 }
 
 fn help() -> String {

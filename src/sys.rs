@@ -7,7 +7,13 @@
 //! - The CPU time the process has used since it was forked, for the start-up line: as long as
 //!   nothing blocks before `listen`, it is the time from process start to listening, kernel
 //!   `execve` work and page faults included.
+//! - The environment read in place, in one pass: `std::env::var` copies each value it finds
+//!   and scans the whole environment once per name.
+//! - The process start without std's runtime set-up (`scf_lean::main!`): the arguments as C's
+//!   `main` receives them, and `SIGPIPE` ignored.
 #![allow(unsafe_code)]
+
+use std::ffi::{CStr, c_char, c_int};
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -94,4 +100,108 @@ pub(crate) fn process_cpu_time() -> Option<Duration> {
     let secs = u64::try_from(t.tv_sec).ok()?;
     let nanos = u32::try_from(t.tv_nsec).ok()?;
     (rc == 0).then(|| Duration::new(secs, nanos))
+}
+
+unsafe extern "C" {
+    /// The C library's environment: `NAME=value` strings, ending with a null pointer.
+    static environ: *const *const c_char;
+}
+
+/// Calls `f(name, value)` for every `NAME=value` entry of the environment, in order, reading the
+/// strings in place: no copy, no allocation.
+///
+/// Like every reader of the environment, it must not run while another thread changes it
+/// (`std::env::set_var` is `unsafe` for that reason); scf-lean calls it once, before serving.
+pub(crate) fn for_each_env(mut f: impl FnMut(&[u8], &[u8])) {
+    // SAFETY: `environ` is set by the C runtime before `main` and is either null or a
+    // null-terminated array of pointers to NUL-terminated strings; nothing changes it while this
+    // runs (see above). The strings outlive this call, and the slices given to `f` do not escape
+    // it.
+    unsafe {
+        let mut p = environ;
+        if p.is_null() {
+            return;
+        }
+        while !(*p).is_null() {
+            let entry = CStr::from_ptr(*p).to_bytes();
+            if let Some(eq) = entry.iter().position(|&b| b == b'=') {
+                f(&entry[..eq], &entry[eq + 1..]);
+            }
+            p = p.add(1);
+        }
+    }
+}
+
+/// The process arguments as C's `main` receives them.
+#[derive(Clone, Copy)]
+pub struct Args {
+    argc: usize,
+    argv: *const *const c_char,
+}
+
+impl Args {
+    /// # Safety
+    /// `argv` must point to `argc` pointers to NUL-terminated strings (then a null pointer), valid
+    /// for the life of the process: the arguments C's `main` receives.
+    pub unsafe fn new(argc: c_int, argv: *const *const c_char) -> Args {
+        Args {
+            argc: usize::try_from(argc).unwrap_or(0),
+            argv,
+        }
+    }
+
+    /// Argument `i` (0 is the program), if there is one.
+    pub fn get(&self, i: usize) -> Option<&'static [u8]> {
+        if i >= self.argc || self.argv.is_null() {
+            return None;
+        }
+        // SAFETY: `i < argc` and `argv` holds `argc` valid string pointers for the life of the
+        // process (the contract of `Args::new`).
+        unsafe {
+            let s = *self.argv.add(i);
+            (!s.is_null()).then(|| CStr::from_ptr(s).to_bytes())
+        }
+    }
+}
+
+/// Ignores `SIGPIPE`, as std's runtime does before `main`: a write to a socket the peer has
+/// closed then fails with `EPIPE` instead of killing the process.
+pub(crate) fn ignore_sigpipe() {
+    // SAFETY: SIG_IGN is a valid disposition for SIGPIPE; `signal` has no other effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Makes sure descriptors 0, 1 and 2 are open, as std's runtime does before `main`: if one is
+/// closed, the next socket would take its number and log lines would go to a client. A closed
+/// one is opened on `/dev/null`; false if that fails. One `poll` when all three are open.
+pub(crate) fn std_fds_open() -> bool {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    loop {
+        // SAFETY: `fds` is a valid array of three pollfd; a zero timeout does not block.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+        if rc >= 0 {
+            break;
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            // No way to tell (std then checks each with fcntl); carry on as std does on error.
+            return true;
+        }
+    }
+    for p in fds {
+        if p.revents & libc::POLLNVAL != 0 {
+            // SAFETY: the path is a NUL-terminated literal; open returns the lowest free
+            // descriptor, which is `p.fd` since the ones below it are open.
+            let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if fd != p.fd {
+                return false;
+            }
+        }
+    }
+    true
 }

@@ -487,3 +487,40 @@ fn test_help_and_version_bind_nothing() {
     let out = Command::new(bin()).arg("--bogus").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn test_closed_standard_descriptors_are_reopened_on_dev_null() {
+    // Started with 0, 1 and 2 closed, the listener would take descriptor 0 and the first
+    // client descriptor 1 or 2 — and log lines would go to that client. They must be opened on
+    // /dev/null first, as std's runtime does (the template's entry skips std's runtime).
+    let port = free_port();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec "$0" <&- >&- 2>&-"#)
+        .arg(bin())
+        .env("PORT", port.to_string())
+        .env("SCF_LEAN_LOG_LEVEL", "debug")
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut c = loop {
+        if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
+            break c;
+        }
+        assert!(Instant::now() < until, "server did not listen");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for fd in 0..3 {
+        let target = std::fs::read_link(format!("/proc/{}/fd/{fd}", child.id())).unwrap();
+        assert_eq!(target, PathBuf::from("/dev/null"), "descriptor {fd}");
+    }
+    for i in 0..3 {
+        let (status, head, body) = request(&mut c, &event_request(&format!("r{i}"), "[1]"));
+        assert_eq!(status, 200, "{head}");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["event"], serde_json::json!([1]));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

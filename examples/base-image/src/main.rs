@@ -5,9 +5,9 @@
 //! - HTTP (`GET /hello?name=Ada`): the same greeting as JSON; other paths are a JSON 404.
 //!
 //! It is built exactly like scf-lean's own binary (static musl, non-PIE) and packaged with the
-//! repository's `Dockerfile.musl` through `--build-arg BINARY=...`: see docs/IMAGE.md.
-
-use std::process::ExitCode;
+//! repository's `Dockerfile.musl` through `--build-arg BINARY=...`: see docs/IMAGE.md. Its
+//! entry is `scf_lean::main!`, which skips std's runtime set-up, as the template's does.
+#![cfg_attr(not(test), no_main)]
 
 use scf_lean::{Context, Error, Function, Request, Response};
 use serde_json::{Value, json};
@@ -59,9 +59,7 @@ impl Function for Greeter {
     }
 }
 
-fn main() -> ExitCode {
-    scf_lean::run(Greeter::default())
-}
+scf_lean::main!(Greeter::default());
 
 #[cfg(test)]
 mod tests {
