@@ -514,9 +514,13 @@ if raw["variants"]:
         f"`coldprobe`, {raw['variants']['runs']} runs each, interleaved as above. "
         "`rust-no-main` and `rust-std-main` (bench/cold/std-init) are the floor's logic in Rust "
         "with std (`TcpListener`, blocking), the first with `#![no_main]` (no std runtime init), the "
-        "second with a normal `fn main`; `scf-lean+sse4.2` is the stable build with "
-        "`-C target-feature=+sse4.2` added, which makes httparse choose its SIMD at compile time "
-        "instead of running CPUID feature detection on the first request.\n"
+        "second with a normal `fn main`. `scf-lean` is the build as shipped; each `scf-lean,…` "
+        "takes one of its start-up measures away: `fn-main` is the template with a normal "
+        "`fn main` calling `scf_lean::run` (std's runtime init runs) instead of `scf_lean::main!`; "
+        "`plain-link` links without `src/hot-text.ld` and without 64 KiB segment alignment "
+        "(`SCF_LEAN_LINK_ARGS=-Wl,--build-id=none`); `no-sse4.2` is built without "
+        "`-C target-feature=+sse4.2`, so httparse runs CPUID feature detection on the first "
+        "request.\n"
     )
     md.append("| build | binary bytes | listening p50 µs | response min | **response p50 µs** | p90 | p50 − floor µs |")
     md.append("|---|---:|---:|---:|---:|---:|---:|")

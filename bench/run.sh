@@ -31,7 +31,8 @@
 #   container  a local registry (docker-registry on 127.0.0.1:$REGISTRY_PORT) holds every image;
 #              per run: rmi, then podman pull + podman run to the first complete response.
 #   variants   cold starts of builds that isolate one cost each: a minimal Rust server with and
-#              without std's runtime init (bench/cold/std-init), scf-lean with +sse4.2.
+#              without std's runtime init (bench/cold/std-init); scf-lean with a normal fn main,
+#              with a plain link (no hot-text order, no 64 KiB alignment), without +sse4.2.
 #   diag       where scf-lean's start-up goes against the floor: strace -c / -tt, page faults
 #              (perf stat, perf record of every fault), callgrind instruction counts of
 #              unstripped builds, RSS by mapping, unit costs of this machine (bench/cold/costs.c).
@@ -486,25 +487,40 @@ run_diag() {
 }
 
 # ---------------------------------------------------------------- variants ---------------
-# Side-by-side cold starts of builds that isolate one cost each (see REPORT.md's diagnosis):
-# a minimal Rust std server with and without std's runtime init (bench/cold/std-init), and
-# scf-lean built with -C target-feature=+sse4.2 (httparse then needs no CPUID at run time).
+# Side-by-side cold starts of builds that each take one start-up measure away (REPORT.md's
+# diagnosis): a minimal Rust std server with and without std's runtime init
+# (bench/cold/std-init); scf-lean as shipped; and scf-lean without one of its measures: with a
+# normal `fn main` (std's runtime init), with a plain link (no hot-text ordering, no 64 KiB
+# segment alignment), without -C target-feature=+sse4.2 (httparse detects its SIMD at run time).
 run_variants() {
   say "variants: start-up experiments, $COLD_RUNS runs each, interleaved"
   (cd bench/cold/std-init && cargo build -q --release --target "$TARGET" >&2)
   cp "$CARGO_TARGET_DIR/$TARGET/release/std-main" "$BIN/rust-std-main"
   cp "$CARGO_TARGET_DIR/$TARGET/release/no-main" "$BIN/rust-no-main"
-  (cd "$SCF_SRC" && SCF_LEAN_COMMIT=$SCF_COMMIT CARGO_TARGET_DIR=/tmp/bench-target/scf-lean-sse42 \
-    RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static -C target-feature=+sse4.2" \
+  local vsrc=$W/variant-src
+  rm -rf "$vsrc" && mkdir -p "$vsrc" && (cd "$SCF_SRC" && tar -c --exclude=./target --exclude=./examples/base-image/target --exclude=./fuzz .) | tar -x -C "$vsrc"
+  # fn main: the template's entry written the ordinary way.
+  sed -i -e '/^#!\[cfg_attr(not(test), no_main)\]$/d' \
+    -e 's/^scf_lean::main!(Echo);$/fn main() -> std::process::ExitCode { scf_lean::run(Echo) }/' "$vsrc/src/main.rs"
+  grep -q 'scf_lean::run(Echo)' "$vsrc/src/main.rs" || { echo "variant fn-main: template entry not found" >&2; return 1; }
+  (cd "$vsrc" && SCF_LEAN_COMMIT=$SCF_COMMIT CARGO_TARGET_DIR=/tmp/bench-target/scf-lean-fn-main \
     cargo build -q --release --target "$TARGET" --bin scf-lean >&2)
-  cp /tmp/bench-target/scf-lean-sse42/$TARGET/release/scf-lean "$BIN/scf-lean+sse4.2"
+  cp /tmp/bench-target/scf-lean-fn-main/$TARGET/release/scf-lean "$BIN/scf-lean,fn-main"
+  (cd "$SCF_SRC" && SCF_LEAN_COMMIT=$SCF_COMMIT CARGO_TARGET_DIR=/tmp/bench-target/scf-lean-plain-link \
+    SCF_LEAN_LINK_ARGS="-Wl,--build-id=none" cargo build -q --release --target "$TARGET" --bin scf-lean >&2)
+  cp /tmp/bench-target/scf-lean-plain-link/$TARGET/release/scf-lean "$BIN/scf-lean,plain-link"
+  (cd "$SCF_SRC" && SCF_LEAN_COMMIT=$SCF_COMMIT CARGO_TARGET_DIR=/tmp/bench-target/scf-lean-no-sse42 \
+    RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+    cargo build -q --release --target "$TARGET" --bin scf-lean >&2)
+  cp /tmp/bench-target/scf-lean-no-sse42/$TARGET/release/scf-lean "$BIN/scf-lean,no-sse4.2"
   local v=("floor-c=$BIN/floor-c" "rust-no-main=$BIN/rust-no-main" "rust-std-main=$BIN/rust-std-main"
-    "scf-lean=$BIN/scf-lean" "scf-lean+sse4.2=$BIN/scf-lean+sse4.2")
+    "scf-lean=$BIN/scf-lean" "scf-lean,fn-main=$BIN/scf-lean,fn-main"
+    "scf-lean,plain-link=$BIN/scf-lean,plain-link" "scf-lean,no-sse4.2=$BIN/scf-lean,no-sse4.2")
   [[ -x "$BIN/scf-lean-tiny" ]] && v+=("scf-lean-tiny=$BIN/scf-lean-tiny")
   "$BIN/coldprobe" -n "$COLD_RUNS" --pin "$SRV_CPU,$LOAD_CPU" --event "$EVENT" \
     --json "$PARTS/variants.json" "${v[@]}" >&2
   local b
-  for b in rust-no-main rust-std-main scf-lean+sse4.2; do
+  for b in rust-no-main rust-std-main scf-lean,fn-main scf-lean,plain-link scf-lean,no-sse4.2; do
     echo "{\"peer\":\"$b\",\"binary_bytes\":$(stat -c %s "$BIN/$b"),\"cpuid_in_code\":$(objdump -d "$BIN/$b" | grep -c cpuid || true)}" >>"$PARTS/variant-size.jsonl"
   done
 }

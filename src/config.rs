@@ -119,11 +119,20 @@ impl Config {
     /// The first variable (in the environment's order) whose value is not a whole number within
     /// its range, or not one of the listed words.
     pub fn from_env() -> Result<Config, ConfigError> {
+        let wanted = |name: &[u8]| name == b"PORT" || name.starts_with(b"SCF_LEAN_");
+        Config::from_entries(|f| crate::sys::for_each_env(wanted, f))
+    }
+
+    /// The defaults overridden by the `(name, value)` entries `each` gives, in order: the core
+    /// of [`Config::from_env`]. Unknown names are ignored; of a name given twice, the first counts.
+    fn from_entries(
+        each: impl FnOnce(&mut dyn FnMut(&[u8], &[u8])),
+    ) -> Result<Config, ConfigError> {
         let mut c = Config::default();
         let mut seen = 0u64;
         let mut result = Ok(());
-        crate::sys::for_each_env(|name, value| {
-            if result.is_err() || !(name == b"PORT" || name.starts_with(b"SCF_LEAN_")) {
+        each(&mut |name, value| {
+            if result.is_err() {
                 return;
             }
             let Some(i) = (0..VARS).find(|&i| var_name(i).as_bytes() == name) else {
@@ -247,6 +256,24 @@ mod tests {
         assert_eq!(c.head_timeout, Duration::from_millis(250));
         assert_eq!(c.log_level, Level::Debug);
         assert_eq!(c.log_format, Format::Json);
+    }
+
+    #[test]
+    fn test_environment_entries_first_of_a_name_counts() {
+        let entries: [(&[u8], &[u8]); 5] = [
+            (b"PATH", b"/bin"),
+            (b"PORT", b"8081"),
+            (b"SCF_LEAN_LOG_FORMAT", b"json"),
+            (b"PORT", b"70000"),
+            (b"SCF_LEAN_UNKNOWN", b"x"),
+        ];
+        let c = Config::from_entries(|f| entries.iter().for_each(|(n, v)| f(n, v))).unwrap();
+        assert_eq!(c.port, 8081);
+        assert_eq!(c.log_format, Format::Json);
+        let bad: [(&[u8], &[u8]); 2] = [(b"SCF_LEAN_MAX_HEADERS", b"\xff"), (b"PORT", b"x")];
+        let e = Config::from_entries(|f| bad.iter().for_each(|(n, v)| f(n, v))).unwrap_err();
+        assert_eq!(e.var, "SCF_LEAN_MAX_HEADERS");
+        assert_eq!(e.value, "\u{fffd}");
     }
 
     #[test]

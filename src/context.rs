@@ -208,7 +208,8 @@ pub fn env() -> &'static Env {
     ENV.get_or_init(|| {
         let mut e = Env::default();
         // One pass over the environment; the first entry of a name counts, as with `getenv`.
-        crate::sys::for_each_env(|name, value| {
+        let wanted = |name: &[u8]| name.starts_with(b"SCF_FUNCTION") || name == b"USER_CODE_ROOT";
+        crate::sys::for_each_env(wanted, |name, value| {
             let field = match name {
                 b"SCF_FUNCTIONNAME" => &mut e.function_name,
                 b"SCF_FUNCTIONVERSION" => &mut e.function_version,

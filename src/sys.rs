@@ -107,25 +107,48 @@ unsafe extern "C" {
     static environ: *const *const c_char;
 }
 
-/// Calls `f(name, value)` for every `NAME=value` entry of the environment, in order, reading the
-/// strings in place: no copy, no allocation.
+/// Calls `f(name, value)` for every `NAME=value` entry of the environment whose name `wanted`
+/// accepts, in order, reading the strings in place: no copy, no allocation, and only the names
+/// are scanned unless wanted (the values, `PATH` and the like, can be long).
 ///
 /// Like every reader of the environment, it must not run while another thread changes it
-/// (`std::env::set_var` is `unsafe` for that reason); scf-lean calls it once, before serving.
-pub(crate) fn for_each_env(mut f: impl FnMut(&[u8], &[u8])) {
+/// (`std::env::set_var` is `unsafe` for that reason); scf-lean calls it before serving.
+pub(crate) fn for_each_env(wanted: impl Fn(&[u8]) -> bool, f: impl FnMut(&[u8], &[u8])) {
     // SAFETY: `environ` is set by the C runtime before `main` and is either null or a
-    // null-terminated array of pointers to NUL-terminated strings; nothing changes it while this
-    // runs (see above). The strings outlive this call, and the slices given to `f` do not escape
-    // it.
+    // null-terminated array of pointers to NUL-terminated strings, which nothing changes while
+    // this runs (see above).
+    unsafe { scan_env(environ, wanted, f) }
+}
+
+/// [`for_each_env`] over any `envp`.
+///
+/// # Safety
+/// `envp` is null or a null-terminated array of pointers to NUL-terminated strings, valid and
+/// unchanged for the duration of the call.
+unsafe fn scan_env(
+    envp: *const *const c_char,
+    mut wanted: impl FnMut(&[u8]) -> bool,
+    mut f: impl FnMut(&[u8], &[u8]),
+) {
+    if envp.is_null() {
+        return;
+    }
+    let mut p = envp;
+    // SAFETY: per the contract, every pointer up to the null one is a NUL-terminated string.
+    // Every read below stays within one such string: the name scan stops at '=' or at the NUL,
+    // and the value starts after the '='. The slices given to `f` do not escape the call.
     unsafe {
-        let mut p = environ;
-        if p.is_null() {
-            return;
-        }
         while !(*p).is_null() {
-            let entry = CStr::from_ptr(*p).to_bytes();
-            if let Some(eq) = entry.iter().position(|&b| b == b'=') {
-                f(&entry[..eq], &entry[eq + 1..]);
+            let entry = (*p).cast::<u8>();
+            let mut n = 0;
+            while *entry.add(n) != b'=' && *entry.add(n) != 0 {
+                n += 1;
+            }
+            if *entry.add(n) == b'=' {
+                let name = std::slice::from_raw_parts(entry, n);
+                if wanted(name) {
+                    f(name, CStr::from_ptr(entry.add(n + 1).cast()).to_bytes());
+                }
             }
             p = p.add(1);
         }
@@ -204,4 +227,53 @@ pub(crate) fn std_fds_open() -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_env_scan_reads_names_and_values_in_place() {
+        let entries: [&CStr; 7] = [
+            c"PATH=/usr/bin:/bin",
+            c"PORT=9000",
+            c"NOEQUALS",
+            c"SCF_LEAN_X=a=b",
+            c"SCF_LEAN_EMPTY=",
+            c"=nameless",
+            c"PORT=1",
+        ];
+        let mut envp: Vec<*const c_char> = entries.iter().map(|e| e.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        let mut seen = Vec::new();
+        let mut asked = Vec::new();
+        // SAFETY: a null-terminated array of pointers to the C strings above, alive and
+        // unchanged throughout.
+        unsafe {
+            scan_env(
+                envp.as_ptr(),
+                |name| {
+                    asked.push(name.to_vec());
+                    name != b"PATH"
+                },
+                |n, v| seen.push((n.to_vec(), v.to_vec())),
+            );
+        }
+        let pair = |n: &str, v: &str| (n.as_bytes().to_vec(), v.as_bytes().to_vec());
+        assert_eq!(
+            seen,
+            [
+                pair("PORT", "9000"),
+                pair("SCF_LEAN_X", "a=b"),
+                pair("SCF_LEAN_EMPTY", ""),
+                pair("", "nameless"),
+                pair("PORT", "1"),
+            ]
+        );
+        // An entry without '=' is no variable; every other name is offered in order.
+        assert_eq!(asked.len(), 6);
+        // SAFETY: a null `envp` is allowed.
+        unsafe { scan_env(std::ptr::null(), |_| true, |_, _| panic!("no entries")) };
+    }
 }
