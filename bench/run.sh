@@ -47,7 +47,7 @@ if [[ -n "$QUICK" ]]; then
   WRK_ROUNDS=${WRK_ROUNDS:-1}; CT_RUNS=${CT_RUNS:-3}
 else
   COLD_RUNS=${COLD_RUNS:-300}; HF_RUNS=${HF_RUNS:-200}; WRK_SECS=${WRK_SECS:-10}
-  WRK_ROUNDS=${WRK_ROUNDS:-3}; CT_RUNS=${CT_RUNS:-20}
+  WRK_ROUNDS=${WRK_ROUNDS:-5}; CT_RUNS=${CT_RUNS:-20}
 fi
 ONLY=${ONLY:-cold hyperfine warm size container variants diag}
 REGISTRY_PORT=${REGISTRY_PORT:-5055}
@@ -223,13 +223,18 @@ wrk_once() {
 }
 
 # Largest VmHWM/VmRSS of PID seen every 20 ms until $W/rss-stop exists, written to FILE.
+# Bash builtins only (no awk or sleep process every 20 ms: 50 forks a second would land on the
+# CPUs being measured); `read -t` on a pipe nothing writes to is the sleep.
 sample_rss() {
-  local pid=$1 out=$2 max=0 v
+  local pid=$1 out=$2 max=0 key v _ tick
+  exec {tick}<> <(:)
   while [[ ! -e "$W/rss-stop" ]]; do
-    v=$(awk '/^Vm(HWM|RSS)/ {if ($2 > m) m = $2} END {print m + 0}' "/proc/$pid/status" 2>/dev/null || echo 0)
-    ((v > max)) && max=$v
-    sleep 0.02
+    while read -r key v _; do
+      [[ "$key" == VmHWM: || "$key" == VmRSS: ]] && ((v > max)) && max=$v
+    done <"/proc/$pid/status" 2>/dev/null || true
+    read -r -t 0.02 -u "$tick" _ || true
   done
+  exec {tick}>&-
   echo "$max" >"$out"
 }
 
