@@ -785,22 +785,45 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::log::Format;
-    use crate::{Context, Error, Response};
+/// A socket in memory, for the unit tests and the fuzz harness.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod mem {
+    use std::io::{self, IoSlice, Read, Write};
 
-    /// A socket of which `input[..arrived]` has arrived; counts the reads made.
-    struct Sock {
-        input: Vec<u8>,
-        pos: usize,
-        arrived: usize,
-        reads: usize,
-        out: Vec<u8>,
+    use super::Stream;
+
+    /// A socket in memory: the input handed out up to cut points, the output taken in pieces.
+    pub(crate) struct Mem<'d> {
+        pub input: &'d [u8],
+        /// Bytes of input read so far.
+        pub pos: usize,
+        /// Bytes of input that have "arrived": reads past it would block.
+        pub arrived: usize,
+        /// Bytes the peer's window takes before a write would block.
+        pub room: usize,
+        pub out: Vec<u8>,
+        /// The write side was shut.
+        pub shut: bool,
+        /// Reads made, `EAGAIN` and EOF included.
+        pub reads: usize,
     }
 
-    impl Read for Sock {
+    impl<'d> Mem<'d> {
+        /// `input[..arrived]` has arrived; the peer's window takes `room` bytes.
+        pub fn new(input: &'d [u8], arrived: usize, room: usize) -> Mem<'d> {
+            Mem {
+                input,
+                pos: 0,
+                arrived,
+                room,
+                out: Vec::new(),
+                shut: false,
+                reads: 0,
+            }
+        }
+    }
+
+    impl Read for Mem<'_> {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             self.reads += 1;
             if self.pos == self.input.len() {
@@ -816,19 +839,45 @@ mod tests {
         }
     }
 
-    impl Write for Sock {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.out.extend_from_slice(b);
-            Ok(b.len())
+    impl Write for Mem<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
         }
+
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            assert!(!self.shut, "write after the write side was shut");
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut n = 0;
+            for b in bufs {
+                let k = b.len().min(self.room - n);
+                self.out.extend_from_slice(&b[..k]);
+                n += k;
+                if n == self.room {
+                    break;
+                }
+            }
+            self.room -= n;
+            Ok(n)
+        }
+
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
     }
 
-    impl Stream for Sock {
+    impl Stream for Mem<'_> {
         fn shutdown_write(&self) {}
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mem::Mem;
+    use super::*;
+    use crate::log::Format;
+    use crate::{Context, Error, Response};
 
     struct Echo;
 
@@ -864,19 +913,13 @@ mod tests {
             }
         }
 
-        fn conn(&self, input: &[u8], arrived: usize) -> Conn<Sock> {
-            let sock = Sock {
-                input: input.to_vec(),
-                pos: 0,
-                arrived,
-                reads: 0,
-                out: Vec::new(),
-            };
+        fn conn<'d>(&self, input: &'d [u8], arrived: usize) -> Conn<Mem<'d>> {
+            let sock = Mem::new(input, arrived, usize::MAX);
             Conn::new(sock, Instant::now(), &self.config)
         }
 
         /// One readiness event for `c`.
-        fn event(&mut self, c: &mut Conn<Sock>, read_closed: bool) {
+        fn event(&mut self, c: &mut Conn<Mem<'_>>, read_closed: bool) {
             let mut cx = Cx {
                 config: &self.config,
                 log: &mut self.log,
@@ -889,7 +932,7 @@ mod tests {
         }
     }
 
-    fn responses(c: &mut Conn<Sock>) -> usize {
+    fn responses(c: &mut Conn<Mem<'_>>) -> usize {
         let out = &c.stream().out;
         out.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count()
     }

@@ -8,12 +8,12 @@
 //! The input is the raw bytes a client sends; the cut points come from a hash of the input, so
 //! that a seed corpus of plain requests stays readable and every run is reproducible.
 
-use std::io::{self, IoSlice, Read, Write};
 use std::time::{Duration, Instant};
 
 use crate::chunked::Chunked;
 use crate::config::{Config, MAX_HEADERS};
-use crate::conn::{Conn, Cx, INITIAL_BUF, Spare, Stream};
+use crate::conn::mem::Mem;
+use crate::conn::{Conn, Cx, INITIAL_BUF, Spare};
 use crate::date::HttpDate;
 use crate::error::Reject;
 use crate::log::{Format, Level, Log};
@@ -177,67 +177,6 @@ fn decode_chunked(raw: &[u8], cuts: &[usize], config: &Config) -> Decoded {
     Ok((buf[..data_end].to_vec(), buf[data_end..end].to_vec(), false))
 }
 
-/// A socket in memory: the input handed out up to cut points, the output taken in pieces.
-struct Mem<'d> {
-    input: &'d [u8],
-    /// Bytes of input read so far.
-    pos: usize,
-    /// Bytes of input that have "arrived": reads past it would block.
-    arrived: usize,
-    /// Bytes the peer's window takes before a write would block.
-    room: usize,
-    out: Vec<u8>,
-    /// The write side was shut.
-    shut: bool,
-}
-
-impl Read for Mem<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.input.len() {
-            return Ok(0);
-        }
-        if self.pos == self.arrived {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = buf.len().min(self.arrived - self.pos);
-        buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-impl Write for Mem<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_vectored(&[IoSlice::new(buf)])
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        assert!(!self.shut, "write after the write side was shut");
-        if self.room == 0 {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let mut n = 0;
-        for b in bufs {
-            let k = b.len().min(self.room - n);
-            self.out.extend_from_slice(&b[..k]);
-            n += k;
-            if n == self.room {
-                break;
-            }
-        }
-        self.room -= n;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Stream for Mem<'_> {
-    fn shutdown_write(&self) {}
-}
-
 /// What the function was asked and answered, to check the output against.
 struct Call {
     head: bool,
@@ -331,14 +270,7 @@ pub fn connection(data: &[u8]) {
     let mut spare = Spare::new();
     let start = Instant::now();
     let mut probe = Probe::default();
-    let stream = Mem {
-        input: data,
-        pos: 0,
-        arrived: 0,
-        room: 0,
-        out: Vec::new(),
-        shut: false,
-    };
+    let stream = Mem::new(data, 0, 0);
     let mut conn = Conn::new(stream, start, &config);
     let buf_limit =
         config.max_head_bytes + config.max_body_bytes + config.max_chunk_meta_bytes + INITIAL_BUF;
