@@ -27,7 +27,8 @@ impl Function for Echo {
         ctx: &Context<'a>,
         out: &mut Response<'a>,
     ) -> Result<(), Error> {
-        // Check that the event is JSON (a 400 if not), without copying or allocating.
+        // Check that the event is JSON (a 400 if not), without copying it (serde_json keeps a
+        // small stack of the open brackets: one 8-byte allocation for a nested event).
         // For a typed event, write `let e: MyEvent = scf_lean::from_json(event)?;` instead.
         scf_lean::from_json::<serde::de::IgnoredAny>(event)?;
         out.content_type("application/json");

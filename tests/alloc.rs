@@ -1,6 +1,7 @@
 //! A keep-alive request served through the raw-bytes API allocates nothing once the
-//! connection's buffers have grown to fit: proved with a counting global allocator over a
-//! thousand requests, on the event path and on the HTTP path.
+//! buffers have grown to fit: proved with a counting global allocator over a thousand requests
+//! on one connection and over 32 connections taking turns, on the event path and on the HTTP
+//! path.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
@@ -34,6 +35,9 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static A: Counting = Counting;
+
+/// The count is process-wide: the tests take turns.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Raw bytes in, raw bytes out: the event is answered with its own length and the request id;
 /// an HTTP request with its body, borrowed.
@@ -91,6 +95,9 @@ fn round_trip(s: &mut TcpStream, req: &[u8], buf: &mut [u8; 1024]) -> usize {
 
 #[test]
 fn test_steady_state_keep_alive_allocates_nothing() {
+    let _turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let config = Config {
         log_level: Level::Off,
         ..Config::default()
@@ -120,5 +127,45 @@ fn test_steady_state_keep_alive_allocates_nothing() {
             text.ends_with("\r\n\r\n17 0f2a-77") || text.ends_with("X-Path: /p\r\n\r\nhello"),
             "{text}"
         );
+    }
+}
+
+#[test]
+fn test_many_keep_alive_connections_share_buffers_and_allocate_nothing() {
+    // 32 connections take turns: each request borrows the loop's spare buffers and gives them
+    // back, so that neither the connections nor the requests cost an allocation.
+    let _turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let config = Config {
+        log_level: Level::Off,
+        ..Config::default()
+    };
+    let server = Server::bind_to(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = server.local_addr();
+    std::thread::spawn(move || server.serve(Raw));
+    let mut conns: Vec<TcpStream> = (0..32)
+        .map(|_| {
+            let s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.set_nodelay(true).unwrap();
+            s
+        })
+        .collect();
+    let mut buf = [0u8; 1024];
+    for req in [EVENT, HTTP] {
+        for _ in 0..3 {
+            for s in &mut conns {
+                round_trip(s, req, &mut buf);
+            }
+        }
+        let before = ALLOCS.load(Ordering::SeqCst);
+        for _ in 0..10 {
+            for s in &mut conns {
+                round_trip(s, req, &mut buf);
+            }
+        }
+        let allocs = ALLOCS.load(Ordering::SeqCst) - before;
+        assert_eq!(allocs, 0, "allocations over 320 requests on 32 connections");
     }
 }
