@@ -510,7 +510,11 @@ impl<S: Stream> Conn<S> {
             self.set_state(State::Head, cx);
         }
         let avail = self.end - self.start;
-        if !self.scan.feed(&self.buf[self.start..self.end]) {
+        // The first look at a request goes straight to the parser: a head nearly always arrives
+        // whole. The scan guards only the retries of a head that comes in pieces, so that the
+        // parser runs again only once an empty line has arrived.
+        let first = self.scan.is_fresh();
+        if !first && !self.scan.feed(&self.buf[self.start..self.end]) {
             return self.check_partial(cx, avail);
         }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -518,7 +522,12 @@ impl<S: Stream> Conn<S> {
         let input = &self.buf[self.start..self.end];
         let head = match parse_head(input, &mut headers[..max], cx.config, self.arrival) {
             Ok(Some(head)) => head,
-            Ok(None) => return self.check_partial(cx, avail),
+            Ok(None) => {
+                if first {
+                    self.scan.feed(&self.buf[self.start..self.end]);
+                }
+                return self.check_partial(cx, avail);
+            }
             Err(r) => {
                 self.reject(cx, r);
                 return true;
@@ -945,6 +954,10 @@ mod tests {
         assert_eq!(responses(&mut a), 1);
         assert!(a.is_idle());
         assert!(
+            a.scan.is_fresh(),
+            "a whole head goes straight to the parser, unscanned"
+        );
+        assert!(
             a.buf.is_empty() && !a.out.has_buffers(),
             "idle: holds nothing"
         );
@@ -965,6 +978,10 @@ mod tests {
         let mut a = w.conn(REQ, 20);
         w.event(&mut a, false);
         assert_eq!(responses(&mut a), 0);
+        assert!(
+            !a.scan.is_fresh(),
+            "a head in pieces is scanned, not parsed again and again"
+        );
         assert_eq!(
             a.buf.len(),
             INITIAL_BUF,

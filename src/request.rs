@@ -81,6 +81,11 @@ impl HeadScan {
         })
     }
 
+    /// Whether nothing has been looked at yet.
+    pub fn is_fresh(&self) -> bool {
+        self.scanned == 0
+    }
+
     /// Whether the request line is complete.
     pub fn line_done(&self) -> bool {
         self.line_done
