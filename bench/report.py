@@ -542,12 +542,12 @@ if os.path.exists(prop):
 md.append(
     "\n## How to run\n\n"
     "`bench/run.sh` (full, about %s once the tools are installed) or `QUICK=1 bench/run.sh` "
-    "(about 4 minutes). It installs what "
+    "(a short pass: fewer runs, shorter wrk). It installs what "
     "it needs, builds every peer (`bench/peers/`), measures, and rewrites this file, "
     "`bench/results/<date>.json` and `bench/chart.svg`. `ONLY=\"cold warm\"` runs some steps; "
     "`SCF_LEAN_REV=<commit>` measures another commit of scf-lean (`worktree`: the working tree "
     "as it is). See the header of `bench/run.sh`.\n"
-    % (f"{dur / 60:.0f} min" if dur and not m.get("quick") else "15 min")
+    % (f"{dur / 60:.0f} min" if dur and not m.get("quick") else "20 min")
 )
 open(OUT_MD, "w").write("\n".join(md) + "\n")
 

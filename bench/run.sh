@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Cold-start and warm benchmarks of scf-lean against peers and the physical floor.
 #
-#   bench/run.sh                 # the full run (about 15 min on 2 cores, tools installed)
-#   QUICK=1 bench/run.sh         # about 4 min: fewer runs, shorter wrk, 3 container runs
+#   bench/run.sh                 # the full run (about 20 min on 2 cores, tools installed)
+#   QUICK=1 bench/run.sh         # a short pass: fewer runs, shorter wrk, 3 container runs
 #   ONLY="cold warm" bench/run.sh   # steps: cold hyperfine warm size container variants diag
 #   SCF_LEAN_REV=<rev> bench/run.sh # which commit of scf-lean to measure (default HEAD)
 #   SCF_LEAN_REV=worktree bench/run.sh  # the working tree as it is, uncommitted edits included
