@@ -5,7 +5,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -93,11 +93,8 @@ fn round_trip(s: &mut TcpStream, req: &[u8], buf: &mut [u8; 1024]) -> usize {
     }
 }
 
-#[test]
-fn test_steady_state_keep_alive_allocates_nothing() {
-    let _turn = TURN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+/// A server for `Raw` on a loopback port, in a thread of its own, with logging off.
+fn start() -> SocketAddr {
     let config = Config {
         log_level: Level::Off,
         ..Config::default()
@@ -105,9 +102,23 @@ fn test_steady_state_keep_alive_allocates_nothing() {
     let server = Server::bind_to(config, "127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = server.local_addr();
     std::thread::spawn(move || server.serve(Raw));
-    let mut s = TcpStream::connect(addr).unwrap();
+    addr
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.set_nodelay(true).unwrap();
+    s
+}
+
+#[test]
+fn test_steady_state_keep_alive_allocates_nothing() {
+    let _turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let addr = start();
+    let mut s = connect(addr);
     let mut buf = [0u8; 1024];
     for req in [EVENT, HTTP] {
         // Warm up: the connection's buffers grow to fit.
@@ -137,21 +148,8 @@ fn test_many_keep_alive_connections_share_buffers_and_allocate_nothing() {
     let _turn = TURN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let config = Config {
-        log_level: Level::Off,
-        ..Config::default()
-    };
-    let server = Server::bind_to(config, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = server.local_addr();
-    std::thread::spawn(move || server.serve(Raw));
-    let mut conns: Vec<TcpStream> = (0..32)
-        .map(|_| {
-            let s = TcpStream::connect(addr).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            s.set_nodelay(true).unwrap();
-            s
-        })
-        .collect();
+    let addr = start();
+    let mut conns: Vec<TcpStream> = (0..32).map(|_| connect(addr)).collect();
     let mut buf = [0u8; 1024];
     for req in [EVENT, HTTP] {
         for _ in 0..3 {
