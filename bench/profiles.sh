@@ -12,7 +12,7 @@
 # RUSTFLAGS (which replaces .cargo/config.toml's flags) and SCF_LEAN_LINK_ARGS (which replaces
 # build.rs's musl link arguments). The "tiny" variants use nightly and bench/build-tiny.sh.
 #
-# Start time: bench/probe.rs, RUNS runs per variant, interleaved between variants, median.
+# Start time: bench/cold/coldprobe.rs, RUNS runs per variant, interleaved between variants, median.
 # Throughput: `wrk -t1 -c32 -d5s -s bench/event.lua`, server with SCF_LEAN_LOG_LEVEL=off,
 # WRK_ROUNDS rounds interleaved between variants, median; beside requests/s, requests per CPU-second
 # of the server (robust when other work shares the machine).
@@ -27,8 +27,8 @@ TARGET=x86_64-unknown-linux-musl
 mkdir -p "$OUT/bin"
 
 # The flags of .cargo/config.toml (RUSTFLAGS replaces them, so each variant spells them out).
-NOPIE="-C target-feature=+crt-static -C relocation-model=static"
-PIE="-C target-feature=+crt-static"
+NOPIE="-C target-feature=+crt-static,+sse4.2 -C relocation-model=static"
+PIE="-C target-feature=+crt-static,+sse4.2"
 # build.rs's default musl link arguments (keep in sync with MUSL_LINK_ARGS there).
 LINK_CHOSEN="-Wl,--build-id=none"
 
@@ -98,11 +98,11 @@ done
 } | tee "$OUT/sizes.md"
 echo
 
-rustc -O --edition 2021 bench/probe.rs -o "$OUT/probe"
+rustc -O --edition 2021 bench/cold/coldprobe.rs -o "$OUT/coldprobe"
 ARGS=()
 for n in "${NAMES[@]}"; do ARGS+=("$n=$OUT/bin/$n"); done
-echo ">> probe: $RUNS runs per variant, interleaved" >&2
-"$OUT/probe" -n "$RUNS" "${ARGS[@]}" | tee "$OUT/probe.md"
+echo ">> coldprobe: $RUNS runs per variant, interleaved" >&2
+"$OUT/coldprobe" -n "$RUNS" --event "$ROOT/bench/cold/cos-event.json" "${ARGS[@]}" | tee "$OUT/probe.md"
 
 [[ -n "${NO_WRK:-}" ]] && exit 0
 
