@@ -116,11 +116,12 @@ pub use sys::Args;
 ///
 /// It expands to C's `main` (`#[unsafe(no_mangle)] extern "C" fn main`), which calls [`start`]:
 /// the same as `fn main() -> ExitCode { scf_lean::run(MyFunction) }`, 11 system calls and
-/// about 18 µs sooner on a cold start. The crate needs `#![no_main]` (outside `cfg(test)`, so
-/// that `cargo test` keeps its own `main`). What std's set-up would have done and this does not:
-/// install a handler that prints "has overflowed its stack" (an overflow still ends the process,
-/// by SIGSEGV) and fill `std::env::args` on musl (use [`Args`] if you need the arguments;
-/// `std::env::var` works as usual).
+/// 28-36 µs sooner on a cold start in the benchmark runs (`fn-main` in bench/REPORT.md). The
+/// crate needs `#![no_main]` (outside `cfg(test)`, so that `cargo test` keeps its own `main`).
+/// What std's set-up would have done and this does not: install a handler that prints "has
+/// overflowed its stack" (an overflow still ends the process, by SIGSEGV) and fill
+/// `std::env::args` on musl (use [`Args`] if you need the arguments; `std::env::var` works as
+/// usual).
 #[macro_export]
 macro_rules! main {
     ($function:expr) => {

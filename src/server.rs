@@ -391,7 +391,8 @@ pub fn run<F: Function>(f: F) -> ExitCode {
 /// runtime set-up. It does the two parts of that set-up a server needs — descriptors 0–2 open
 /// (on `/dev/null` if they were closed), `SIGPIPE` ignored — and skips the rest (the
 /// stack-overflow handler's alternate stack and guard page, the main thread's name): 11 system
-/// calls and about 18 µs of a cold start (bench/REPORT.md). Returns the process exit code.
+/// calls, 28-36 µs of a cold start in the benchmark runs (bench/REPORT.md, `fn-main`). Returns
+/// the process exit code.
 pub fn start<F: Function>(args: Args, f: F) -> c_int {
     let started = Instant::now();
     if !sys::std_fds_open() {
