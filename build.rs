@@ -1,31 +1,101 @@
-//! Build script: turns build-time environment variables into the named limit constants of
-//! `scf_lean::config` and embeds the version and git commit.
+//! Build script: generates the settings of `scf_lean::config` from one row each, embeds the
+//! version and git commit, and passes the musl link arguments.
 //!
-//! Every limit is set here once, smoltcp-style: `SCF_LEAN_MAX_BODY_BYTES=1048576 cargo build`
-//! bakes a new default into the binary; the same variable set when the server starts overrides it
-//! again (see `src/config.rs`). The script reads no source file and runs `git` once, so it does
-//! not slow a normal build and reruns only when a variable or the checked-out commit changes.
+//! Every setting is one row of [`ROWS`], smoltcp-style: `SCF_LEAN_MAX_BODY_BYTES=1048576 cargo
+//! build` bakes a new default into the binary; the same variable set when the server starts
+//! overrides it again (see `src/config.rs`). A new limit is a new row (plus the code that
+//! enforces it). The script reads no source file and runs `git` once, so it does not slow a
+//! normal build and reruns only when a variable or the checked-out commit changes.
 
 use std::env;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-/// (constant, environment variable, default, minimum, maximum, meaning)
+/// One setting: its name, its variable, its kind, its default, its range and what it means.
+/// `config.rs` (fields, defaults, overrides), `--help` and the tables in `src/lib.rs` and the
+/// README all come from these rows; a test checks the tables against them.
+struct Row {
+    /// The constant of the build-time default in `scf_lean::config`.
+    name: &'static str,
+    /// The `Config` field.
+    field: &'static str,
+    /// The environment variable: set when building, it bakes a new default into the binary; set
+    /// at start, it overrides the default for that run.
+    var: &'static str,
+    kind: Kind,
+    default: Default,
+    /// Whether a value set at start may only lower the build-time one (which sizes an array).
+    lower_only: bool,
+    /// What it bounds or sets, and what happens past it.
+    doc: &'static str,
+}
+
+/// What a setting holds.
+enum Kind {
+    /// A whole number from `min` to `max`, of Rust type `ty`.
+    Number {
+        ty: &'static str,
+        min: u64,
+        max: u64,
+    },
+    /// Milliseconds from `min` to `max`, a `Duration` in `Config`.
+    Millis { min: u64, max: u64 },
+    /// One of `words`, parsed by `<ty>::parse`; the variant is the word capitalized.
+    Word {
+        ty: &'static str,
+        words: &'static [&'static str],
+    },
+}
+
+/// Where the default comes from.
+enum Default {
+    Num(u64),
+    Word(&'static str),
+    /// A constant of the platform module (`crate::platform`), such as its port.
+    Platform(&'static str),
+}
+
+use Default::{Num, Platform, Word};
+
+const fn number(ty: &'static str, min: u64, max: u64) -> Kind {
+    Kind::Number { ty, min, max }
+}
+
+const fn millis(min: u64, max: u64) -> Kind {
+    Kind::Millis { min, max }
+}
+
 #[rustfmt::skip]
-const LIMITS: &[(&str, &str, u64, u64, u64, &str)] = &[
-    ("PORT", "PORT", 9000, 0, 65535, "TCP port to listen on (0.0.0.0)"),
-    ("MAX_HEAD_BYTES", "SCF_LEAN_MAX_HEAD_BYTES", 32 * 1024, 256, 1 << 24, "request line + headers, bytes (431 past it)"),
-    ("MAX_HEADERS", "SCF_LEAN_MAX_HEADERS", 100, 1, 1024, "header fields per request (431 past it)"),
-    ("MAX_TARGET_BYTES", "SCF_LEAN_MAX_TARGET_BYTES", 8 * 1024, 1, 1 << 24, "request target, bytes (414 past it)"),
-    ("MAX_BODY_BYTES", "SCF_LEAN_MAX_BODY_BYTES", 6 * 1024 * 1024, 0, 1 << 32, "request body, bytes after chunked decoding (413 past it)"),
-    ("MAX_CHUNK_META_BYTES", "SCF_LEAN_MAX_CHUNK_META_BYTES", 16 * 1024, 0, 1 << 24, "chunk extensions + trailers per body, bytes (400 past it)"),
-    ("MAX_CONNECTIONS", "SCF_LEAN_MAX_CONNECTIONS", 1024, 1, 1 << 20, "open connections; accepting pauses past it"),
-    ("HEAD_TIMEOUT_MS", "SCF_LEAN_HEAD_TIMEOUT_MS", 10_000, 1, 1 << 40, "a started request head must complete within it (408)"),
-    ("BODY_TIMEOUT_MS", "SCF_LEAN_BODY_TIMEOUT_MS", 30_000, 1, 1 << 40, "a body (or a response being sent) may stall this long (408)"),
-    ("IDLE_TIMEOUT_MS", "SCF_LEAN_IDLE_TIMEOUT_MS", 900_000, 1, 1 << 40, "an idle keep-alive connection is closed after it"),
-    ("LINGER_MS", "SCF_LEAN_LINGER_MS", 2_000, 0, 1 << 40, "after a closing response, unread input is drained this long"),
-    ("SHUTDOWN_GRACE_MS", "SCF_LEAN_SHUTDOWN_GRACE_MS", 2_000, 0, 1 << 40, "after SIGTERM/SIGINT, requests in flight may finish within it"),
+const ROWS: &[Row] = &[
+    Row { name: "PORT", field: "port", var: "PORT", kind: number("u16", 0, 65535), default: Platform("DEFAULT_PORT"), lower_only: false,
+          doc: "TCP port on 0.0.0.0 (Cloud Run and Knative set it too)" },
+    Row { name: "MAX_HEAD_BYTES", field: "max_head_bytes", var: "SCF_LEAN_MAX_HEAD_BYTES", kind: number("usize", 256, 1 << 24), default: Num(32 * 1024), lower_only: false,
+          doc: "request line + headers, in bytes; past it 431, close" },
+    Row { name: "MAX_HEADERS", field: "max_headers", var: "SCF_LEAN_MAX_HEADERS", kind: number("usize", 1, 1024), default: Num(100), lower_only: true,
+          doc: "header fields per request; past it 431, close (at start only lowered: the build-time value sizes a stack array)" },
+    Row { name: "MAX_TARGET_BYTES", field: "max_target_bytes", var: "SCF_LEAN_MAX_TARGET_BYTES", kind: number("usize", 1, 1 << 24), default: Num(8 * 1024), lower_only: false,
+          doc: "request target (path + query), in bytes; past it 414, close" },
+    Row { name: "MAX_BODY_BYTES", field: "max_body_bytes", var: "SCF_LEAN_MAX_BODY_BYTES", kind: number("usize", 0, 1 << 32), default: Num(6 * 1024 * 1024), lower_only: false,
+          doc: "body after chunked decoding, in bytes (SCF's 6 MB synchronous limit); past it 413 without reading the body, close" },
+    Row { name: "MAX_CHUNK_META_BYTES", field: "max_chunk_meta_bytes", var: "SCF_LEAN_MAX_CHUNK_META_BYTES", kind: number("usize", 0, 1 << 24), default: Num(16 * 1024), lower_only: false,
+          doc: "chunk extensions + trailers of one chunked body, in bytes; past it 400, close" },
+    Row { name: "MAX_CONNECTIONS", field: "max_connections", var: "SCF_LEAN_MAX_CONNECTIONS", kind: number("usize", 1, 1 << 20), default: Num(1024), lower_only: false,
+          doc: "open connections (SCF's descriptor limit); past it accepting pauses until one closes" },
+    Row { name: "HEAD_TIMEOUT_MS", field: "head_timeout", var: "SCF_LEAN_HEAD_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(10_000), lower_only: false,
+          doc: "a request head that has started must be complete within it; else 408, close" },
+    Row { name: "BODY_TIMEOUT_MS", field: "body_timeout", var: "SCF_LEAN_BODY_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(30_000), lower_only: false,
+          doc: "a body may stall this long, and a client may stop reading a response this long; else 408 (or a plain close), close" },
+    Row { name: "IDLE_TIMEOUT_MS", field: "idle_timeout", var: "SCF_LEAN_IDLE_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(900_000), lower_only: false,
+          doc: "an idle keep-alive connection is closed after it (long: the proxy in front reuses connections, and closing first races with its next request)" },
+    Row { name: "LINGER_MS", field: "linger", var: "SCF_LEAN_LINGER_MS", kind: millis(0, 1 << 40), default: Num(2_000), lower_only: false,
+          doc: "after a response that closes the connection, unread input is drained this long, so that the close does not reset the response away" },
+    Row { name: "SHUTDOWN_GRACE_MS", field: "shutdown_grace", var: "SCF_LEAN_SHUTDOWN_GRACE_MS", kind: millis(0, 1 << 40), default: Num(2_000), lower_only: false,
+          doc: "after SIGTERM or SIGINT, requests in flight may finish within it; then the process exits" },
+    Row { name: "LOG_LEVEL", field: "log_level", var: "SCF_LEAN_LOG_LEVEL", kind: Kind::Word { ty: "Level", words: &["off", "error", "info", "debug"] }, default: Word("info"), lower_only: false,
+          doc: "log level: off, error, info or debug" },
+    Row { name: "LOG_FORMAT", field: "log_format", var: "SCF_LEAN_LOG_FORMAT", kind: Kind::Word { ty: "Format", words: &["text", "json"] }, default: Word("text"), lower_only: false,
+          doc: "log line format: text or json" },
 ];
 
 /// Linker arguments for the static musl executable. Only the final link of the binaries sees
@@ -50,43 +120,155 @@ const MUSL_LINK_ARGS: &[&str] = &[
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     link_args();
-    let mut out =
-        String::from("// Generated by build.rs: the named limits and their defaults.\n\n");
-    let mut table = String::from(
-        "/// Every limit: (constant, environment variable, build-time default, minimum, maximum, meaning).\n\
-         pub const LIMITS: &[(&str, &str, u64, u64, u64, &str)] = &[\n",
-    );
-    for &(name, var, default, min, max, doc) in LIMITS {
-        println!("cargo:rerun-if-env-changed={var}");
-        let value = match env::var(var) {
-            Ok(s) => match s.trim().parse::<u64>() {
-                Ok(v) if (min..=max).contains(&v) => v,
-                _ => panic!("{var}={s:?}: expected a whole number from {min} to {max}"),
-            },
-            Err(_) => default,
-        };
-        let ty = match name {
-            "PORT" => "u16",
-            n if n.ends_with("_MS") => "u64",
-            _ => "usize",
-        };
-        out.push_str(&format!(
-            "/// {doc}. Default {value}; `{var}` overrides it at build time and at start.\n\
-             pub const {name}: {ty} = {value};\n"
-        ));
-        table.push_str(&format!(
-            "    ({name:?}, {var:?}, {value}, {min}, {max}, {doc:?}),\n"
-        ));
-    }
-    table.push_str("];\n");
-    out.push_str(&table);
-    out.push_str(&format!(
-        "/// The crate version.\npub const VERSION: &str = {:?};\n/// The git commit it was built from.\npub const COMMIT: &str = {:?};\n",
+    let dir = env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    let dir = Path::new(&dir);
+    fs::write(dir.join("settings.rs"), settings()).expect("write settings.rs");
+    let version = format!(
+        "/// The version of scf-lean.\npub const VERSION: &str = {:?};\n\
+         /// The git commit it was built from (`unknown` outside a checkout).\npub const COMMIT: &str = {:?};\n",
         env::var("CARGO_PKG_VERSION").unwrap_or_default(),
         commit()
-    ));
-    let dir = env::var("OUT_DIR").expect("cargo sets OUT_DIR");
-    fs::write(Path::new(&dir).join("limits.rs"), out).expect("write limits.rs");
+    );
+    fs::write(dir.join("version.rs"), version).expect("write version.rs");
+}
+
+/// The code `src/config.rs` includes: one constant per row (its build-time default), the
+/// `Config` struct with its `Default`, the `SETTINGS` table and the override code.
+fn settings() -> String {
+    let mut consts = String::new();
+    let mut fields = String::new();
+    let mut defaults = String::new();
+    let mut table = String::new();
+    let mut arms = String::new();
+    let mut overridden = false;
+    for (i, row) in ROWS.iter().enumerate() {
+        let Row {
+            name, field, var, ..
+        } = *row;
+        println!("cargo:rerun-if-env-changed={var}");
+        let built = env::var(var).ok();
+        overridden |= built.is_some();
+        let (ty, field_ty, value, shown) = match (&row.kind, &row.default) {
+            (Kind::Word { ty, words }, _) => {
+                let word = match (&built, &row.default) {
+                    (Some(s), _) => {
+                        let w = s.trim().to_ascii_lowercase();
+                        let Some(w) = words.iter().find(|x| **x == w) else {
+                            panic!("{var}={s:?}: expected {}", one_of(words));
+                        };
+                        *w
+                    }
+                    (None, Word(w)) => *w,
+                    (None, _) => panic!("{name}: a word setting needs a word default"),
+                };
+                let variant = capitalized(word);
+                (
+                    *ty,
+                    *ty,
+                    format!("{ty}::{variant}"),
+                    format!("Shown::Word({word:?})"),
+                )
+            }
+            (Kind::Number { min, max, .. } | Kind::Millis { min, max }, default) => {
+                let ty = match row.kind {
+                    Kind::Number { ty, .. } => ty,
+                    _ => "u64",
+                };
+                let value = match (&built, default) {
+                    (Some(s), _) => match s.trim().parse::<u64>() {
+                        Ok(v) if (*min..=*max).contains(&v) => v.to_string(),
+                        _ => panic!("{var}={s:?}: expected a whole number from {min} to {max}"),
+                    },
+                    (None, Num(n)) => n.to_string(),
+                    (None, Platform(c)) => format!("crate::platform::{c}"),
+                    (None, Word(_)) => panic!("{name}: a number setting needs a number default"),
+                };
+                let field_ty = match row.kind {
+                    Kind::Millis { .. } => "Duration",
+                    _ => ty,
+                };
+                let shown = match ty {
+                    "u64" => format!("Shown::Number({name})"),
+                    _ => format!("Shown::Number({name} as u64)"),
+                };
+                (ty, field_ty, value, shown)
+            }
+        };
+        let doc = row.doc;
+        let unit = if matches!(row.kind, Kind::Millis { .. }) {
+            " (milliseconds)"
+        } else {
+            ""
+        };
+        consts.push_str(&format!(
+            "/// Build-time default of [`Config::{field}`]: {doc}. `{var}` overrides it.\n\
+             pub const {name}: {ty} = {value};\n"
+        ));
+        fields.push_str(&format!(
+            "    /// {}. `{var}`{unit}; default [`{name}`].\n    pub {field}: {field_ty},\n",
+            capitalized(doc)
+        ));
+        let init = match row.kind {
+            Kind::Millis { .. } => format!("Duration::from_millis({name})"),
+            _ => name.to_string(),
+        };
+        defaults.push_str(&format!("            {field}: {init},\n"));
+        table.push_str(&format!(
+            "    Setting {{ var: {var:?}, default: {shown}, doc: {doc:?} }},\n"
+        ));
+        let parse = match &row.kind {
+            Kind::Word { ty, words } => {
+                format!("word(text, {ty}::parse, {:?})?", one_of(words))
+            }
+            Kind::Number { min, max, .. } | Kind::Millis { min, max } => {
+                let max = if row.lower_only {
+                    format!("{name} as u64")
+                } else {
+                    max.to_string()
+                };
+                let n = format!("number(text, {min}, {max})?");
+                match row.kind {
+                    Kind::Millis { .. } => format!("Duration::from_millis({n})"),
+                    _ => n,
+                }
+            }
+        };
+        arms.push_str(&format!("            {i} => self.{field} = {parse},\n"));
+    }
+    format!(
+        "// Generated by build.rs from its rows: every setting, its default and its override.\n\n\
+         {consts}\n\
+         /// The server's settings, one field per row of [`SETTINGS`]. `Config::default()` holds\n\
+         /// the build-time defaults; [`Config::from_env`] overrides them from the environment.\n\
+         #[derive(Clone, Debug, PartialEq, Eq)]\n\
+         pub struct Config {{\n{fields}}}\n\n\
+         impl Default for Config {{\n    fn default() -> Config {{\n        Config {{\n{defaults}        }}\n    }}\n}}\n\n\
+         /// Every setting, in the order `--help` and the docs list them.\n\
+         pub const SETTINGS: &[Setting] = &[\n{table}];\n\n\
+         /// Whether a default was changed at build time (the docs show the defaults of the rows).\n\
+         #[allow(dead_code)]\n\
+         pub(crate) const CHANGED_AT_BUILD: bool = {overridden};\n\n\
+         impl Config {{\n\
+         \x20   /// Sets the field of `SETTINGS[i]` from the text of its variable.\n\
+         \x20   fn set(&mut self, i: usize, text: &str) -> Result<(), String> {{\n\
+         \x20       match i {{\n{arms}            _ => {{}}\n        }}\n        Ok(())\n    }}\n}}\n"
+    )
+}
+
+/// `a, b or c`.
+fn one_of(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// `cargo:rustc-link-arg-bins` for the musl target only: a normal build gets nothing extra.

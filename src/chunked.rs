@@ -49,6 +49,17 @@ enum State {
     Done,
 }
 
+/// What one call of [`Chunked::decode`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Decoded {
+    /// The decoded body now ends here.
+    pub data_end: usize,
+    /// The raw bytes not yet consumed now lie in `data_end..end`.
+    pub end: usize,
+    /// The last chunk and the trailers are in.
+    pub done: bool,
+}
+
 /// Decoder state of one chunked body, kept across reads.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Chunked {
@@ -76,8 +87,7 @@ impl Chunked {
     /// Decodes the raw bytes `buf[pos..end]`. Data moves to `buf[pos..]`; the bytes not yet
     /// consumed (a partial framing line, or what follows the body) move right after it.
     ///
-    /// Returns `(data_end, end, done)`: the decoded body grew to `data_end`, the raw bytes now
-    /// lie in `data_end..end`, and `done` once the last chunk and trailers are in.
+    /// Returns where the decoded body and the raw bytes now end, and whether the body is done.
     ///
     /// # Errors
     /// 400 for bad framing or too much metadata, 413 past `max_body`.
@@ -88,7 +98,7 @@ impl Chunked {
         end: usize,
         max_body: usize,
         max_meta: usize,
-    ) -> Result<(usize, usize, bool), Reject> {
+    ) -> Result<Decoded, Reject> {
         let mut src = pos;
         let mut dst = pos;
         while src < end && self.state != State::Done {
@@ -108,7 +118,11 @@ impl Chunked {
             self.state = self.step(b, max_body, max_meta)?;
         }
         buf.copy_within(src..end, dst);
-        Ok((dst, dst + (end - src), self.state == State::Done))
+        Ok(Decoded {
+            data_end: dst,
+            end: dst + (end - src),
+            done: self.state == State::Done,
+        })
     }
 
     /// One framing byte.
@@ -166,6 +180,58 @@ impl Chunked {
     }
 }
 
+/// A chunked body decoded from input fed in pieces, as [`decode_in_pieces`] gives it.
+#[cfg(any(test, feature = "fuzzing"))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Pieces {
+    /// The decoded body.
+    pub body: Vec<u8>,
+    /// The raw bytes after it (a pipelined request), or not yet consumed.
+    pub rest: Vec<u8>,
+    /// Whether the last chunk and the trailers were in.
+    pub done: bool,
+}
+
+/// Decodes `raw` fed in pieces cut at `cuts` (increasing offsets), as the connection feeds
+/// reads, checking that the decoder never moves backwards or past the input; once the body is
+/// done, the rest of `raw` follows it. For the unit tests and the fuzz harness, whose oracle is
+/// the same body one-shot and in pieces.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn decode_in_pieces(
+    raw: &[u8],
+    cuts: &[usize],
+    max_body: usize,
+    max_meta: usize,
+) -> Result<Pieces, Reject> {
+    let mut buf = vec![0u8; raw.len()];
+    let mut c = Chunked::new();
+    let (mut data_end, mut end, mut fed) = (0, 0, 0);
+    let mut done = false;
+    for &cut in cuts.iter().chain(std::iter::once(&raw.len())) {
+        buf[end..end + (cut - fed)].copy_from_slice(&raw[fed..cut]);
+        end += cut - fed;
+        fed = cut;
+        let d = c.decode(&mut buf, data_end, end, max_body, max_meta)?;
+        assert!(
+            data_end <= d.data_end && d.data_end <= d.end && d.end <= end,
+            "decoder moved backwards or past end"
+        );
+        assert!(d.data_end <= max_body, "decoded body past its limit");
+        (data_end, end) = (d.data_end, d.end);
+        if d.done {
+            buf[end..end + (raw.len() - fed)].copy_from_slice(&raw[fed..]);
+            end += raw.len() - fed;
+            done = true;
+            break;
+        }
+    }
+    Ok(Pieces {
+        body: buf[..data_end].to_vec(),
+        rest: buf[data_end..end].to_vec(),
+        done,
+    })
+}
+
 /// HTAB, SP, VCHAR, obs-text: what a field value or extension may hold.
 fn is_text(b: u8) -> bool {
     b == b'\t' || (b >= b' ' && b != 0x7f)
@@ -185,26 +251,15 @@ mod tests {
     const BODY: usize = 1 << 20;
     const META: usize = 64;
 
-    /// Decodes `raw` fed in pieces cut at `cuts`, as the connection feeds reads; returns the
-    /// decoded body and what follows it.
     fn decode_split(raw: &[u8], cuts: &[usize]) -> Result<(Vec<u8>, Vec<u8>), Reject> {
-        let mut buf = vec![0u8; raw.len()];
-        let mut c = Chunked::new();
-        let (mut data_end, mut end, mut fed) = (0, 0, 0);
-        for &cut in cuts.iter().chain(std::iter::once(&raw.len())) {
-            buf[end..end + (cut - fed)].copy_from_slice(&raw[fed..cut]);
-            end += cut - fed;
-            fed = cut;
-            let (d, e, done) = c.decode(&mut buf, data_end, end, BODY, META)?;
-            data_end = d;
-            end = e;
-            if done {
-                buf[end..end + (raw.len() - fed)].copy_from_slice(&raw[fed..]);
-                end += raw.len() - fed;
-                return Ok((buf[..data_end].to_vec(), buf[data_end..end].to_vec()));
-            }
+        match decode_in_pieces(raw, cuts, BODY, META)? {
+            Pieces {
+                body,
+                rest,
+                done: true,
+            } => Ok((body, rest)),
+            _ => Err(Reject::BadRequest("incomplete")),
         }
-        Err(Reject::BadRequest("incomplete"))
     }
 
     fn decode(raw: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Reject> {
@@ -286,7 +341,8 @@ mod tests {
         let mut c = Chunked::new();
         let mut raw = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n".to_vec();
         let n = raw.len();
-        assert_eq!(c.decode(&mut raw, 0, n, 5, 0), Ok((5, 5, true)));
+        let d = c.decode(&mut raw, 0, n, 5, 0).unwrap();
+        assert_eq!((d.data_end, d.end, d.done), (5, 5, true));
         let mut c = Chunked::new();
         let mut raw = b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n".to_vec();
         let n = raw.len();

@@ -1,4 +1,4 @@
-//! One connection: its state machine, its buffers, and the function call for each request.
+//! One connection: its state machine.
 //!
 //! ```text
 //!            first byte              head complete,              whole request in
@@ -11,108 +11,87 @@
 //!   Closed ◀──── EOF, linger time over ──── Linger (write side shut, input drained) ◀─┘
 //! ```
 //!
-//! Every transition goes through [`Conn::set_state`], which also sets the one deadline each
-//! state has (idle, head, body/send stall, linger). [`Conn::drive`] is called on every readiness
+//! Every transition goes through [`Conn::set_state`], the only writer of the state; every
+//! deadline through [`Conn::restart_clock`], which gives the state its own timeout ([`State::timeout`]:
+//! idle, head, body/send stall, linger) from now. [`Conn::drive`] is called on every readiness
 //! event and on expiry; it loops — write what is pending, serve what is buffered, read more —
 //! until the socket would block, so it works with edge-triggered readiness and with spurious
 //! events alike.
 //!
-//! The read buffer holds the request being served from `start`; pipelined requests follow it.
-//! It is compacted or grown only when a read needs room, which never happens while a response
-//! is pending, so a response may borrow the request it answers.
-//!
-//! A connection holds buffers only while a request or response is in flight. Once it is idle
-//! with nothing buffered it hands its read buffer and its response buffers to the loop's
-//! [`Spare`] set, and the next connection that reads takes them from there. The loop answers a
-//! request within one turn, so a few buffers serve any number of idle keep-alive connections:
-//! memory grows with the requests in flight, not with the connections open.
+//! The bytes read live in a [`ReadBuf`] (`buf.rs`); a complete request is handed to the function
+//! by a [`Call`] (`invoke.rs`); the answer goes out through an [`Output`] (`response.rs`). An
+//! idle connection with nothing buffered lends its buffers to the loop's [`Spare`] set.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::ops::Range;
-use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
+use crate::Function;
+use crate::buf::{Discard, Fill, INITIAL_BUF, ReadBuf, Spare};
 use crate::chunked::Chunked;
 use crate::config::{Config, MAX_HEADERS};
 use crate::date::HttpDate;
-use crate::error::{Error, Reject};
+use crate::error::Reject;
+use crate::invoke::Call;
 use crate::log::{Access, Level, Log};
-use crate::request::{Framing, Head, HeadScan, Request, parse_head};
-use crate::response::{BodyRef, Output, Persist, Response, Src};
-use crate::{Function, panic_hook};
+use crate::request::{Framing, HeadScan, parse_head};
+use crate::response::{Output, Persist};
 
-/// Size of a connection's first read buffer; it grows as a request needs.
-pub(crate) const INITIAL_BUF: usize = 4 * 1024;
-/// A read buffer grown past this is given back once it is empty.
-const SHRINK_ABOVE: usize = 64 * 1024;
 /// Room for the method and version around a request target of `MAX_TARGET_BYTES`.
 const LINE_SLACK: usize = 32;
-/// Idle buffer sets the loop keeps for the next connection that needs one; more are freed.
-const SPARE_SETS: usize = 4;
 
-/// Buffers of idle connections, lent to the next connection that reads or answers.
-pub(crate) struct Spare {
-    reads: Vec<Vec<u8>>,
-    outs: Vec<Output>,
+/// What every connection shares with the loop: the settings, the log, the date cache and the
+/// spare buffers. The server owns one; the unit tests and the fuzz harness make their own.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub log: Log,
+    pub date: HttpDate,
+    pub spare: Spare,
 }
 
-impl Spare {
-    pub fn new() -> Spare {
-        Spare {
-            reads: Vec::new(),
-            outs: Vec::new(),
+impl Shared {
+    pub fn new(config: Config) -> Shared {
+        Shared {
+            log: Log::new(config.log_level, config.log_format),
+            date: HttpDate::new(),
+            spare: Spare::new(),
+            config,
         }
     }
 
-    /// A read buffer of at least `INITIAL_BUF` bytes, all initialized.
-    fn read_buf(&mut self) -> Vec<u8> {
-        self.reads.pop().unwrap_or_else(|| vec![0; INITIAL_BUF])
-    }
-
-    /// Gives `out` response buffers if it has none.
-    fn lend_output(&mut self, out: &mut Output) {
-        if !out.has_buffers() {
-            if let Some(o) = self.outs.pop() {
-                *out = o;
-            }
+    /// What a connection gets for one turn of the loop: the one place a [`Cx`] is made.
+    pub fn cx(&mut self, now: Instant, closing: bool) -> Cx<'_> {
+        Cx {
+            config: &self.config,
+            log: &mut self.log,
+            date: &self.date,
+            spare: &mut self.spare,
+            now,
+            closing,
         }
-    }
-
-    /// Keeps an emptied read buffer, unless it has grown past `SHRINK_ABOVE`.
-    fn keep_read(&mut self, buf: Vec<u8>) {
-        if (INITIAL_BUF..=SHRINK_ABOVE).contains(&buf.len()) && self.reads.len() < SPARE_SETS {
-            self.reads.push(buf);
-        }
-    }
-
-    /// Keeps a finished response's buffers, less any that grew past `SHRINK_ABOVE`.
-    fn keep_output(&mut self, mut out: Output) {
-        if self.outs.len() < SPARE_SETS {
-            out.recycle(SHRINK_ABOVE);
-            self.outs.push(out);
-        }
-    }
-
-    /// (read buffers, response buffer sets) kept.
-    #[cfg(test)]
-    fn len(&self) -> (usize, usize) {
-        (self.reads.len(), self.outs.len())
     }
 }
 
-/// What the loop shares with every connection for one turn.
+/// What a connection works with for one turn of the loop.
 pub(crate) struct Cx<'s> {
     pub config: &'s Config,
     pub log: &'s mut Log,
     pub date: &'s HttpDate,
     pub spare: &'s mut Spare,
-    /// The time of this loop turn.
+    /// The time as last read: at the start of the turn, and again after each function call
+    /// ([`Cx::tick`]), since a function may take a while. Deadlines count from it.
     pub now: Instant,
     /// The server is shutting down: every response closes its connection.
     pub closing: bool,
+}
+
+impl Cx<'_> {
+    /// Reads the clock again.
+    pub fn tick(&mut self) {
+        self.now = Instant::now();
+    }
 }
 
 /// Where a connection is in the life of a request.
@@ -122,8 +101,9 @@ pub(crate) enum State {
     Idle,
     /// Part of a head has arrived. Deadline: the head timeout, from its first byte.
     Head,
-    /// The head is in, the body is arriving. Deadline: the body timeout, from the last byte.
-    Body(Body),
+    /// The head (`head_len` bytes) is in, the body is arriving. Deadline: the body timeout, from
+    /// the last byte.
+    Body { head_len: usize, framing: Framing },
     /// A response is being written. Deadline: the body timeout, from the last progress.
     Send { close: bool },
     /// The last response is out and the write side shut; input is read and dropped until EOF,
@@ -134,46 +114,31 @@ pub(crate) enum State {
 }
 
 impl State {
-    fn name(&self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             State::Idle => "Idle",
             State::Head => "Head",
-            State::Body(_) => "Body",
+            State::Body { .. } => "Body",
             State::Send { .. } => "Send",
             State::Linger => "Linger",
             State::Closed => "Closed",
         }
     }
-}
 
-/// A body being received.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Body {
-    /// Length of the head before it.
-    head_len: usize,
-    kind: BodyKind,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum BodyKind {
-    /// `Content-Length` bytes.
-    Length(usize),
-    /// Chunked; the decoded data ends at `data_end` (an index into the read buffer).
-    Chunked { decoder: Chunked, data_end: usize },
-}
-
-/// What a read brought.
-enum Fill {
-    Data,
-    Eof,
-    Blocked,
-    /// The buffer is at its limit and the request still incomplete.
-    Full,
-    Failed,
+    /// How long the state may last without progress.
+    fn timeout(self, c: &Config) -> Duration {
+        match self {
+            State::Idle => c.idle_timeout,
+            State::Head => c.head_timeout,
+            State::Body { .. } | State::Send { .. } => c.body_timeout,
+            State::Linger => c.linger,
+            State::Closed => Duration::ZERO,
+        }
+    }
 }
 
 /// What a connection needs of its socket: bytes in, bytes out, and an end to the output.
-/// `mio`'s `TcpStream` in the server; an in-memory stream in the fuzz harness.
+/// `mio`'s `TcpStream` in the server; an in-memory stream (`mem.rs`) in tests and fuzzing.
 pub(crate) trait Stream: Read + Write {
     /// Shuts the write side (a FIN after the last response); errors do not matter here.
     fn shutdown_write(&self);
@@ -189,43 +154,36 @@ impl Stream for TcpStream {
 pub(crate) struct Conn<S = TcpStream> {
     stream: S,
     state: State,
-    /// The read buffer; `len()` is its capacity, all of it initialized.
-    buf: Vec<u8>,
-    /// The request being served starts here.
-    start: usize,
-    /// Bytes read end here.
-    end: usize,
+    input: ReadBuf,
     scan: HeadScan,
+    /// The decoder of a chunked body being received; its decoded bytes end at `input.mark`.
+    chunked: Chunked,
     out: Output,
     /// When the current request's head began to arrive.
     arrival: Instant,
     deadline: Instant,
     /// The peer has shut its write side.
     eof: bool,
-    /// A read since the last readiness event returned less than it asked for: the socket is
-    /// drained, and new input will raise a new (edge-triggered) event. Reading again would only
-    /// return `EAGAIN`.
-    drained: bool,
     /// Whether WRITABLE interest is registered.
     pub writable: bool,
 }
 
 impl<S: Stream> Conn<S> {
     pub fn new(stream: S, now: Instant, config: &Config) -> Conn<S> {
-        Conn {
+        let mut c = Conn {
             stream,
             state: State::Idle,
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
+            input: ReadBuf::new(),
             scan: HeadScan::default(),
+            chunked: Chunked::new(),
             out: Output::new(),
             arrival: now,
-            deadline: later(now, config.idle_timeout),
+            deadline: now,
             eof: false,
-            drained: false,
             writable: false,
-        }
+        };
+        c.restart_clock(now, config);
+        c
     }
 
     pub fn stream(&mut self) -> &mut S {
@@ -250,29 +208,25 @@ impl<S: Stream> Conn<S> {
     #[cfg(feature = "fuzzing")]
     pub(crate) fn buffers(&self) -> (usize, usize, usize, usize) {
         let pending = if self.out.pending {
-            self.out.wire_len(&self.buf)
+            self.out.wire_len(self.input.bytes())
         } else {
             0
         };
-        (self.start, self.end, self.buf.len(), pending)
+        (
+            self.input.start,
+            self.input.end,
+            self.input.capacity(),
+            pending,
+        )
     }
 
     /// Whether nothing of a request is under way: closing it loses nothing.
     pub fn is_idle(&self) -> bool {
-        matches!(self.state, State::Idle) && self.start == self.end && !self.out.pending
+        matches!(self.state, State::Idle) && self.input.is_empty() && !self.out.pending
     }
 
-    /// The one place where the state changes; sets the deadline of the new state.
+    /// The one place where the state changes; the new state's clock starts.
     fn set_state(&mut self, state: State, cx: &mut Cx<'_>) {
-        let c = cx.config;
-        let wait = match state {
-            State::Idle => c.idle_timeout,
-            State::Head => c.head_timeout,
-            State::Body(_) | State::Send { .. } => c.body_timeout,
-            State::Linger => c.linger,
-            State::Closed => Duration::ZERO,
-        };
-        self.deadline = later(cx.now, wait);
         if cx.log.enabled(Level::Debug) {
             let mut msg = String::from("connection ");
             msg.push_str(self.state.name());
@@ -281,6 +235,13 @@ impl<S: Stream> Conn<S> {
             cx.log.line(Level::Debug, None, &msg);
         }
         self.state = state;
+        self.restart_clock(cx.now, cx.config);
+    }
+
+    /// The one place where the deadline moves: the current state's timeout, from `now`. Called
+    /// on every transition, and on progress while a body arrives or a response goes out.
+    fn restart_clock(&mut self, now: Instant, config: &Config) {
+        self.deadline = later(now, self.state.timeout(config));
     }
 
     /// A readiness event: makes all the progress the socket allows — write, serve, read —
@@ -290,7 +251,7 @@ impl<S: Stream> Conn<S> {
     /// queued behind the data, so reads go on until they return it. Otherwise a short read
     /// ends the reading until the next event.
     pub fn drive<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F, read_closed: bool) {
-        self.drained = false;
+        self.input.short = false;
         self.progress(cx, f, !read_closed);
         self.park(cx.spare);
     }
@@ -301,10 +262,7 @@ impl<S: Stream> Conn<S> {
         if !(self.is_idle() || self.is_closed()) {
             return;
         }
-        if !self.buf.is_empty() {
-            spare.keep_read(std::mem::take(&mut self.buf));
-            (self.start, self.end) = (0, 0);
-        }
+        self.input.lend(spare);
         if self.out.has_buffers() {
             spare.keep_output(std::mem::replace(&mut self.out, Output::new()));
         }
@@ -315,11 +273,11 @@ impl<S: Stream> Conn<S> {
         loop {
             if self.out.pending {
                 let before = self.out.sent;
-                match self.out.write_to(&mut self.stream, &self.buf) {
-                    Ok(_) => self.sent(cx),
+                match self.out.write_to(&mut self.stream, self.input.bytes()) {
+                    Ok(_) => self.response_written(cx),
                     Err(e) if would_block(&e) => {
                         if self.out.sent != before {
-                            self.deadline = later(cx.now, cx.config.body_timeout);
+                            self.restart_clock(cx.now, cx.config);
                         }
                         return;
                     }
@@ -329,7 +287,7 @@ impl<S: Stream> Conn<S> {
             }
             match self.state {
                 State::Closed => return,
-                State::Linger => return self.drain(cx),
+                State::Linger => return self.discard(cx),
                 _ => {}
             }
             if self.serve(cx, f) {
@@ -339,16 +297,21 @@ impl<S: Stream> Conn<S> {
                 // Nothing complete is left to answer.
                 return self.close(cx);
             }
-            if self.drained && trust_short {
+            if self.input.short && trust_short {
                 return;
             }
-            match self.fill(cx) {
-                Fill::Data => {}
+            let (need, limit) = self.room(cx.config);
+            match self.input.fill(&mut self.stream, cx.spare, need, limit) {
+                Fill::Data => {
+                    if let State::Body { .. } = self.state {
+                        self.restart_clock(cx.now, cx.config);
+                    }
+                }
                 Fill::Eof => self.eof = true,
                 Fill::Blocked => return,
                 Fill::Full => {
                     let r = match self.state {
-                        State::Body(_) => Reject::PayloadTooLarge,
+                        State::Body { .. } => Reject::PayloadTooLarge,
                         _ => Reject::HeadTooLarge,
                     };
                     self.reject(cx, r);
@@ -358,12 +321,30 @@ impl<S: Stream> Conn<S> {
         }
     }
 
+    /// How large the read buffer should grow for the request under way (bytes from its start to
+    /// the end of a `Content-Length` body; 0 when unknown), and the most it may ever hold.
+    fn room(&self, c: &Config) -> (usize, usize) {
+        let limit = c
+            .max_head_bytes
+            .saturating_add(c.max_body_bytes)
+            .saturating_add(c.max_chunk_meta_bytes)
+            .saturating_add(INITIAL_BUF);
+        let need = match self.state {
+            State::Body {
+                head_len,
+                framing: Framing::Length(n),
+            } => self.input.start + head_len + n,
+            _ => 0,
+        };
+        (need, limit)
+    }
+
     /// The deadline of the current state has passed.
     pub fn expire<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F) {
         match self.state {
-            State::Head | State::Body(_) if !self.out.pending => {
+            State::Head | State::Body { .. } if !self.out.pending => {
                 self.reject(cx, Reject::Timeout);
-                self.drained = false;
+                self.input.short = false;
                 self.progress(cx, f, false);
             }
             State::Closed => {}
@@ -385,8 +366,8 @@ impl<S: Stream> Conn<S> {
         self.set_state(State::Closed, cx);
     }
 
-    /// A response is fully written.
-    fn sent(&mut self, cx: &mut Cx<'_>) {
+    /// The pending output is fully written.
+    fn response_written(&mut self, cx: &mut Cx<'_>) {
         match self.state {
             State::Send { close: true } => {
                 self.stream.shutdown_write();
@@ -396,112 +377,32 @@ impl<S: Stream> Conn<S> {
                     self.set_state(State::Linger, cx);
                 }
             }
-            // An emptied buffer that grew past SHRINK_ABOVE is dropped by `park`.
+            // An emptied buffer that grew past its reuse size is dropped by `park`.
             State::Send { close: false } => self.set_state(State::Idle, cx),
             // `100 Continue` went out: the body may come.
             _ => {}
         }
     }
 
-    /// Reads and drops input after the final response.
-    fn drain(&mut self, cx: &mut Cx<'_>) {
-        if self.buf.is_empty() {
-            self.buf = cx.spare.read_buf();
-        }
-        loop {
-            match self.stream.read(&mut self.buf) {
-                Ok(0) => return self.close(cx),
-                Ok(_) => {}
-                Err(e) if would_block(&e) => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return self.close(cx),
-            }
+    /// Reads and drops input after the final response, until EOF.
+    fn discard(&mut self, cx: &mut Cx<'_>) {
+        match self.input.discard(&mut self.stream, cx.spare) {
+            Discard::Ended => self.close(cx),
+            Discard::Blocked => {}
         }
     }
 
-    /// Reads once into the buffer, making room first.
-    fn fill(&mut self, cx: &mut Cx<'_>) -> Fill {
-        if self.start == self.end && !matches!(self.state, State::Body(_)) {
-            (self.start, self.end) = (0, 0);
-        }
-        if self.buf.is_empty() {
-            self.buf = cx.spare.read_buf();
-        }
-        if self.end == self.buf.len() {
-            if self.start > 0 {
-                self.compact();
-            }
-            if self.end == self.buf.len() && !self.grow(cx.config) {
-                return Fill::Full;
-            }
-        }
-        loop {
-            match self.stream.read(&mut self.buf[self.end..]) {
-                Ok(0) => return Fill::Eof,
-                Ok(n) => {
-                    self.drained = self.end + n < self.buf.len();
-                    self.end += n;
-                    if let State::Body(_) = self.state {
-                        self.deadline = later(cx.now, cx.config.body_timeout);
-                    }
-                    return Fill::Data;
-                }
-                Err(e) if would_block(&e) => return Fill::Blocked,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Fill::Failed,
-            }
-        }
-    }
-
-    /// Moves the current request to the front of the buffer.
-    fn compact(&mut self) {
-        let shift = self.start;
-        self.buf.copy_within(self.start..self.end, 0);
-        self.end -= shift;
-        self.start = 0;
-        if let State::Body(Body {
-            kind: BodyKind::Chunked { data_end, .. },
-            ..
-        }) = &mut self.state
-        {
-            *data_end -= shift;
-        }
-    }
-
-    /// Grows the buffer toward what the request needs; false at the limit.
-    fn grow(&mut self, c: &Config) -> bool {
-        let limit = c
-            .max_head_bytes
-            .saturating_add(c.max_body_bytes)
-            .saturating_add(c.max_chunk_meta_bytes)
-            .saturating_add(INITIAL_BUF);
-        let len = self.buf.len();
-        if len >= limit {
-            return false;
-        }
-        let need = match self.state {
-            State::Body(Body {
-                head_len,
-                kind: BodyKind::Length(n),
-            }) => self.start + head_len + n,
-            _ => 0,
-        };
-        let new = (len * 2).max(INITIAL_BUF).max(need).min(limit);
-        self.buf.resize(new, 0);
-        true
-    }
-
-    /// Serves the request at `start` if it is complete; true once a response is under way.
+    /// Serves the request at `input.start` if it is complete; true once a response is under way.
     fn serve<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F) -> bool {
         match self.state {
             State::Idle | State::Head => self.serve_head(cx, f),
-            State::Body(b) => self.serve_body(b, cx, f),
+            State::Body { head_len, framing } => self.serve_body(head_len, framing, cx, f),
             State::Send { .. } | State::Linger | State::Closed => false,
         }
     }
 
     fn serve_head<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F) -> bool {
-        if self.start == self.end {
+        if self.input.is_empty() {
             return false;
         }
         if let State::Idle = self.state {
@@ -509,22 +410,26 @@ impl<S: Stream> Conn<S> {
             self.scan = HeadScan::default();
             self.set_state(State::Head, cx);
         }
-        let avail = self.end - self.start;
+        let avail = self.input.pending().len();
         // The first look at a request goes straight to the parser: a head nearly always arrives
         // whole. The scan guards only the retries of a head that comes in pieces, so that the
         // parser runs again only once an empty line has arrived.
         let first = self.scan.is_fresh();
-        if !first && !self.scan.feed(&self.buf[self.start..self.end]) {
+        if !first && !self.scan.feed(self.input.pending()) {
             return self.check_partial(cx, avail);
         }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let max = cx.config.max_headers.min(MAX_HEADERS);
-        let input = &self.buf[self.start..self.end];
-        let head = match parse_head(input, &mut headers[..max], cx.config, self.arrival) {
+        let head = match parse_head(
+            self.input.pending(),
+            &mut headers[..max],
+            cx.config,
+            self.arrival,
+        ) {
             Ok(Some(head)) => head,
             Ok(None) => {
                 if first {
-                    self.scan.feed(&self.buf[self.start..self.end]);
+                    self.scan.feed(self.input.pending());
                 }
                 return self.check_partial(cx, avail);
             }
@@ -533,38 +438,30 @@ impl<S: Stream> Conn<S> {
                 return true;
             }
         };
-        let body_start = self.start + head.len;
-        let (head_len, expect) = (head.len, head.expect_continue);
-        let body = match head.framing {
-            Framing::Length(n) if self.end - body_start >= n => {
+        let body_start = self.input.start + head.len;
+        let (head_len, expect, framing) = (head.len, head.expect_continue, head.framing);
+        if let Framing::Length(n) = framing {
+            if self.input.end - body_start >= n {
+                // The whole request is in: answered from this parse.
                 let next = body_start + n;
                 cx.spare.lend_output(&mut self.out);
-                let keep = respond(
-                    &self.buf,
-                    &mut self.out,
-                    cx,
-                    f,
-                    &head,
-                    &headers,
-                    body_start..next,
-                    self.arrival,
-                );
-                return self.responded(cx, next, keep);
+                let keep = Call {
+                    input: self.input.bytes(),
+                    head: &head,
+                    headers: &headers,
+                    body: body_start..next,
+                    arrival: self.arrival,
+                }
+                .run(f, &mut self.out, cx);
+                return self.answering(cx, next, keep);
             }
-            Framing::Length(n) => Body {
-                head_len,
-                kind: BodyKind::Length(n),
-            },
-            Framing::Chunked => Body {
-                head_len,
-                kind: BodyKind::Chunked {
-                    decoder: Chunked::new(),
-                    data_end: body_start,
-                },
-            },
-        };
-        self.set_state(State::Body(body), cx);
-        if self.serve_body(body, cx, f) {
+        }
+        if let Framing::Chunked = framing {
+            self.chunked = Chunked::new();
+            self.input.mark = body_start;
+        }
+        self.set_state(State::Body { head_len, framing }, cx);
+        if self.serve_body(head_len, framing, cx, f) {
             return true;
         }
         if expect {
@@ -576,37 +473,34 @@ impl<S: Stream> Conn<S> {
     }
 
     /// Serves the request whose body is arriving, if it is complete now.
-    fn serve_body<F: Function>(&mut self, body: Body, cx: &mut Cx<'_>, f: &mut F) -> bool {
-        let body_start = self.start + body.head_len;
-        let (data_end, next) = match body.kind {
-            BodyKind::Length(n) if self.end - body_start >= n => (body_start + n, body_start + n),
-            BodyKind::Length(_) => return false,
-            BodyKind::Chunked {
-                mut decoder,
-                data_end,
-            } => {
+    fn serve_body<F: Function>(
+        &mut self,
+        head_len: usize,
+        framing: Framing,
+        cx: &mut Cx<'_>,
+        f: &mut F,
+    ) -> bool {
+        let body_start = self.input.start + head_len;
+        let body_end = match framing {
+            Framing::Length(n) if self.input.end - body_start >= n => body_start + n,
+            Framing::Length(_) => return false,
+            Framing::Chunked => {
                 let c = cx.config;
-                let r = decoder.decode(
-                    &mut self.buf,
-                    data_end,
-                    self.end,
+                let (mark, end) = (self.input.mark, self.input.end);
+                let decoded = self.chunked.decode(
+                    self.input.bytes_mut(),
+                    mark,
+                    end,
                     c.max_body_bytes,
                     c.max_chunk_meta_bytes,
                 );
-                match r {
-                    Ok((d, e, done)) => {
-                        self.end = e;
-                        self.state = State::Body(Body {
-                            head_len: body.head_len,
-                            kind: BodyKind::Chunked {
-                                decoder,
-                                data_end: d,
-                            },
-                        });
-                        if !done {
+                match decoded {
+                    Ok(d) => {
+                        (self.input.mark, self.input.end) = (d.data_end, d.end);
+                        if !d.done {
                             return false;
                         }
-                        (d, d)
+                        d.data_end
                     }
                     Err(r) => {
                         self.reject(cx, r);
@@ -618,28 +512,28 @@ impl<S: Stream> Conn<S> {
         // The head is parsed again: it borrows the buffer, which reads may have moved.
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let max = cx.config.max_headers.min(MAX_HEADERS);
-        let input = &self.buf[self.start..body_start];
-        let Ok(Some(head)) = parse_head(input, &mut headers[..max], cx.config, self.arrival) else {
+        let head = &self.input.bytes()[self.input.start..body_start];
+        let Ok(Some(head)) = parse_head(head, &mut headers[..max], cx.config, self.arrival) else {
             self.reject(cx, Reject::BadRequest("request head changed"));
             return true;
         };
         cx.spare.lend_output(&mut self.out);
-        let keep = respond(
-            &self.buf,
-            &mut self.out,
-            cx,
-            f,
-            &head,
-            &headers,
-            body_start..data_end,
-            self.arrival,
-        );
-        self.responded(cx, next, keep)
+        let keep = Call {
+            input: self.input.bytes(),
+            head: &head,
+            headers: &headers,
+            body: body_start..body_end,
+            arrival: self.arrival,
+        }
+        .run(f, &mut self.out, cx);
+        // The raw bytes after a chunked body were moved right behind its decoded data.
+        self.answering(cx, body_end, keep)
     }
 
-    /// A response to the request at `start` is under way; the next request starts at `next`.
-    fn responded(&mut self, cx: &mut Cx<'_>, next: usize, keep: bool) -> bool {
-        self.start = next;
+    /// A response to the request at `input.start` is under way; the next request starts at
+    /// `next`.
+    fn answering(&mut self, cx: &mut Cx<'_>, next: usize, keep: bool) -> bool {
+        self.input.start = next;
         self.set_state(State::Send { close: !keep }, cx);
         true
     }
@@ -661,126 +555,23 @@ impl<S: Stream> Conn<S> {
     /// Answers with the server's own error and closes after it.
     fn reject(&mut self, cx: &mut Cx<'_>, r: Reject) {
         cx.spare.lend_output(&mut self.out);
-        let out = &mut self.out;
-        out.headers.clear();
-        out.headers
-            .extend_from_slice(b"Content-Type: application/json\r\n");
-        out.body.clear();
-        crate::error::write_json(&mut out.body, i64::from(r.status()), r.message());
-        out.src = Src::Owned;
-        let len = out.body.len();
-        out.start(r.status(), cx.date.as_bytes(), len, true, Persist::Close);
+        let mut resp = self.out.response();
+        resp.set_error(&r.to_error());
+        let input = self.input.bytes();
+        let status = self
+            .out
+            .prepare(resp, input, cx.date.as_bytes(), true, Persist::Close);
         cx.log.line(Level::Debug, None, r.message());
-        let wire = out.wire_len(&self.buf);
         cx.log.access(&Access {
             request_id: None,
             method: "-",
             path: "-",
-            status: r.status(),
-            bytes: wire,
+            status,
+            bytes: self.out.wire_len(input),
             elapsed: cx.now.saturating_duration_since(self.arrival),
         });
         self.set_state(State::Send { close: true }, cx);
     }
-}
-
-/// Calls the function for one complete request and prepares its response in `out`. Returns
-/// whether the connection stays open.
-#[allow(clippy::too_many_arguments)]
-fn respond<F: Function>(
-    buf: &[u8],
-    out: &mut Output,
-    cx: &mut Cx<'_>,
-    f: &mut F,
-    head: &Head<'_>,
-    headers: &[httparse::Header<'_>],
-    body: Range<usize>,
-    arrival: Instant,
-) -> bool {
-    let req = Request::from_head(head, &headers[..head.fields], &buf[body]);
-    let ctx = req.context();
-    let is_event = head.method == "POST" && req.path() == "/event-invoke";
-    let mut resp = Response::with_buffers(
-        std::mem::take(&mut out.headers),
-        std::mem::take(&mut out.body),
-    );
-    let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        panic_hook::guard(|| {
-            if is_event {
-                f.event(req.body(), ctx, &mut resp)
-            } else {
-                f.http(&req, &mut resp)
-            }
-        })
-    }));
-    let failure = match result {
-        Ok(Ok(())) => resp
-            .invalid()
-            .map(|why| (Error::new(why), "invalid response: ")),
-        Ok(Err(e)) => Some((e, "function error: ")),
-        Err(payload) => {
-            let msg = panic_hook::message(&*payload);
-            let mut line = String::from("function panicked: ");
-            line.push_str(&msg);
-            cx.log.line(Level::Error, ctx.request_id, &line);
-            resp.set_error(&Error::new("the function panicked"));
-            None
-        }
-    };
-    if let Some((e, what)) = failure {
-        let mut line = String::from(what);
-        line.push_str(&e.to_string());
-        cx.log.line(Level::Error, ctx.request_id, &line);
-        resp.set_error(&e);
-    }
-    let (status, headers, owned, borrowed) = resp.into_parts();
-    out.headers = headers;
-    out.body = owned;
-    out.src = match borrowed {
-        None => Src::Owned,
-        Some(BodyRef::Static(s)) => Src::Static(s),
-        Some(BodyRef::Ref(r)) => match range_in(buf, r) {
-            Some((a, b)) => Src::Input(a, b),
-            None => {
-                out.body.extend_from_slice(r);
-                Src::Owned
-            }
-        },
-    };
-    let len = match out.src {
-        Src::Owned => out.body.len(),
-        Src::Static(s) => s.len(),
-        Src::Input(a, b) => b - a,
-        Src::None => 0,
-    };
-    let keep = head.keep_alive && !cx.closing;
-    let persist = match (keep, head.minor) {
-        (false, _) => Persist::Close,
-        (true, 0) => Persist::KeepAlive,
-        (true, _) => Persist::Default,
-    };
-    out.start(status, cx.date.as_bytes(), len, !req.is_head(), persist);
-    // The function may have taken a while: deadlines set from here on start now.
-    cx.now = Instant::now();
-    if cx.log.enabled(Level::Info) {
-        cx.log.access(&Access {
-            request_id: ctx.request_id,
-            method: head.method,
-            path: req.path(),
-            status,
-            bytes: out.wire_len(buf),
-            elapsed: cx.now.saturating_duration_since(arrival),
-        });
-    }
-    keep
-}
-
-/// Where `part` lies within `buf`, if it does.
-fn range_in(buf: &[u8], part: &[u8]) -> Option<(usize, usize)> {
-    let base = buf.as_ptr() as usize;
-    let p = part.as_ptr() as usize;
-    let a = p.checked_sub(base)?;
-    (a + part.len() <= buf.len()).then_some((a, a + part.len()))
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -794,99 +585,12 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// A socket in memory, for the unit tests and the fuzz harness.
-#[cfg(any(test, feature = "fuzzing"))]
-pub(crate) mod mem {
-    use std::io::{self, IoSlice, Read, Write};
-
-    use super::Stream;
-
-    /// A socket in memory: the input handed out up to cut points, the output taken in pieces.
-    pub(crate) struct Mem<'d> {
-        pub input: &'d [u8],
-        /// Bytes of input read so far.
-        pub pos: usize,
-        /// Bytes of input that have "arrived": reads past it would block.
-        pub arrived: usize,
-        /// Bytes the peer's window takes before a write would block.
-        pub room: usize,
-        pub out: Vec<u8>,
-        /// The write side was shut.
-        pub shut: bool,
-        /// Reads made, `EAGAIN` and EOF included.
-        pub reads: usize,
-    }
-
-    impl<'d> Mem<'d> {
-        /// `input[..arrived]` has arrived; the peer's window takes `room` bytes.
-        pub fn new(input: &'d [u8], arrived: usize, room: usize) -> Mem<'d> {
-            Mem {
-                input,
-                pos: 0,
-                arrived,
-                room,
-                out: Vec::new(),
-                shut: false,
-                reads: 0,
-            }
-        }
-    }
-
-    impl Read for Mem<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            self.reads += 1;
-            if self.pos == self.input.len() {
-                return Ok(0);
-            }
-            if self.pos == self.arrived {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            let n = buf.len().min(self.arrived - self.pos);
-            buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
-            self.pos += n;
-            Ok(n)
-        }
-    }
-
-    impl Write for Mem<'_> {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.write_vectored(&[IoSlice::new(buf)])
-        }
-
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            assert!(!self.shut, "write after the write side was shut");
-            if self.room == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            let mut n = 0;
-            for b in bufs {
-                let k = b.len().min(self.room - n);
-                self.out.extend_from_slice(&b[..k]);
-                n += k;
-                if n == self.room {
-                    break;
-                }
-            }
-            self.room -= n;
-            Ok(n)
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Stream for Mem<'_> {
-        fn shutdown_write(&self) {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::mem::Mem;
     use super::*;
     use crate::log::Format;
-    use crate::{Context, Error, Response};
+    use crate::mem::Mem;
+    use crate::{Config, Context, Error, Response};
 
     struct Echo;
 
@@ -906,37 +610,31 @@ mod tests {
         b"POST /event-invoke HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\n\r\n{\"a\":1}";
 
     struct World {
-        config: Config,
-        log: Log,
-        date: HttpDate,
-        spare: Spare,
+        shared: Shared,
     }
 
     impl World {
         fn new() -> World {
-            World {
-                config: Config::default(),
-                log: Log::new(Level::Off, Format::Text),
-                date: HttpDate::new(),
-                spare: Spare::new(),
-            }
+            let mut shared = Shared::new(Config {
+                log_level: Level::Off,
+                ..Config::default()
+            });
+            shared.log = Log::new(Level::Off, Format::Text);
+            World { shared }
         }
 
         fn conn<'d>(&self, input: &'d [u8], arrived: usize) -> Conn<Mem<'d>> {
             let sock = Mem::new(input, arrived, usize::MAX);
-            Conn::new(sock, Instant::now(), &self.config)
+            Conn::new(sock, Instant::now(), &self.shared.config)
+        }
+
+        fn spare(&self) -> &Spare {
+            &self.shared.spare
         }
 
         /// One readiness event for `c`.
         fn event(&mut self, c: &mut Conn<Mem<'_>>, read_closed: bool) {
-            let mut cx = Cx {
-                config: &self.config,
-                log: &mut self.log,
-                date: &self.date,
-                spare: &mut self.spare,
-                now: Instant::now(),
-                closing: false,
-            };
+            let mut cx = self.shared.cx(Instant::now(), false);
             c.drive(&mut cx, &mut Echo, read_closed);
         }
     }
@@ -958,18 +656,18 @@ mod tests {
             "a whole head goes straight to the parser, unscanned"
         );
         assert!(
-            a.buf.is_empty() && !a.out.has_buffers(),
+            a.input.capacity() == 0 && !a.out.has_buffers(),
             "idle: holds nothing"
         );
-        assert_eq!(w.spare.len(), (1, 1));
-        let lent = w.spare.reads[0].as_ptr();
+        assert_eq!(w.spare().len(), (1, 1));
+        let lent = w.spare().first_read();
 
         // The next connection reads into the very same buffer and answers from the same set.
         let mut b = w.conn(REQ, REQ.len());
         w.event(&mut b, false);
         assert_eq!(responses(&mut b), 1);
-        assert_eq!(w.spare.len(), (1, 1));
-        assert_eq!(w.spare.reads[0].as_ptr(), lent);
+        assert_eq!(w.spare().len(), (1, 1));
+        assert_eq!(w.spare().first_read(), lent);
     }
 
     #[test]
@@ -983,11 +681,11 @@ mod tests {
             "a head in pieces is scanned, not parsed again and again"
         );
         assert_eq!(
-            a.buf.len(),
+            a.input.capacity(),
             INITIAL_BUF,
             "a request in flight keeps its buffer"
         );
-        assert_eq!(w.spare.len(), (0, 0));
+        assert_eq!(w.spare().len(), (0, 0));
         // Another connection meanwhile gets a buffer of its own.
         let mut b = w.conn(REQ, REQ.len());
         w.event(&mut b, false);
@@ -998,13 +696,15 @@ mod tests {
         assert_eq!(responses(&mut a), 1);
         assert!(a.stream().out.ends_with(b"{\"a\":1}"));
         // Two read buffers were needed at once; one response set served both answers.
-        assert_eq!(w.spare.len(), (2, 1));
+        assert_eq!(w.spare().len(), (2, 1));
     }
 
     #[test]
     fn test_spare_sets_are_bounded_and_grown_buffers_are_freed() {
         let mut w = World::new();
-        let mut conns: Vec<_> = (0..SPARE_SETS + 2).map(|_| w.conn(REQ, 20)).collect();
+        let mut conns: Vec<_> = (0..crate::buf::SPARE_SETS + 2)
+            .map(|_| w.conn(REQ, 20))
+            .collect();
         for c in &mut conns {
             w.event(c, false);
         }
@@ -1014,13 +714,7 @@ mod tests {
             assert_eq!(responses(c), 1);
         }
         // Six read buffers were in use at once; the spare keeps four. One response set did.
-        assert_eq!(w.spare.len(), (SPARE_SETS, 1));
-
-        let mut spare = Spare::new();
-        spare.keep_read(vec![0; SHRINK_ABOVE + 1]);
-        spare.keep_read(vec![0; INITIAL_BUF]);
-        assert_eq!(spare.len(), (1, 0));
-        assert_eq!(spare.read_buf().len(), INITIAL_BUF);
+        assert_eq!(w.spare().len(), (crate::buf::SPARE_SETS, 1));
     }
 
     #[test]
@@ -1048,7 +742,7 @@ mod tests {
         assert!(a.is_closed());
         assert_eq!(a.stream().reads, 2);
         assert_eq!(
-            w.spare.len(),
+            w.spare().len(),
             (1, 1),
             "a closed connection hands its buffers back"
         );

@@ -1,9 +1,9 @@
-//! The SCF invocation context: the `X-Scf-*` request headers, borrowed, and the process
-//! environment SCF sets.
+//! The invocation context a function sees: request id, limits, names and credentials.
 //!
 //! The server fills a [`Context`] in the same pass over the parsed headers that finds the body
-//! framing (see `request.rs`): each header name is compared once, values are borrowed from the
-//! read buffer, nothing is allocated. A missing or malformed value is `None`, never a panic.
+//! framing (see `request.rs`), through the platform's header taker (`scf.rs`): each header name
+//! is compared once, values are borrowed from the read buffer, nothing is allocated. A missing
+//! or malformed value is `None`, never a panic.
 //!
 //! The temporary credentials (`X-Scf-Secret-Id`, `X-Scf-Secret-Key`, `X-Scf-Session-Token`) sit
 //! in [`Credentials`], whose `Debug` prints only whether each one is present. [`Context`]'s
@@ -11,7 +11,6 @@
 //! credentials.
 
 use std::fmt;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -64,73 +63,14 @@ impl<'a> Context<'a> {
         self.trigger_src
             .is_some_and(|s| s.eq_ignore_ascii_case("timer"))
     }
-
-    /// Takes one header into the context if it is an `X-Scf-*` field; returns whether it was.
-    /// `arrival` anchors the deadline.
-    pub(crate) fn take(&mut self, name: &str, value: &'a [u8], arrival: Instant) -> bool {
-        const PREFIX: &str = "x-scf-";
-        if name.len() <= PREFIX.len() || !name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX) {
-            return false;
-        }
-        let key = &name[PREFIX.len()..];
-        let text = std::str::from_utf8(value).ok();
-        let is = |k: &str| key.eq_ignore_ascii_case(k);
-        if is("request-id") {
-            self.request_id = text;
-        } else if is("memory") {
-            self.memory_mb = text.and_then(parse_u64).and_then(|n| u32::try_from(n).ok());
-        } else if is("timeout") {
-            self.timeout = text.and_then(parse_u64).map(Duration::from_millis);
-            self.deadline = self.timeout.and_then(|t| arrival.checked_add(t));
-        } else if is("version") {
-            self.version = text;
-        } else if is("name") {
-            self.name = text;
-        } else if is("namespace") {
-            self.namespace = text;
-        } else if is("region") {
-            self.region = text;
-        } else if is("appid") {
-            self.appid = text;
-        } else if is("uin") {
-            self.uin = text;
-        } else if is("trigger-src") {
-            self.trigger_src = text;
-        } else if is("secret-id") {
-            self.credentials.secret_id = text;
-        } else if is("secret-key") {
-            self.credentials.secret_key = text;
-        } else if is("session-token") {
-            self.credentials.session_token = text;
-        } else {
-            return false;
-        }
-        true
-    }
-}
-
-/// Whether a header name is one of the three credential headers (left out of echoes and logs).
-pub fn is_secret_header(name: &str) -> bool {
-    ["x-scf-secret-id", "x-scf-secret-key", "x-scf-session-token"]
-        .iter()
-        .any(|s| name.eq_ignore_ascii_case(s))
-}
-
-/// A decimal number of at most 19 digits, no sign, no spaces; `None` otherwise.
-fn parse_u64(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// The temporary credentials SCF passes with each request. `Debug` never prints the values.
 #[derive(Clone, Copy, Default)]
 pub struct Credentials<'a> {
-    secret_id: Option<&'a str>,
-    secret_key: Option<&'a str>,
-    session_token: Option<&'a str>,
+    pub(crate) secret_id: Option<&'a str>,
+    pub(crate) secret_key: Option<&'a str>,
+    pub(crate) session_token: Option<&'a str>,
 }
 
 impl<'a> Credentials<'a> {
@@ -190,40 +130,6 @@ impl Serialize for Context<'_> {
     }
 }
 
-/// What SCF puts in the environment of an image function, read once.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Env {
-    /// `SCF_FUNCTIONNAME`.
-    pub function_name: Option<String>,
-    /// `SCF_FUNCTIONVERSION`.
-    pub function_version: Option<String>,
-    /// `USER_CODE_ROOT` (`/var/user/` on SCF).
-    pub code_root: Option<String>,
-}
-
-/// The process environment SCF sets, read at the first call (the server calls it once at start,
-/// after it listens) and kept for the life of the process.
-pub fn env() -> &'static Env {
-    static ENV: OnceLock<Env> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut e = Env::default();
-        // One pass over the environment; the first entry of a name counts, as with `getenv`.
-        let wanted = |name: &[u8]| name.starts_with(b"SCF_FUNCTION") || name == b"USER_CODE_ROOT";
-        crate::sys::for_each_env(wanted, |name, value| {
-            let field = match name {
-                b"SCF_FUNCTIONNAME" => &mut e.function_name,
-                b"SCF_FUNCTIONVERSION" => &mut e.function_version,
-                b"USER_CODE_ROOT" => &mut e.code_root,
-                _ => return,
-            };
-            if field.is_none() && !value.is_empty() {
-                *field = std::str::from_utf8(value).ok().map(str::to_owned);
-            }
-        });
-        e
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,80 +138,9 @@ mod tests {
         let mut c = Context::default();
         let now = Instant::now();
         for (n, v) in headers {
-            c.take(n, v.as_bytes(), now);
+            crate::platform::take_header(&mut c, n, v.as_bytes(), now);
         }
         c
-    }
-
-    #[test]
-    fn test_every_scf_header_lands_in_its_field() {
-        let c = ctx(&[
-            ("X-Scf-Request-Id", "rid"),
-            ("x-scf-memory", "128"),
-            ("X-SCF-TIMEOUT", "3000"),
-            ("X-Scf-Version", "$LATEST"),
-            ("X-Scf-Name", "fn"),
-            ("X-Scf-Namespace", "default"),
-            ("X-Scf-Region", "ap-guangzhou"),
-            ("X-Scf-Appid", "1250000000"),
-            ("X-Scf-Uin", "100000000001"),
-            ("X-Scf-Trigger-Src", "timer"),
-            ("X-Scf-Secret-Id", "AKIDsecret"),
-            ("X-Scf-Secret-Key", "keysecret"),
-            ("X-Scf-Session-Token", "tokensecret"),
-        ]);
-        assert_eq!(c.request_id, Some("rid"));
-        assert_eq!(c.memory_mb, Some(128));
-        assert_eq!(c.timeout, Some(Duration::from_millis(3000)));
-        assert!(c.remaining().unwrap() <= Duration::from_millis(3000));
-        assert!(c.remaining().unwrap() > Duration::from_millis(2000));
-        assert_eq!(c.version, Some("$LATEST"));
-        assert_eq!(c.name, Some("fn"));
-        assert_eq!(c.namespace, Some("default"));
-        assert_eq!(c.region, Some("ap-guangzhou"));
-        assert_eq!(c.appid, Some("1250000000"));
-        assert_eq!(c.uin, Some("100000000001"));
-        assert!(c.is_timer());
-        assert_eq!(c.credentials.secret_id(), Some("AKIDsecret"));
-        assert_eq!(c.credentials.secret_key(), Some("keysecret"));
-        assert_eq!(c.credentials.session_token(), Some("tokensecret"));
-    }
-
-    #[test]
-    fn test_malformed_numbers_are_none() {
-        for bad in [
-            "",
-            "-1",
-            "+5",
-            "1.5",
-            " 12",
-            "12 ",
-            "99999999999999999999",
-            "0x10",
-        ] {
-            let c = ctx(&[("X-Scf-Memory", bad), ("X-Scf-Timeout", bad)]);
-            assert_eq!(c.memory_mb, None, "{bad:?}");
-            assert_eq!(c.timeout, None, "{bad:?}");
-            assert_eq!(c.deadline, None, "{bad:?}");
-        }
-        assert_eq!(ctx(&[("X-Scf-Memory", "4294967296")]).memory_mb, None);
-        assert_eq!(
-            ctx(&[("X-Scf-Memory", "4294967295")]).memory_mb,
-            Some(u32::MAX)
-        );
-        // The largest timeout still gives a deadline or none, never a panic.
-        let c = ctx(&[("X-Scf-Timeout", "9999999999999999999")]);
-        assert!(c.timeout.is_some());
-    }
-
-    #[test]
-    fn test_non_utf8_value_is_none_and_other_headers_are_ignored() {
-        let mut c = Context::default();
-        assert!(c.take("X-Scf-Name", b"\xff\xfe", Instant::now()));
-        assert_eq!(c.name, None);
-        assert!(!c.take("X-Scf-", b"x", Instant::now()));
-        assert!(!c.take("X-Scf-Other", b"x", Instant::now()));
-        assert!(!c.take("Host", b"x", Instant::now()));
     }
 
     #[test]
@@ -342,13 +177,5 @@ mod tests {
             s,
             r#"{"request_id":"rid","function_name":null,"function_version":null,"namespace":null,"memory_limit_in_mb":256,"time_limit_in_ms":3000,"tencentcloud_region":null,"tencentcloud_appid":null,"tencentcloud_uin":null}"#
         );
-    }
-
-    #[test]
-    fn test_secret_header_names() {
-        assert!(is_secret_header("X-SCF-SECRET-KEY"));
-        assert!(is_secret_header("x-scf-session-token"));
-        assert!(is_secret_header("X-Scf-Secret-Id"));
-        assert!(!is_secret_header("X-Scf-Request-Id"));
     }
 }

@@ -122,6 +122,11 @@ impl Reject {
         }
     }
 
+    /// The error answer: this status and message (no allocation: the message is static).
+    pub fn to_error(self) -> Error {
+        Error::new(self.message()).with_status(self.status())
+    }
+
     /// The `errorMessage` of the response.
     pub fn message(self) -> &'static str {
         match self {

@@ -10,13 +10,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::chunked::Chunked;
+use crate::buf::INITIAL_BUF;
+use crate::chunked::decode_in_pieces;
 use crate::config::{Config, MAX_HEADERS};
-use crate::conn::mem::Mem;
-use crate::conn::{Conn, Cx, INITIAL_BUF, Spare};
-use crate::date::HttpDate;
-use crate::error::Reject;
-use crate::log::{Format, Level, Log};
+use crate::conn::{Conn, Shared};
+use crate::log::Level;
+use crate::mem::Mem;
 use crate::request::{Framing, HeadScan, parse_head};
 use crate::{Context, Error, Function, Request, Response};
 
@@ -140,41 +139,12 @@ pub fn framing(data: &[u8]) {
             } else {
                 rng.below(rest.len() + 1)
             };
-            let one = decode_chunked(rest, &[], &config);
-            let two = decode_chunked(rest, &[cut], &config);
+            let (body, meta) = (config.max_body_bytes, config.max_chunk_meta_bytes);
+            let one = decode_in_pieces(rest, &[], body, meta);
+            let two = decode_in_pieces(rest, &[cut], body, meta);
             assert_eq!(one, two, "chunked decoding differs when cut at {cut}");
         }
     }
-}
-
-/// Decoded body, the raw bytes after it, and whether it is complete; the input fed in pieces
-/// cut at `cuts`, as the connection feeds reads.
-type Decoded = Result<(Vec<u8>, Vec<u8>, bool), Reject>;
-
-fn decode_chunked(raw: &[u8], cuts: &[usize], config: &Config) -> Decoded {
-    let (max_body, max_meta) = (config.max_body_bytes, config.max_chunk_meta_bytes);
-    let mut buf = vec![0u8; raw.len()];
-    let mut c = Chunked::new();
-    let (mut data_end, mut end, mut fed) = (0, 0, 0);
-    for &cut in cuts.iter().chain(std::iter::once(&raw.len())) {
-        buf[end..end + (cut - fed)].copy_from_slice(&raw[fed..cut]);
-        end += cut - fed;
-        fed = cut;
-        let (d, e, done) = c.decode(&mut buf, data_end, end, max_body, max_meta)?;
-        assert!(
-            data_end <= d && d <= e && e <= end,
-            "decoder moved backwards or past end"
-        );
-        assert!(d <= max_body, "decoded body past its limit");
-        data_end = d;
-        end = e;
-        if done {
-            buf[end..end + (raw.len() - fed)].copy_from_slice(&raw[fed..]);
-            end += raw.len() - fed;
-            return Ok((buf[..data_end].to_vec(), buf[data_end..end].to_vec(), true));
-        }
-    }
-    Ok((buf[..data_end].to_vec(), buf[data_end..end].to_vec(), false))
 }
 
 /// What the function was asked and answered, to check the output against.
@@ -265,9 +235,7 @@ pub fn connection(data: &[u8]) {
         config.linger = Duration::ZERO;
     }
     let closing = rng.below(16) == 0;
-    let mut log = Log::new(Level::Off, Format::Text);
-    let date = HttpDate::new();
-    let mut spare = Spare::new();
+    let mut shared = Shared::new(config.clone());
     let start = Instant::now();
     let mut probe = Probe::default();
     let stream = Mem::new(data, 0, 0);
@@ -280,14 +248,7 @@ pub fn connection(data: &[u8]) {
         events += 1;
         assert!(events <= MAX_EVENTS, "the connection does not close");
         let now = start + Duration::from_millis(events as u64);
-        let mut cx = Cx {
-            config: &config,
-            log: &mut log,
-            date: &date,
-            spare: &mut spare,
-            now,
-            closing,
-        };
+        let mut cx = shared.cx(now, closing);
         // A readiness event: more input has arrived, the peer's window opened.
         let s = conn.stream();
         s.arrived = (s.arrived + rng.piece()).min(s.input.len());

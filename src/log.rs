@@ -118,9 +118,9 @@ impl Log {
         match self.format {
             Format::Text => {
                 line.extend_from_slice(b"scf-lean ");
-                line.extend_from_slice(crate::config::VERSION.as_bytes());
+                line.extend_from_slice(crate::version::VERSION.as_bytes());
                 line.extend_from_slice(b" (");
-                line.extend_from_slice(crate::config::COMMIT.as_bytes());
+                line.extend_from_slice(crate::version::COMMIT.as_bytes());
                 line.extend_from_slice(b") listening on 0.0.0.0:");
                 push_num(&mut line, port);
                 line.extend_from_slice(b" in ");
@@ -134,9 +134,9 @@ impl Log {
             }
             Format::Json => {
                 line.extend_from_slice(b"\"msg\":\"listening\",\"version\":");
-                push_str(&mut line, crate::config::VERSION);
+                push_str(&mut line, crate::version::VERSION);
                 line.extend_from_slice(b",\"commit\":");
-                push_str(&mut line, crate::config::COMMIT);
+                push_str(&mut line, crate::version::COMMIT);
                 line.extend_from_slice(b",\"port\":");
                 push_num(&mut line, port);
                 line.extend_from_slice(b",\"startupUs\":");

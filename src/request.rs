@@ -7,15 +7,17 @@
 //!
 //! `httparse` finds the fields without copying; [`parse_head`] then walks them **once**, and in
 //! that one pass settles the body framing (`Content-Length` / `Transfer-Encoding`), persistence
-//! (`Connection`), `Expect`, `Host`, and picks the `X-Scf-*` fields into the [`Context`]. Every
-//! rule that rejects a request is here, with the status it earns; the body itself is framed by
-//! the connection (`conn.rs`) and, when chunked, decoded by `chunked.rs`.
+//! (`Connection`), `Expect`, `Host`, and offers every field to the platform's header taker,
+//! which picks the context fields into the [`Context`]. Every rule that rejects a request is
+//! here, with the status it earns; the body itself is framed by the connection (`conn.rs`) and,
+//! when chunked, decoded by `chunked.rs`.
 
 use std::time::Instant;
 
 use crate::config::Config;
 use crate::context::Context;
 use crate::error::{Error, Reject};
+use crate::platform;
 
 /// How the body of a request is delimited (RFC 9112 §6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +140,7 @@ pub(crate) fn parse_head<'a>(
     // The one pass over the fields.
     for h in req.headers.iter() {
         let (name, value) = (h.name, h.value);
-        if ctx.take(name, value, arrival) {
+        if platform::take_header(&mut ctx, name, value, arrival) {
             continue;
         }
         if name.eq_ignore_ascii_case("content-length") {
@@ -372,8 +374,8 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    /// A request for a unit test, without a socket. The `X-Scf-*` fields among `headers` fill
-    /// the context as the server would fill it.
+    /// A request for a unit test, without a socket. The platform's context fields among
+    /// `headers` (`X-Scf-*`) fill the context as the server would fill it.
     ///
     /// ```
     /// use scf_lean::Request;
@@ -391,7 +393,7 @@ impl<'a> Request<'a> {
         let mut ctx = Context::default();
         let now = Instant::now();
         for (n, v) in headers {
-            ctx.take(n, v, now);
+            platform::take_header(&mut ctx, n, v, now);
         }
         let head = method == "HEAD";
         Request {

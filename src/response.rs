@@ -4,8 +4,12 @@
 //! line, `Date`, `Content-Length`, `Connection`), the header lines the function added, and the
 //! body. The body is never copied into an output buffer: it is the function's own reused buffer,
 //! a `&'static` slice, or a slice of the request it answers (kept as a range of the read buffer,
-//! which is not touched until the response is out). Every buffer lives as long as the
-//! connection, so a steady stream of requests allocates nothing here.
+//! which is not touched until the response is out); [`BodyAt`] says which. Every buffer lives as
+//! long as the connection, so a steady stream of requests allocates nothing here.
+//!
+//! The server's own error answers (400, 408, 413…) take the same path as a function's: a
+//! [`Response`] on the connection's buffers, [`Response::set_error`] (the one place an error
+//! body is built), then [`Output::prepare`].
 
 use std::io::{self, IoSlice, Write};
 
@@ -30,17 +34,38 @@ pub struct Response<'a> {
     status: u16,
     /// `Name: value\r\n` lines.
     headers: Vec<u8>,
+    /// The body buffer, reused from request to request.
     body: Vec<u8>,
-    /// A body borrowed instead of `body`.
-    borrowed: Option<Borrowed<'a>>,
+    /// Where the body is: `body`, a static slice, or borrowed from the request.
+    at: BodyAt<&'a [u8]>,
     /// The first invalid header or status the function set.
     invalid: Option<&'static str>,
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Borrowed<'a> {
+/// Where a response body lives. `In` is how a slice of the request is held: a borrowed slice
+/// while the function fills its [`Response`], a range of the read buffer once the connection
+/// sends it ([`Output`]), which outlives the borrow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum BodyAt<In> {
+    /// No body on the wire (HEAD, 204, 304, 100 Continue).
+    Empty,
+    /// The response's own body buffer.
+    #[default]
+    Owned,
+    /// A static slice.
     Static(&'static [u8]),
-    Ref(&'a [u8]),
+    /// A slice of the request it answers.
+    Input(In),
+}
+
+/// A [`Response`] taken apart, for the connection to send.
+pub(crate) struct Parts<'a> {
+    pub status: u16,
+    /// `Name: value\r\n` lines.
+    pub headers: Vec<u8>,
+    /// The body buffer.
+    pub body: Vec<u8>,
+    pub at: BodyAt<&'a [u8]>,
 }
 
 impl<'a> Response<'a> {
@@ -57,7 +82,7 @@ impl<'a> Response<'a> {
             status: 200,
             headers,
             body,
-            borrowed: None,
+            at: BodyAt::Owned,
             invalid: None,
         }
     }
@@ -117,14 +142,14 @@ impl<'a> Response<'a> {
     /// The body buffer, to write into: reused from request to request on a connection, so it
     /// usually needs no allocation. Writing to it drops a borrowed body.
     pub fn body_mut(&mut self) -> &mut Vec<u8> {
-        self.borrowed = None;
+        self.at = BodyAt::Owned;
         &mut self.body
     }
 
     /// Answers with a static body: no copy.
     pub fn set_body_static(&mut self, body: &'static [u8]) -> &mut Self {
         self.body.clear();
-        self.borrowed = Some(Borrowed::Static(body));
+        self.at = BodyAt::Static(body);
         self
     }
 
@@ -132,16 +157,17 @@ impl<'a> Response<'a> {
     /// borrowed for `'a` is copied into the body buffer when the response is sent.
     pub fn set_body_ref(&mut self, body: &'a [u8]) -> &mut Self {
         self.body.clear();
-        self.borrowed = Some(Borrowed::Ref(body));
+        self.at = BodyAt::Input(body);
         self
     }
 
     /// The body as it stands.
     pub fn body(&self) -> &[u8] {
-        match self.borrowed {
-            Some(Borrowed::Static(b)) => b,
-            Some(Borrowed::Ref(b)) => b,
-            None => &self.body,
+        match self.at {
+            BodyAt::Empty => &[],
+            BodyAt::Owned => &self.body,
+            BodyAt::Static(b) => b,
+            BodyAt::Input(b) => b,
         }
     }
 
@@ -165,11 +191,12 @@ impl<'a> Response<'a> {
         self.invalid
     }
 
-    /// Turns the response into the error answer (keeping its buffers).
+    /// Turns the response into the error answer (keeping its buffers): the one place an error
+    /// body is built, for a function's errors and the server's own.
     pub(crate) fn set_error(&mut self, e: &Error) {
         self.status = e.status();
         self.headers.clear();
-        self.borrowed = None;
+        self.at = BodyAt::Owned;
         self.invalid = None;
         self.body.clear();
         crate::error::write_json(&mut self.body, e.code(), e.message());
@@ -177,20 +204,15 @@ impl<'a> Response<'a> {
             .extend_from_slice(b"Content-Type: application/json\r\n");
     }
 
-    /// (status, header lines, body buffer, borrowed body).
-    pub(crate) fn into_parts(self) -> (u16, Vec<u8>, Vec<u8>, Option<BodyRef<'a>>) {
-        let b = self.borrowed.map(|b| match b {
-            Borrowed::Static(s) => BodyRef::Static(s),
-            Borrowed::Ref(r) => BodyRef::Ref(r),
-        });
-        (self.status, self.headers, self.body, b)
+    /// Its parts, for the connection to send.
+    pub(crate) fn into_parts(self) -> Parts<'a> {
+        Parts {
+            status: self.status,
+            headers: self.headers,
+            body: self.body,
+            at: self.at,
+        }
     }
-}
-
-/// A body that is not in the response's own buffer.
-pub(crate) enum BodyRef<'a> {
-    Static(&'static [u8]),
-    Ref(&'a [u8]),
 }
 
 impl Write for Response<'_> {
@@ -208,19 +230,6 @@ fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// Where the body of a response being sent lies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Src {
-    /// No body on the wire (HEAD, 204, 304, 100 Continue).
-    None,
-    /// [`Output::body`].
-    Owned,
-    /// A static slice.
-    Static(&'static [u8]),
-    /// `read_buf[start..end]`: a slice of the request.
-    Input(usize, usize),
-}
-
 /// The response a connection is sending, and how far it has got.
 #[derive(Debug)]
 pub(crate) struct Output {
@@ -230,7 +239,8 @@ pub(crate) struct Output {
     pub headers: Vec<u8>,
     /// The function's body buffer.
     pub body: Vec<u8>,
-    pub src: Src,
+    /// Where the body is; `Input(start, end)` is `read_buf[start..end]`.
+    pub at: BodyAt<(usize, usize)>,
     /// Bytes of head + headers + body already written.
     pub sent: usize,
     /// Whether anything is waiting to be written.
@@ -254,15 +264,59 @@ impl Output {
             head: Vec::new(),
             headers: Vec::new(),
             body: Vec::new(),
-            src: Src::None,
+            at: BodyAt::Empty,
             sent: 0,
             pending: false,
         }
     }
 
-    /// Prepares a response: `headers` ends with the function's lines, `src` says where the body
-    /// is, `body_len` is its length; `send_body` is false for HEAD.
-    pub fn start(
+    /// A `200` [`Response`] that writes into this output's buffers (emptied).
+    pub fn response<'a>(&mut self) -> Response<'a> {
+        Response::with_buffers(
+            std::mem::take(&mut self.headers),
+            std::mem::take(&mut self.body),
+        )
+    }
+
+    /// Takes `resp` (its buffers back, its body where it lies) and prepares it to be sent:
+    /// a slice of `input` is kept as a range, any other borrowed slice is copied into the body
+    /// buffer. `send_body` is false for HEAD. Returns the status.
+    pub fn prepare(
+        &mut self,
+        resp: Response<'_>,
+        input: &[u8],
+        date: &[u8],
+        send_body: bool,
+        persist: Persist,
+    ) -> u16 {
+        let Parts {
+            status,
+            headers,
+            body,
+            at,
+        } = resp.into_parts();
+        self.headers = headers;
+        self.body = body;
+        self.at = match at {
+            BodyAt::Empty => BodyAt::Empty,
+            BodyAt::Owned => BodyAt::Owned,
+            BodyAt::Static(s) => BodyAt::Static(s),
+            BodyAt::Input(r) => match range_in(input, r) {
+                Some(range) => BodyAt::Input(range),
+                None => {
+                    self.body.extend_from_slice(r);
+                    BodyAt::Owned
+                }
+            },
+        };
+        let len = self.body_slice(input).len();
+        self.start(status, date, len, send_body, persist);
+        status
+    }
+
+    /// Writes the head of a response: `headers` ends with the function's lines, `at` says where
+    /// the body is, `body_len` is its length; `send_body` is false for HEAD.
+    fn start(
         &mut self,
         status: u16,
         date: &[u8],
@@ -290,7 +344,7 @@ impl Output {
         });
         self.headers.extend_from_slice(b"\r\n");
         if no_body || !send_body {
-            self.src = Src::None;
+            self.at = BodyAt::Empty;
         }
         self.sent = 0;
         self.pending = true;
@@ -302,17 +356,17 @@ impl Output {
         self.head
             .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         self.headers.clear();
-        self.src = Src::None;
+        self.at = BodyAt::Empty;
         self.sent = 0;
         self.pending = true;
     }
 
     fn body_slice<'b>(&'b self, input: &'b [u8]) -> &'b [u8] {
-        match self.src {
-            Src::None => &[],
-            Src::Owned => &self.body,
-            Src::Static(s) => s,
-            Src::Input(a, b) => &input[a..b],
+        match self.at {
+            BodyAt::Empty => &[],
+            BodyAt::Owned => &self.body,
+            BodyAt::Static(s) => s,
+            BodyAt::Input((a, b)) => &input[a..b],
         }
     }
 
@@ -369,10 +423,18 @@ impl Output {
     fn finish(&mut self) {
         self.pending = false;
         self.sent = 0;
-        self.src = Src::None;
+        self.at = BodyAt::Empty;
         self.headers.clear();
         self.body.clear();
     }
+}
+
+/// Where `part` lies within `buf`, if it does.
+fn range_in(buf: &[u8], part: &[u8]) -> Option<(usize, usize)> {
+    let base = buf.as_ptr() as usize;
+    let p = part.as_ptr() as usize;
+    let a = p.checked_sub(base)?;
+    (a + part.len() <= buf.len()).then_some((a, a + part.len()))
 }
 
 /// The reason phrase of common statuses (RFC 9110 §15); empty for others, which is allowed.
@@ -464,7 +526,7 @@ mod tests {
             let mut o = Output::new();
             o.headers.extend_from_slice(b"X-A: 1\r\n");
             o.body.extend_from_slice(b"hello");
-            o.src = Src::Owned;
+            o.at = BodyAt::Owned;
             o.start(200, DATE, 5, true, Persist::Default);
             assert_eq!(
                 send(&mut o, b"", step),
@@ -477,20 +539,20 @@ mod tests {
     #[test]
     fn test_head_and_persistence() {
         let mut o = Output::new();
-        o.src = Src::Input(2, 4);
+        o.at = BodyAt::Input((2, 4));
         o.start(299, DATE, 2, false, Persist::Close);
         assert_eq!(
             send(&mut o, b"abcdef", 100),
             b"HTTP/1.1 299 \r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
         );
-        o.src = Src::Input(2, 4);
+        o.at = BodyAt::Input((2, 4));
         o.start(200, DATE, 2, true, Persist::KeepAlive);
         let out = send(&mut o, b"abcdef", 100);
         assert!(
             out.ends_with(b"Connection: keep-alive\r\n\r\ncd"),
             "{out:?}"
         );
-        o.src = Src::Static(b"zz");
+        o.at = BodyAt::Static(b"zz");
         o.start(204, DATE, 2, true, Persist::Default);
         let out = send(&mut o, b"", 100);
         assert_eq!(

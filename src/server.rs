@@ -18,21 +18,18 @@
 //! event is lost (the pending connections wait in the backlog) and no time is spent; it resumes
 //! when a connection closes, or after [`ACCEPT_RETRY`] when descriptors ran out.
 
-use std::ffi::c_int;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::config::{self, Config};
-use crate::conn::{Conn, Cx, Spare, later};
-use crate::date::HttpDate;
-use crate::log::{Level, Log};
-use crate::sys::{self, Args, Signals};
+use crate::config::Config;
+use crate::conn::{Conn, Shared, later};
+use crate::log::Level;
+use crate::sys::Signals;
 use crate::{Function, panic_hook};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -48,19 +45,16 @@ pub struct Server {
     poll: Poll,
     listener: Option<TcpListener>,
     addr: SocketAddr,
-    config: Config,
-    log: Log,
+    /// Settings, log, date cache and the spare buffers of idle connections (see `buf.rs`).
+    shared: Shared,
     slots: Vec<Option<Conn>>,
     free: Vec<usize>,
-    /// Buffers of idle connections, lent to the next one that reads (see `conn.rs`).
-    spare: Spare,
     open: usize,
     /// Accepting is paused (at the connection limit, or out of descriptors).
     paused: bool,
     /// When to try `accept` again after running out of descriptors.
     accept_retry: Option<Instant>,
     signals: Option<Signals>,
-    date: HttpDate,
     /// No connection's deadline is earlier than this.
     next_sweep: Option<Instant>,
     /// Set once shutting down: the end of the grace period.
@@ -92,16 +86,13 @@ impl Server {
             poll,
             listener: Some(listener),
             addr,
-            log: Log::new(config.log_level, config.log_format),
-            config,
+            shared: Shared::new(config),
             slots: Vec::new(),
             free: Vec::new(),
-            spare: Spare::new(),
             open: 0,
             paused: false,
             accept_retry: None,
             signals: None,
-            date: HttpDate::new(),
             next_sweep: None,
             shutdown: None,
         })
@@ -110,6 +101,12 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Logs the start-up line: `ready` is the time from the start of `main` to listening, `cpu`
+    /// the process's CPU time so far.
+    pub(crate) fn log_startup(&mut self, ready: Duration, cpu: Option<Duration>) {
+        self.shared.log.startup(self.addr.port(), ready, cpu);
     }
 
     /// Handles SIGTERM and SIGINT in the loop (blocks them on this thread): the first stops
@@ -134,29 +131,30 @@ impl Server {
     }
 
     /// [`Server::serve`], returning the exit code as a number.
-    fn serve_code<F: Function>(mut self, mut f: F) -> u8 {
+    pub(crate) fn serve_code<F: Function>(mut self, mut f: F) -> u8 {
         panic_hook::install();
-        let _ = crate::context::env();
+        let _ = crate::platform::env();
         let mut events = Events::with_capacity(EVENTS);
         loop {
-            self.log.flush();
+            self.shared.log.flush();
             let timeout = self.timeout(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                self.log
+                self.shared
+                    .log
                     .line(Level::Error, None, &format!("epoll_wait failed: {e}"));
                 return 1;
             }
             let now = Instant::now();
-            self.date.update(SystemTime::now());
+            self.shared.date.update(SystemTime::now());
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now, &mut f),
                     SIGNALS => {
                         if let Some(code) = self.on_signal(now) {
-                            self.log.flush();
+                            self.shared.log.flush();
                             return code;
                         }
                     }
@@ -174,8 +172,8 @@ impl Server {
                 if self.open == 0 || now >= end {
                     let mut msg = String::from("stopped; connections dropped: ");
                     msg.push_str(itoa::Buffer::new().format(self.open));
-                    self.log.line(Level::Info, None, &msg);
-                    self.log.flush();
+                    self.shared.log.line(Level::Info, None, &msg);
+                    self.shared.log.flush();
                     return 0;
                 }
             }
@@ -196,7 +194,7 @@ impl Server {
     /// of the loop (an `epoll_wait`) on every fresh connection.
     fn accept<F: Function>(&mut self, now: Instant, f: &mut F) {
         self.paused = false;
-        while self.open < self.config.max_connections {
+        while self.open < self.shared.config.max_connections {
             let Some(listener) = &self.listener else {
                 return;
             };
@@ -204,7 +202,7 @@ impl Server {
                 Ok((stream, _)) => {
                     // Small responses go out at once, not after the peer's delayed ACK.
                     let _ = stream.set_nodelay(true);
-                    let mut conn = Conn::new(stream, now, &self.config);
+                    let mut conn = Conn::new(stream, now, &self.shared.config);
                     let i = self.free.pop().unwrap_or(self.slots.len());
                     let registered =
                         self.poll
@@ -233,7 +231,8 @@ impl Server {
                     // Pending connections wait in the backlog; try again later.
                     self.paused = true;
                     self.accept_retry = Some(later(now, ACCEPT_RETRY));
-                    self.log
+                    self.shared
+                        .log
                         .line(Level::Debug, None, "accept paused: out of descriptors");
                     return;
                 }
@@ -248,14 +247,7 @@ impl Server {
         let Some(Some(conn)) = self.slots.get_mut(i) else {
             return; // a spurious event for a freed slot
         };
-        let mut cx = Cx {
-            config: &self.config,
-            log: &mut self.log,
-            date: &self.date,
-            spare: &mut self.spare,
-            now,
-            closing: self.shutdown.is_some(),
-        };
+        let mut cx = self.shared.cx(now, self.shutdown.is_some());
         conn.drive(&mut cx, f, read_closed);
         self.settle(i, now);
     }
@@ -310,15 +302,7 @@ impl Server {
                 continue;
             };
             if conn.deadline() <= now {
-                let mut cx = Cx {
-                    config: &self.config,
-                    log: &mut self.log,
-                    date: &self.date,
-                    spare: &mut self.spare,
-                    now,
-                    closing: self.shutdown.is_some(),
-                };
-                conn.expire(&mut cx, f);
+                conn.expire(&mut self.shared.cx(now, self.shutdown.is_some()), f);
             }
             self.settle(i, now);
         }
@@ -328,7 +312,8 @@ impl Server {
     fn on_signal(&mut self, now: Instant) -> Option<u8> {
         while let Some(signo) = self.signals.as_ref().and_then(Signals::next) {
             if self.shutdown.is_some() {
-                self.log
+                self.shared
+                    .log
                     .line(Level::Info, None, "second signal: exiting at once");
                 return Some(128u8.wrapping_add(signo as u8));
             }
@@ -339,25 +324,17 @@ impl Server {
 
     /// Stops accepting, closes idle connections and lets the others finish.
     fn begin_shutdown(&mut self, now: Instant) {
-        self.shutdown = Some(later(now, self.config.shutdown_grace));
+        self.shutdown = Some(later(now, self.shared.config.shutdown_grace));
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
         self.accept_retry = None;
         let mut msg = String::from("shutting down; connections open: ");
         msg.push_str(itoa::Buffer::new().format(self.open));
-        self.log.line(Level::Info, None, &msg);
+        self.shared.log.line(Level::Info, None, &msg);
         for i in 0..self.slots.len() {
             if let Some(Some(conn)) = self.slots.get_mut(i) {
-                let mut cx = Cx {
-                    config: &self.config,
-                    log: &mut self.log,
-                    date: &self.date,
-                    spare: &mut self.spare,
-                    now,
-                    closing: true,
-                };
-                conn.shutdown(&mut cx);
+                conn.shutdown(&mut self.shared.cx(now, true));
                 self.settle(i, now);
             }
         }
@@ -369,110 +346,4 @@ fn out_of_descriptors(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
-}
-
-/// Runs `f` as this process's function: the whole life of an SCF image function.
-///
-/// Answers `--help` and `--version` without binding a port. Otherwise reads the configuration
-/// from the environment, listens on `0.0.0.0:$PORT` (9000), logs the start-up line with the
-/// µs from the start of `run` to listening, and serves until SIGTERM or SIGINT.
-///
-/// A bad setting or a port that cannot be bound prints one line on stderr and returns a
-/// failure exit code (2 for a setting, 1 for the port).
-///
-/// [`main!`](crate::main!) does the same from C's `main`, without std's runtime set-up.
-pub fn run<F: Function>(f: F) -> ExitCode {
-    let started = Instant::now();
-    let arg = std::env::args_os().nth(1);
-    ExitCode::from(run_from(f, started, arg.as_deref().map(OsStrExt::as_bytes)))
-}
-
-/// The entry [`main!`](crate::main!) expands to: [`run`] for a process started without std's
-/// runtime set-up. It does the two parts of that set-up a server needs — descriptors 0–2 open
-/// (on `/dev/null` if they were closed), `SIGPIPE` ignored — and skips the rest (the
-/// stack-overflow handler's alternate stack and guard page, the main thread's name): 11 system
-/// calls, 28-36 µs of a cold start in the benchmark runs (bench/REPORT.md, `fn-main`). Returns
-/// the process exit code.
-pub fn start<F: Function>(args: Args, f: F) -> c_int {
-    let started = Instant::now();
-    if !sys::std_fds_open() {
-        return 1;
-    }
-    sys::ignore_sigpipe();
-    c_int::from(run_from(f, started, args.get(1)))
-}
-
-/// [`run`] after the arguments are read: `arg` is the first one.
-fn run_from<F: Function>(f: F, started: Instant, arg: Option<&[u8]>) -> u8 {
-    if let Some(arg) = arg {
-        return cli(arg);
-    }
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            fail(&format!("bad setting: {e}"));
-            return 2;
-        }
-    };
-    let port = config.port;
-    let mut server = match Server::bind(config) {
-        Ok(s) => s,
-        Err(e) => {
-            fail(&format!("cannot listen on 0.0.0.0:{port}: {e}"));
-            return 1;
-        }
-    };
-    let ready = started.elapsed();
-    server
-        .log
-        .startup(server.addr.port(), ready, sys::process_cpu_time());
-    if let Err(e) = server.handle_signals() {
-        fail(&format!("cannot handle signals: {e}"));
-        return 1;
-    }
-    server.serve_code(f)
-}
-
-/// One start-up error line on stderr, in a single write.
-fn fail(msg: &str) {
-    let line = format!("scf-lean: {msg}\n");
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
-}
-
-/// `--version`, `--help`, or an unknown argument: the exit code.
-fn cli(arg: &[u8]) -> u8 {
-    if arg == b"--version" || arg == b"-V" {
-        println!("scf-lean {} ({})", config::VERSION, config::COMMIT);
-        return 0;
-    }
-    if arg == b"--help" || arg == b"-h" {
-        print!("{}", help());
-        return 0;
-    }
-    fail(&format!(
-        "unknown argument {:?}; try --help",
-        String::from_utf8_lossy(arg)
-    ));
-    2
-}
-
-fn help() -> String {
-    let mut s = format!(
-        "scf-lean {} ({})\n\
-         An HTTP server for a Tencent Cloud SCF image function: POST /event-invoke goes to the\n\
-         event handler, every other request to the HTTP handler.\n\n\
-         Usage: scf-lean [--help | --version]\n\n\
-         Environment (defaults in brackets):\n",
-        config::VERSION,
-        config::COMMIT
-    );
-    for (_, var, default, _, _, doc) in config::LIMITS {
-        s.push_str(&format!("  {var:<32} {doc} [{default}]\n"));
-    }
-    s.push_str(&format!(
-        "  {:<32} off, error, info or debug [info]\n  {:<32} text or json [text]\n",
-        config::LOG_LEVEL_VAR,
-        config::LOG_FORMAT_VAR
-    ));
-    s
 }

@@ -76,13 +76,13 @@ mod kafka;
 mod str;
 mod timer;
 
+pub use crate::base64::decode_into as decode_base64;
 pub use apigw::{
     ApiGatewayIdentity, ApiGatewayRequest, ApiGatewayRequestContext, IntegrationResponse,
 };
 pub use clb::ClbRequest;
 pub use cls::{CLS_MAX_DECODED_BYTES, ClsData, ClsEvent, ClsLogs, ClsRecord};
 pub use cmq::{CmqEvent, CmqMessage, CmqRecord, CmqTags};
-pub use codec::decode_base64;
 pub use cos::{
     CosBucket, CosEntity, CosEvent, CosEventInfo, CosObject, CosRecord, CosRequestParameters,
 };

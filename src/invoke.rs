@@ -1,0 +1,96 @@
+//! Invoking the function for one complete request: the [`Request`] it sees, the handler the
+//! platform routes it to, its panic caught, its failure logged with the request id, its
+//! response handed to the wire, and the access line.
+//!
+//! A function's failure never closes the connection: an `Err`, a panic or an invalid response
+//! (a header the server owns, a status out of range) becomes the JSON error answer, and the
+//! next request is served as usual.
+
+use std::ops::Range;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::Instant;
+
+use crate::conn::Cx;
+use crate::error::Error;
+use crate::log::{Access, Level};
+use crate::platform::{self, Route};
+use crate::request::{Head, Request};
+use crate::response::{Output, Persist};
+use crate::{Function, panic_hook};
+
+/// One complete request, borrowed from the connection's read buffer.
+pub(crate) struct Call<'b> {
+    /// The whole read buffer: the request borrows from it, and so may the response.
+    pub input: &'b [u8],
+    pub head: &'b Head<'b>,
+    /// The parsed header array (its first `head.fields` entries are the fields).
+    pub headers: &'b [httparse::Header<'b>],
+    /// Where the body lies in `input` (chunked coding already removed).
+    pub body: Range<usize>,
+    /// When the head began to arrive.
+    pub arrival: Instant,
+}
+
+impl Call<'_> {
+    /// Calls `f` and prepares its response in `out` (which holds buffers to reuse). Returns
+    /// whether the connection stays open after it.
+    pub fn run<F: Function>(self, f: &mut F, out: &mut Output, cx: &mut Cx<'_>) -> bool {
+        let head = self.head;
+        let req = Request::from_head(head, &self.headers[..head.fields], &self.input[self.body]);
+        let ctx = req.context();
+        let route = platform::route(head.method, req.path());
+        let mut resp = out.response();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            panic_hook::guard(|| match route {
+                Route::Event => f.event(req.body(), ctx, &mut resp),
+                Route::Http => f.http(&req, &mut resp),
+            })
+        }));
+        let failure = match result {
+            Ok(Ok(())) => resp
+                .invalid()
+                .map(|why| (Error::new(why), "invalid response: ")),
+            Ok(Err(e)) => Some((e, "function error: ")),
+            Err(payload) => {
+                // The log line says what the panic said; the answer does not.
+                let mut line = String::from("function panicked: ");
+                line.push_str(&panic_hook::message(&*payload));
+                cx.log.line(Level::Error, ctx.request_id, &line);
+                resp.set_error(&Error::new("the function panicked"));
+                None
+            }
+        };
+        if let Some((e, what)) = failure {
+            let mut line = String::from(what);
+            line.push_str(&e.to_string());
+            cx.log.line(Level::Error, ctx.request_id, &line);
+            resp.set_error(&e);
+        }
+        let keep = head.keep_alive && !cx.closing;
+        let persist = match (keep, head.minor) {
+            (false, _) => Persist::Close,
+            (true, 0) => Persist::KeepAlive,
+            (true, _) => Persist::Default,
+        };
+        let status = out.prepare(
+            resp,
+            self.input,
+            cx.date.as_bytes(),
+            !req.is_head(),
+            persist,
+        );
+        // The function may have taken a while: deadlines set from here on start now.
+        cx.tick();
+        if cx.log.enabled(Level::Info) {
+            cx.log.access(&Access {
+                request_id: ctx.request_id,
+                method: head.method,
+                path: req.path(),
+                status,
+                bytes: out.wire_len(self.input),
+                elapsed: cx.now.saturating_duration_since(self.arrival),
+            });
+        }
+        keep
+    }
+}
