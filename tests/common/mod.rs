@@ -1,5 +1,6 @@
-//! Shared by the integration tests: an in-process server on loopback and a raw HTTP/1.1
-//! client that reads responses one at a time (so pipelined answers can be taken apart).
+//! Shared by the integration tests: the one test function ([`Echo`]), an in-process server on
+//! loopback, and a raw HTTP/1.1 client that reads responses one at a time (so pipelined answers
+//! can be taken apart).
 //!
 //! Every socket has read and write timeouts, so no test can hang: a read that waits too long
 //! fails the test with what was expected.
@@ -9,9 +10,10 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::thread::sleep;
 use std::time::Duration;
 
-use scf_lean::{Config, Function, Level, Server};
+use scf_lean::{Config, Context, Error, Function, Level, Request, Response, Server};
 
 /// How long any read or write may wait before the test fails.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,6 +35,128 @@ pub fn start<F: Function + Send + 'static>(config: Config, f: F) -> SocketAddr {
     let addr = server.local_addr();
     std::thread::spawn(move || server.serve(f));
     addr
+}
+
+/// The test function of every suite. It allocates nothing once its buffers have grown (the
+/// allocation test counts on it). `event` answers `event n=<len> id=<request id>\n<event>`;
+/// `http` answers by path:
+/// - `/panic` panics, `/error` returns an error,
+/// - `/ref` answers the request body itself, borrowed (no copy),
+/// - `/bad-header` sets a header the server owns (an invalid response),
+/// - `/204` answers 204 (with a body, which must not be sent),
+/// - `/big?<n>` answers `n` bytes of [`pattern`] from its own buffer,
+/// - anything else echoes: `<method> <path> ?<query> n=<body len>\n<body>` ([`echo`]).
+pub struct Echo;
+
+impl Function for Echo {
+    fn event<'a>(
+        &mut self,
+        event: &'a [u8],
+        ctx: &Context<'a>,
+        out: &mut Response<'a>,
+    ) -> Result<(), Error> {
+        out.content_type("text/plain");
+        let b = out.body_mut();
+        b.extend_from_slice(b"event n=");
+        b.extend_from_slice(itoa::Buffer::new().format(event.len()).as_bytes());
+        b.extend_from_slice(b" id=");
+        b.extend_from_slice(ctx.request_id.unwrap_or("-").as_bytes());
+        b.push(b'\n');
+        b.extend_from_slice(event);
+        Ok(())
+    }
+
+    fn http<'a>(&mut self, req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
+        match req.path() {
+            "/panic" => panic!("boom"),
+            "/error" => Err(Error::new("it went \"wrong\"")),
+            "/ref" => {
+                out.content_type("application/octet-stream");
+                out.set_body_ref(req.body());
+                Ok(())
+            }
+            "/bad-header" => {
+                out.header("Content-Length", "5");
+                out.set_body_static(b"hello");
+                Ok(())
+            }
+            "/204" => {
+                // A body on a 204 is not sent.
+                out.set_status(204).set_body_static(b"not sent");
+                Ok(())
+            }
+            "/big" => {
+                let n: usize = req.query().parse()?;
+                out.body_mut().extend((0..n).map(|i| (i % 251) as u8));
+                Ok(())
+            }
+            _ => {
+                out.content_type("text/plain");
+                let b = out.body_mut();
+                for part in [req.method(), " ", req.path(), " ?", req.query(), " n="] {
+                    b.extend_from_slice(part.as_bytes());
+                }
+                b.extend_from_slice(itoa::Buffer::new().format(req.body().len()).as_bytes());
+                b.push(b'\n');
+                b.extend_from_slice(req.body());
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What [`Echo`] answers to an HTTP request on any other path.
+pub fn echo(method: &str, path: &str, query: &str, body: &[u8]) -> Vec<u8> {
+    let mut v = format!("{method} {path} ?{query} n={}\n", body.len()).into_bytes();
+    v.extend_from_slice(body);
+    v
+}
+
+/// What [`Echo`] answers to an event.
+pub fn event_echo(request_id: &str, event: &[u8]) -> Vec<u8> {
+    let mut v = format!("event n={} id={request_id}\n", event.len()).into_bytes();
+    v.extend_from_slice(event);
+    v
+}
+
+/// `n` bytes that repeat only every 251 (a prime), so a lost, doubled or moved block shows.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// Asserts a 200 answer of [`Echo`]'s echo for this request, with a matching Content-Length.
+pub fn assert_echo(r: &Resp, method: &str, path: &str, query: &str, body: &[u8]) {
+    assert_eq!(r.status, 200, "{r:?} {:?}", r.text());
+    assert_eq!(r.reason, "OK");
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(
+        r.header("content-length"),
+        Some(r.body.len().to_string().as_str())
+    );
+    assert_eq!(
+        r.text(),
+        String::from_utf8_lossy(&echo(method, path, query, body))
+    );
+}
+
+/// Starts [`Echo`] with `config`; returns its address.
+pub fn server(config: Config) -> SocketAddr {
+    start(config, Echo)
+}
+
+/// Short timeouts, for the tests that wait for them.
+pub fn short_timeouts() -> Config {
+    Config {
+        head_timeout: Duration::from_millis(200),
+        body_timeout: Duration::from_millis(200),
+        idle_timeout: Duration::from_millis(300),
+        ..quiet()
+    }
+}
+
+/// A chunked POST with the given raw chunked body.
+pub fn chunked(path: &str, raw_body: &str) -> String {
+    format!("POST {path} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{raw_body}")
 }
 
 /// A parsed response.
@@ -294,4 +418,68 @@ pub fn expect_rejected(c: &mut Client, status: u16, message: &str) {
     assert_json_error(&r, status, message);
     assert_eq!(r.header("connection"), Some("close"), "{r:?}");
     c.expect_eof();
+}
+
+/// Reads `n` body bytes slowly: `step` at a time with a pause between reads, calling `between`
+/// after every 256 KiB or so.
+pub fn read_slowly(
+    c: &mut Client,
+    n: usize,
+    step: usize,
+    mut between: impl FnMut(usize),
+) -> Vec<u8> {
+    let mut got = Vec::with_capacity(n);
+    let mut mark = 0;
+    while got.len() < n {
+        let k = step.min(n - got.len());
+        got.extend(c.read_exact_bytes(k));
+        sleep(Duration::from_millis(1));
+        if got.len() - mark >= 256 * 1024 {
+            mark = got.len();
+            between(got.len());
+        }
+    }
+    got
+}
+
+/// Reads a response head byte by byte (so that no body byte is taken with it).
+pub fn read_head_bytes(c: &mut Client) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.extend(c.read_exact_bytes(1));
+        assert!(head.len() < 1000, "{:?}", String::from_utf8_lossy(&head));
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// `setsockopt(SOL_SOCKET, name, value)` on a test socket.
+pub fn set_socket_option<T>(s: &TcpStream, name: libc::c_int, value: T) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is an open socket, and `value` lives across the call with the
+    // size given.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            name,
+            (&raw const value).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "setsockopt: {}", std::io::Error::last_os_error());
+}
+
+/// Pins the receive buffer of a client socket (which also stops its autotuning).
+pub fn set_rcvbuf(s: &TcpStream, bytes: libc::c_int) {
+    set_socket_option(s, libc::SO_RCVBUF, bytes);
+}
+
+/// Closes `s` with a reset (RST) instead of a FIN.
+pub fn reset(s: TcpStream) {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    set_socket_option(&s, libc::SO_LINGER, l);
+    drop(s);
 }

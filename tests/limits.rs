@@ -1,0 +1,270 @@
+//! Every limit at and past its value, against an in-process server: head bytes, header count,
+//! target length, body (by `Content-Length` and chunked), chunk metadata, and open connections.
+//!
+//! Each test starts its own server (its own limits and timeouts) on `127.0.0.1:0` and talks to
+//! it with hand-written bytes; every answer is checked exactly. Sockets have 5 s timeouts and
+//! every loop is bounded, so a broken server fails a test instead of hanging it.
+
+mod common;
+
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::{Client, assert_echo, chunked, expect_rejected, get, pattern, post, quiet, server};
+use scf_lean::Config;
+
+#[test]
+fn test_expect_continue_over_body_limit_is_413_without_100() {
+    let addr = server(Config {
+        max_body_bytes: 16,
+        ..quiet()
+    });
+    let mut c = Client::connect(addr);
+    c.send("POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 17\r\n\r\n");
+    // The first bytes are the final answer, not `100 Continue`.
+    expect_rejected(&mut c, 413, "the request body is too large");
+}
+
+/// `GET /` whose head is exactly `n` bytes, padded with one header.
+fn head_of_len(n: usize) -> String {
+    let base = "GET / HTTP/1.1\r\nHost: t\r\nX-Pad: \r\n\r\n".len();
+    format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(n - base)
+    )
+}
+
+#[test]
+fn test_head_bytes_at_limit_ok_past_is_431() {
+    let addr = server(Config {
+        max_head_bytes: 512,
+        ..quiet()
+    });
+    let mut c = Client::connect(addr);
+    let at = head_of_len(512);
+    assert_eq!(at.len(), 512);
+    assert_echo(&c.request(&at), "GET", "/", "", b"");
+    assert_echo(&c.request(&at), "GET", "/", "", b"");
+    let mut c = Client::connect(addr);
+    c.send(head_of_len(513));
+    expect_rejected(
+        &mut c,
+        431,
+        "the request head is too large or has too many fields",
+    );
+    // A head that never ends is refused as soon as it is past the limit.
+    let mut c = Client::connect(addr);
+    c.send(format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Pad: {}",
+        "p".repeat(600)
+    ));
+    expect_rejected(
+        &mut c,
+        431,
+        "the request head is too large or has too many fields",
+    );
+}
+
+#[test]
+fn test_header_count_at_limit_ok_past_is_431() {
+    let addr = server(Config {
+        max_headers: 10,
+        ..quiet()
+    });
+    let with = |n: usize| {
+        let mut s = String::from("GET /h HTTP/1.1\r\nHost: t\r\n");
+        for i in 1..n {
+            s.push_str(&format!("X-{i}: v\r\n"));
+        }
+        s + "\r\n"
+    };
+    let mut c = Client::connect(addr);
+    assert_echo(&c.request(with(10)), "GET", "/h", "", b"");
+    let mut c = Client::connect(addr);
+    c.send(with(11));
+    expect_rejected(
+        &mut c,
+        431,
+        "the request head is too large or has too many fields",
+    );
+}
+
+#[test]
+fn test_target_length_at_limit_ok_past_is_414() {
+    let addr = server(Config {
+        max_target_bytes: 64,
+        ..quiet()
+    });
+    let target = |n: usize| format!("/{}", "a".repeat(n - 1));
+    let mut c = Client::connect(addr);
+    let t = target(64);
+    assert_echo(&c.request(get(&t)), "GET", &t, "", b"");
+    let mut c = Client::connect(addr);
+    c.send(get(&target(65)));
+    expect_rejected(&mut c, 414, "the request target is too long");
+    // A request line that never ends is refused once it cannot fit.
+    let mut c = Client::connect(addr);
+    c.send(format!("GET {}", target(200)));
+    expect_rejected(&mut c, 414, "the request target is too long");
+}
+
+#[test]
+fn test_body_limit_content_length_at_ok_past_is_413_and_closes() {
+    let addr = server(Config {
+        max_body_bytes: 64,
+        ..quiet()
+    });
+    let mut c = Client::connect(addr);
+    let body = pattern(64);
+    let r = c.request(post("/ref", &body));
+    assert_eq!((r.status, &r.body), (200, &body));
+    // Past it: refused from the head alone, the body sent anyway is dropped.
+    let mut c = Client::connect(addr);
+    c.send(post("/ref", &pattern(65)));
+    expect_rejected(&mut c, 413, "the request body is too large");
+    // Refused without waiting for a body that is never sent.
+    let mut c = Client::connect(addr);
+    c.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n");
+    expect_rejected(&mut c, 413, "the request body is too large");
+}
+
+#[test]
+fn test_rejected_request_with_unread_body_still_gets_its_answer() {
+    // The server answers 413 from the head while a large body is still arriving. It must drain
+    // that body instead of closing on unread input, which would reset the connection and could
+    // destroy the answer before the client reads it.
+    let addr = server(Config {
+        max_body_bytes: 64,
+        ..quiet()
+    });
+    let mut c = Client::connect(addr);
+    let n = 2 << 20;
+    let mut w = c.stream.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let head = format!("POST /ref HTTP/1.1\r\nHost: t\r\nContent-Length: {n}\r\n\r\n");
+        std::io::Write::write_all(&mut w, head.as_bytes())?;
+        for piece in pattern(n).chunks(64 * 1024) {
+            std::io::Write::write_all(&mut w, piece)?;
+            sleep(Duration::from_millis(1));
+        }
+        w.shutdown(std::net::Shutdown::Write)
+    });
+    expect_rejected(&mut c, 413, "the request body is too large");
+    writer.join().unwrap().expect("the whole body is taken in");
+}
+
+#[test]
+fn test_body_limit_chunked_at_ok_past_is_413() {
+    let addr = server(Config {
+        max_body_bytes: 64,
+        ..quiet()
+    });
+    let body = |n: usize| {
+        format!(
+            "20\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+            "a".repeat(32),
+            n - 32,
+            "b".repeat(n - 32)
+        )
+    };
+    let mut c = Client::connect(addr);
+    let r = c.request(chunked("/ref", &body(64)));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), format!("{}{}", "a".repeat(32), "b".repeat(32)));
+    let mut c = Client::connect(addr);
+    c.send(chunked("/ref", &body(65)));
+    expect_rejected(&mut c, 413, "the request body is too large");
+}
+
+#[test]
+fn test_chunk_meta_limit_at_ok_past_is_400() {
+    let addr = server(Config {
+        max_chunk_meta_bytes: 32,
+        ..quiet()
+    });
+    let msg = "chunk extensions or trailers too large";
+    // The extension counts from its `;`.
+    let ext = |n: usize| format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(n - 1));
+    let mut c = Client::connect(addr);
+    assert_echo(&c.request(chunked("/m", &ext(32))), "POST", "/m", "", b"x");
+    let mut c = Client::connect(addr);
+    c.send(chunked("/m", &ext(33)));
+    expect_rejected(&mut c, 400, msg);
+    // Trailer lines count without their CRLF; extensions and trailers share the limit.
+    let trailer = |n: usize| format!("0\r\nX-T: {}\r\n\r\n", "t".repeat(n - 5));
+    let mut c = Client::connect(addr);
+    assert_echo(
+        &c.request(chunked("/m", &trailer(32))),
+        "POST",
+        "/m",
+        "",
+        b"",
+    );
+    let mut c = Client::connect(addr);
+    c.send(chunked("/m", &trailer(33)));
+    expect_rejected(&mut c, 400, msg);
+    let mut c = Client::connect(addr);
+    c.send(chunked(
+        "/m",
+        &format!("1;{}\r\nx\r\n0\r\nX-T: v\r\n\r\n", "e".repeat(27)),
+    ));
+    expect_rejected(&mut c, 400, msg);
+}
+
+#[test]
+fn test_many_concurrent_connections_interleaved() {
+    let addr = server(quiet());
+    let mut conns: Vec<Client> = (0..128).map(|_| Client::connect(addr)).collect();
+    // Every connection has a partial request in the server at once.
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.send(format!(
+            "POST /c{i} HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab"
+        ));
+    }
+    for (i, c) in conns.iter_mut().enumerate().rev() {
+        c.send("cd");
+        assert_echo(&c.read_response(), "POST", &format!("/c{i}"), "", b"abcd");
+    }
+    // Half of them go away; the slots are reused by new ones.
+    conns.truncate(64);
+    conns.extend((0..64).map(|_| Client::connect(addr)));
+    for (i, c) in conns.iter_mut().enumerate() {
+        assert_echo(
+            &c.request(get(&format!("/d{i}"))),
+            "GET",
+            &format!("/d{i}"),
+            "",
+            b"",
+        );
+    }
+}
+
+#[test]
+fn test_connection_limit_defers_extra_connection_until_one_closes() {
+    let addr = server(Config {
+        max_connections: 2,
+        ..quiet()
+    });
+    let mut c1 = Client::connect(addr);
+    assert_echo(&c1.request(get("/1")), "GET", "/1", "", b"");
+    let mut c2 = Client::connect(addr);
+    assert_echo(&c2.request(get("/2")), "GET", "/2", "", b"");
+    // The third is taken by the kernel's backlog, but not served.
+    let mut c3 = Client::connect(addr);
+    c3.send(get("/3"));
+    c3.expect_nothing_for(Duration::from_millis(300));
+    // The open ones are still served meanwhile.
+    assert_echo(&c2.request(get("/2b")), "GET", "/2b", "", b"");
+    drop(c1);
+    let t0 = Instant::now();
+    assert_echo(&c3.read_response(), "GET", "/3", "", b"");
+    assert!(t0.elapsed() < Duration::from_secs(3));
+    // Now c2 and c3 are open: a fourth waits for one of them.
+    let mut c4 = Client::connect(addr);
+    c4.send(get("/4"));
+    c4.expect_nothing_for(Duration::from_millis(100));
+    c3.send("GET /3b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_echo(&c3.read_response(), "GET", "/3b", "", b"");
+    c3.expect_eof();
+    assert_echo(&c4.read_response(), "GET", "/4", "", b"");
+}

@@ -1,0 +1,163 @@
+//! Timeouts, against an in-process server with short ones: a head or body that stalls gets a
+//! 408, one that keeps arriving does not; an idle connection closes; a reader that stops reading
+//! is closed, one that keeps reading is not.
+//!
+//! Each test starts its own server (its own limits and timeouts) on `127.0.0.1:0` and talks to
+//! it with hand-written bytes; every answer is checked exactly. Sockets have 5 s timeouts and
+//! every loop is bounded, so a broken server fails a test instead of hanging it.
+
+mod common;
+
+use std::io::Read;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::{
+    Client, assert_echo, chunked, expect_rejected, get, pattern, quiet, read_head_bytes,
+    read_slowly, server, set_rcvbuf, short_timeouts,
+};
+use scf_lean::Config;
+
+#[test]
+fn test_partial_head_times_out_with_408() {
+    let addr = server(short_timeouts());
+    let mut c = Client::connect(addr);
+    let t0 = Instant::now();
+    c.send("GET / HTTP/1.1\r\nHost: t\r\n");
+    expect_rejected(&mut c, 408, "the request did not arrive in time");
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(150), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // A head trickled in stays bounded by the head timeout from its first byte.
+    let mut c = Client::connect(addr);
+    let t0 = Instant::now();
+    for b in get("/slow").bytes().take(30) {
+        // After the 408 the server drains what still comes; a failed write ends the trickle.
+        if std::io::Write::write_all(&mut c.stream, &[b]).is_err() {
+            break;
+        }
+        sleep(Duration::from_millis(20));
+    }
+    expect_rejected(&mut c, 408, "the request did not arrive in time");
+    assert!(t0.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn test_body_that_keeps_arriving_is_not_timed_out() {
+    // The body timeout is a stall timeout: a body trickling in for longer than it, each gap
+    // shorter, is served.
+    let addr = server(short_timeouts());
+    let mut c = Client::connect(addr);
+    c.send("POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n");
+    let t0 = Instant::now();
+    for b in b"0123456789" {
+        sleep(Duration::from_millis(60));
+        c.send([*b]);
+    }
+    assert!(t0.elapsed() > Duration::from_millis(500));
+    assert_echo(&c.read_response(), "POST", "/slow", "", b"0123456789");
+}
+
+#[test]
+fn test_stalled_body_times_out_with_408() {
+    let addr = server(short_timeouts());
+    let mut c = Client::connect(addr);
+    let t0 = Instant::now();
+    c.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+    expect_rejected(&mut c, 408, "the request did not arrive in time");
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(150), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let mut c = Client::connect(addr);
+    let t0 = Instant::now();
+    c.send(chunked("/", "5\r\nab"));
+    expect_rejected(&mut c, 408, "the request did not arrive in time");
+    assert!(t0.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn test_idle_keep_alive_connection_closed_without_response() {
+    let addr = server(short_timeouts());
+    let mut c = Client::connect(addr);
+    // The idle time starts after the response, so at least 300 ms after this.
+    let t0 = Instant::now();
+    assert_echo(&c.request(get("/a")), "GET", "/a", "", b"");
+    c.expect_eof();
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // A connection that never sends a byte is idle from the start.
+    let t0 = Instant::now();
+    let mut c = Client::connect(addr);
+    c.expect_eof();
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[test]
+fn test_reader_that_keeps_reading_is_not_timed_out() {
+    // The same stall timeout guards a response: a reader that keeps taking bytes may take
+    // longer than it in total.
+    let addr = server(Config {
+        body_timeout: Duration::from_millis(500),
+        ..quiet()
+    });
+    let mut c = Client::connect(addr);
+    set_rcvbuf(&c.stream, 64 * 1024);
+    let n = 20 << 20;
+    c.send(get(&format!("/big?{n}")));
+    let t0 = Instant::now();
+    let head = read_head_bytes(&mut c);
+    assert!(
+        head.contains(&format!("\r\nContent-Length: {n}\r\n")),
+        "{head}"
+    );
+    let got = read_slowly(&mut c, n, 32 * 1024, |_| {});
+    assert!(
+        t0.elapsed() > Duration::from_millis(600),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(got == pattern(n), "the body arrived changed");
+    assert_echo(&c.request(get("/then")), "GET", "/then", "", b"");
+}
+
+#[test]
+fn test_reader_that_stops_reading_is_closed_after_body_timeout() {
+    let addr = server(short_timeouts());
+    let mut c = Client::connect(addr);
+    set_rcvbuf(&c.stream, 64 * 1024);
+    // More than the socket buffers hold (the client's is pinned at 64 KiB, the server's is at
+    // most 4 MiB), so the server's write must wait.
+    let n = 6 << 20;
+    c.send(get(&format!("/big?{n}")));
+    // Once the answer has begun, read nothing for well past the timeout: the server stops
+    // waiting and closes.
+    let head = read_head_bytes(&mut c);
+    assert!(
+        head.contains(&format!("\r\nContent-Length: {n}\r\n")),
+        "{head}"
+    );
+    sleep(Duration::from_millis(1000));
+    let t0 = Instant::now();
+    let mut got = c.take_buffered().len();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match c.stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            // The close may come as a reset when it drops unsent data.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("{e} after {got} bytes"),
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "still open after {got} bytes"
+        );
+    }
+    assert!(got > 0 && got < n, "{got}");
+    // The server is fine.
+    let mut c = Client::connect(addr);
+    assert_echo(&c.request(get("/ok")), "GET", "/ok", "", b"");
+}
