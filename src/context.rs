@@ -132,16 +132,7 @@ impl Serialize for Context<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn ctx<'a>(headers: &[(&str, &'a str)]) -> Context<'a> {
-        let mut c = Context::default();
-        let now = Instant::now();
-        for (n, v) in headers {
-            crate::platform::take_header(&mut c, n, v.as_bytes(), now);
-        }
-        c
-    }
+    use crate::platform::context_from as ctx;
 
     #[test]
     fn test_debug_never_prints_credentials() {

@@ -150,18 +150,22 @@ pub fn env() -> &'static Env {
     })
 }
 
+/// A context filled from `(name, value)` headers as the server fills it, for unit tests.
+#[cfg(test)]
+pub(crate) fn context_from<'a>(headers: &[(&str, &'a str)]) -> Context<'a> {
+    let mut c = Context::default();
+    let now = Instant::now();
+    for (n, v) in headers {
+        take_header(&mut c, n, v.as_bytes(), now);
+    }
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ctx<'a>(headers: &[(&str, &'a str)]) -> Context<'a> {
-        let mut c = Context::default();
-        let now = Instant::now();
-        for (n, v) in headers {
-            take_header(&mut c, n, v.as_bytes(), now);
-        }
-        c
-    }
+    use super::context_from as ctx;
 
     #[test]
     fn test_every_scf_header_lands_in_its_field() {
