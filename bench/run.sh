@@ -6,6 +6,8 @@
 #   ONLY="cold warm" bench/run.sh   # steps: cold hyperfine warm size container variants diag
 #   SCF_LEAN_REV=<rev> bench/run.sh # which commit of scf-lean to measure (default HEAD)
 #   SCF_LEAN_REV=worktree bench/run.sh  # the working tree as it is, uncommitted edits included
+#   SCF_LEAN_BASE=<rev> bench/run.sh     # also measure that commit, as the peer scf-lean-base,
+#                                        # interleaved with the others: a before/after in one run
 #
 # Installs what it needs (Debian packages with apt-get, the musl target with rustup, crates for
 # the hyper peer with cargo), builds every peer, measures, and writes:
@@ -117,6 +119,17 @@ build_all() {
     say "no nightly with rust-src: the tiny build is left out"
     rm -f "$BIN/scf-lean-tiny"
   fi
+  rm -f "$BIN/scf-lean-base"
+  if [[ -n "${SCF_LEAN_BASE:-}" ]]; then
+    local base=$W/src-base base_commit
+    base_commit=$(git rev-parse --short=12 "$SCF_LEAN_BASE")
+    rm -rf "$base" && mkdir -p "$base"
+    git archive "$SCF_LEAN_BASE" | tar -x -C "$base"
+    say "building scf-lean-base $base_commit (the commit to compare with)"
+    (cd "$base" && SCF_LEAN_COMMIT=$base_commit CARGO_TARGET_DIR=/tmp/bench-target/scf-lean-base \
+      cargo build -q --release --target "$TARGET" --bin scf-lean >&2)
+    cp /tmp/bench-target/scf-lean-base/$TARGET/release/scf-lean "$BIN/scf-lean-base"
+  fi
   say "building the C floor (musl-gcc -static -O2)"
   musl-gcc -static -O2 -Wall -o "$BIN/floor-c" bench/peers/c/floor.c
   strip "$BIN/floor-c"
@@ -131,6 +144,7 @@ build_all() {
   PY=/usr/bin/python3
   # name=command (a program and its arguments; no spaces inside paths).
   PEERS=("floor-c=$BIN/floor-c" "scf-lean=$BIN/scf-lean")
+  [[ -x "$BIN/scf-lean-base" ]] && PEERS+=("scf-lean-base=$BIN/scf-lean-base")
   [[ -x "$BIN/scf-lean-tiny" ]] && PEERS+=("scf-lean-tiny=$BIN/scf-lean-tiny")
   PEERS+=("hyper-ct=$BIN/hyper-ct" "go=$BIN/go"
     "node=$(command -v node) $ROOT/bench/peers/node/server.js"
@@ -283,7 +297,7 @@ build_images() {
   rm -rf "$ctx"
   mkdir -p "$ctx"
   IMAGES=()
-  for name in floor-c scf-lean scf-lean-tiny hyper-ct go; do
+  for name in floor-c scf-lean scf-lean-base scf-lean-tiny hyper-ct go; do
     [[ -x "$BIN/$name" ]] || continue
     mkdir -p "$ctx/$name"
     cp "$BIN/$name" "$ctx/$name/$name"
@@ -297,6 +311,9 @@ build_images() {
     podman --runtime runc build -q -f "$df" --build-arg "BINARY=$name" -t "bench-$name" "$ctx/$name" >/dev/null
     IMAGES+=("$name=bench-$name")
   done
+  # The interpreters' images matter to the container step only (and the Debian one takes a
+  # debootstrap): the size step alone leaves them out.
+  step container || return 0
   # node: the executable and the shared libraries it loads, nothing else.
   mkdir -p "$ctx/node/root/usr/bin" "$ctx/node/srv"
   cp "$(command -v node)" "$ctx/node/root/usr/bin/node"
@@ -428,7 +445,7 @@ run_diag() {
     cargo build -q --release --target "$TARGET" --bin scf-lean >&2)
   cp /tmp/bench-target/scf-lean-sym/$TARGET/release/scf-lean "$d/scf-lean.sym"
   musl-gcc -static -O2 -g -o "$d/floor-c.sym" bench/peers/c/floor.c
-  for name in floor-c scf-lean scf-lean-tiny hyper-ct go; do
+  for name in floor-c scf-lean scf-lean-base scf-lean-tiny hyper-ct go; do
     b=$BIN/$name
     [[ -x "$b" ]] || continue
     port=$(free_port)
