@@ -42,6 +42,7 @@ impl Spare {
     }
 
     /// Gives `out` response buffers if it has none.
+    #[inline]
     pub fn lend_output(&mut self, out: &mut Output) {
         if !out.has_buffers() {
             if let Some(o) = self.outs.pop() {
@@ -126,21 +127,25 @@ impl ReadBuf {
     }
 
     /// The whole buffer (a response may borrow from it by range).
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
         &self.buf
     }
 
     /// The whole buffer, to decode a chunked body in place.
+    #[inline]
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.buf
     }
 
     /// What has been read and not yet served: `buf[start..end]`.
+    #[inline]
     pub fn pending(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
     /// Whether nothing is buffered.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.start == self.end
     }

@@ -240,6 +240,7 @@ impl<S: Stream> Conn<S> {
 
     /// The one place where the deadline moves: the current state's timeout, from `now`. Called
     /// on every transition, and on progress while a body arrives or a response goes out.
+    #[inline]
     fn restart_clock(&mut self, now: Instant, config: &Config) {
         self.deadline = later(now, self.state.timeout(config));
     }

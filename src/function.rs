@@ -45,9 +45,7 @@ pub trait Function {
         out: &mut Response<'a>,
     ) -> Result<(), Error> {
         let _ = (event, ctx, out);
-        Err(Error::not_found(
-            "this function has no event handler: it serves HTTP requests only",
-        ))
+        Err(Error::not_found(crate::platform::NO_EVENT_HANDLER))
     }
 
     /// Any other method and path: an HTTP-triggered function.
@@ -56,9 +54,7 @@ pub trait Function {
     /// As [`Function::event`].
     fn http<'a>(&mut self, req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
         let _ = (req, out);
-        Err(Error::not_found(
-            "this function has no HTTP handler: send events as POST /event-invoke",
-        ))
+        Err(Error::not_found(crate::platform::NO_HTTP_HANDLER))
     }
 }
 

@@ -205,6 +205,7 @@ impl<'a> Response<'a> {
     }
 
     /// Its parts, for the connection to send.
+    #[inline]
     pub(crate) fn into_parts(self) -> Parts<'a> {
         Parts {
             status: self.status,
@@ -271,6 +272,7 @@ impl Output {
     }
 
     /// A `200` [`Response`] that writes into this output's buffers (emptied).
+    #[inline]
     pub fn response<'a>(&mut self) -> Response<'a> {
         Response::with_buffers(
             std::mem::take(&mut self.headers),
@@ -281,6 +283,7 @@ impl Output {
     /// Takes `resp` (its buffers back, its body where it lies) and prepares it to be sent:
     /// a slice of `input` is kept as a range, any other borrowed slice is copied into the body
     /// buffer. `send_body` is false for HEAD. Returns the status.
+    #[inline(always)]
     pub fn prepare(
         &mut self,
         resp: Response<'_>,
@@ -309,7 +312,12 @@ impl Output {
                 }
             },
         };
-        let len = self.body_slice(input).len();
+        let len = match self.at {
+            BodyAt::Empty => 0,
+            BodyAt::Owned => self.body.len(),
+            BodyAt::Static(s) => s.len(),
+            BodyAt::Input((a, b)) => b - a,
+        };
         self.start(status, date, len, send_body, persist);
         status
     }

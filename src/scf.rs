@@ -51,6 +51,14 @@ pub(crate) fn route(method: &str, path: &str) -> Route {
     }
 }
 
+/// The answer (404) of a function without an HTTP handler to any other request.
+pub(crate) const NO_HTTP_HANDLER: &str =
+    "this function has no HTTP handler: send events as POST /event-invoke";
+
+/// The answer (404) of a function without an event handler to an event.
+pub(crate) const NO_EVENT_HANDLER: &str =
+    "this function has no event handler: it serves HTTP requests only";
+
 /// The credential headers: never logged, echoed, or printed by `Debug`.
 const SECRET_HEADERS: [&str; 3] = ["x-scf-secret-id", "x-scf-secret-key", "x-scf-session-token"];
 
