@@ -27,6 +27,10 @@ struct Row {
     default: Default,
     /// Whether a value set at start may only lower the build-time one (which sizes an array).
     lower_only: bool,
+    /// Whether the variable set when building bakes a new default in. The log settings are
+    /// read at start only: a shell that exports `SCF_LEAN_LOG_LEVEL=debug` for its runs must
+    /// not change the default of every later build.
+    at_build: bool,
     /// What it bounds or sets, and what happens past it.
     doc: &'static str,
 }
@@ -68,33 +72,33 @@ const fn millis(min: u64, max: u64) -> Kind {
 
 #[rustfmt::skip]
 const ROWS: &[Row] = &[
-    Row { name: "PORT", field: "port", var: "PORT", kind: number("u16", 0, 65535), default: Platform("DEFAULT_PORT"), lower_only: false,
+    Row { name: "PORT", field: "port", var: "PORT", kind: number("u16", 0, 65535), default: Platform("DEFAULT_PORT"), lower_only: false, at_build: true,
           doc: "TCP port on 0.0.0.0 (Cloud Run and Knative set it too)" },
-    Row { name: "MAX_HEAD_BYTES", field: "max_head_bytes", var: "SCF_LEAN_MAX_HEAD_BYTES", kind: number("usize", 256, 1 << 24), default: Num(32 * 1024), lower_only: false,
+    Row { name: "MAX_HEAD_BYTES", field: "max_head_bytes", var: "SCF_LEAN_MAX_HEAD_BYTES", kind: number("usize", 256, 1 << 24), default: Num(32 * 1024), lower_only: false, at_build: true,
           doc: "request line + headers, in bytes; past it 431, close" },
-    Row { name: "MAX_HEADERS", field: "max_headers", var: "SCF_LEAN_MAX_HEADERS", kind: number("usize", 1, 1024), default: Num(100), lower_only: true,
+    Row { name: "MAX_HEADERS", field: "max_headers", var: "SCF_LEAN_MAX_HEADERS", kind: number("usize", 1, 1024), default: Num(100), lower_only: true, at_build: true,
           doc: "header fields per request; past it 431, close (at start only lowered: the build-time value sizes a stack array)" },
-    Row { name: "MAX_TARGET_BYTES", field: "max_target_bytes", var: "SCF_LEAN_MAX_TARGET_BYTES", kind: number("usize", 1, 1 << 24), default: Num(8 * 1024), lower_only: false,
+    Row { name: "MAX_TARGET_BYTES", field: "max_target_bytes", var: "SCF_LEAN_MAX_TARGET_BYTES", kind: number("usize", 1, 1 << 24), default: Num(8 * 1024), lower_only: false, at_build: true,
           doc: "request target (path + query), in bytes; past it 414, close" },
-    Row { name: "MAX_BODY_BYTES", field: "max_body_bytes", var: "SCF_LEAN_MAX_BODY_BYTES", kind: number("usize", 0, 1 << 32), default: Num(6 * 1024 * 1024), lower_only: false,
+    Row { name: "MAX_BODY_BYTES", field: "max_body_bytes", var: "SCF_LEAN_MAX_BODY_BYTES", kind: number("usize", 0, 1 << 32), default: Num(6 * 1024 * 1024), lower_only: false, at_build: true,
           doc: "body after chunked decoding, in bytes (SCF's 6 MB synchronous limit); past it 413 without reading the body, close" },
-    Row { name: "MAX_CHUNK_META_BYTES", field: "max_chunk_meta_bytes", var: "SCF_LEAN_MAX_CHUNK_META_BYTES", kind: number("usize", 0, 1 << 24), default: Num(16 * 1024), lower_only: false,
+    Row { name: "MAX_CHUNK_META_BYTES", field: "max_chunk_meta_bytes", var: "SCF_LEAN_MAX_CHUNK_META_BYTES", kind: number("usize", 0, 1 << 24), default: Num(16 * 1024), lower_only: false, at_build: true,
           doc: "chunk extensions + trailers of one chunked body, in bytes; past it 400, close" },
-    Row { name: "MAX_CONNECTIONS", field: "max_connections", var: "SCF_LEAN_MAX_CONNECTIONS", kind: number("usize", 1, 1 << 20), default: Num(1024), lower_only: false,
+    Row { name: "MAX_CONNECTIONS", field: "max_connections", var: "SCF_LEAN_MAX_CONNECTIONS", kind: number("usize", 1, 1 << 20), default: Num(1024), lower_only: false, at_build: true,
           doc: "open connections (SCF's descriptor limit); past it accepting pauses until one closes" },
-    Row { name: "HEAD_TIMEOUT_MS", field: "head_timeout", var: "SCF_LEAN_HEAD_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(10_000), lower_only: false,
+    Row { name: "HEAD_TIMEOUT_MS", field: "head_timeout", var: "SCF_LEAN_HEAD_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(10_000), lower_only: false, at_build: true,
           doc: "a request head that has started must be complete within it; else 408, close" },
-    Row { name: "BODY_TIMEOUT_MS", field: "body_timeout", var: "SCF_LEAN_BODY_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(30_000), lower_only: false,
+    Row { name: "BODY_TIMEOUT_MS", field: "body_timeout", var: "SCF_LEAN_BODY_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(30_000), lower_only: false, at_build: true,
           doc: "a body may stall this long, and a client may stop reading a response this long; else 408 (or a plain close), close" },
-    Row { name: "IDLE_TIMEOUT_MS", field: "idle_timeout", var: "SCF_LEAN_IDLE_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(900_000), lower_only: false,
+    Row { name: "IDLE_TIMEOUT_MS", field: "idle_timeout", var: "SCF_LEAN_IDLE_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(900_000), lower_only: false, at_build: true,
           doc: "an idle keep-alive connection is closed after it (long: the proxy in front reuses connections, and closing first races with its next request)" },
-    Row { name: "LINGER_MS", field: "linger", var: "SCF_LEAN_LINGER_MS", kind: millis(0, 1 << 40), default: Num(2_000), lower_only: false,
+    Row { name: "LINGER_MS", field: "linger", var: "SCF_LEAN_LINGER_MS", kind: millis(0, 1 << 40), default: Num(2_000), lower_only: false, at_build: true,
           doc: "after a response that closes the connection, unread input is drained this long, so that the close does not reset the response away" },
-    Row { name: "SHUTDOWN_GRACE_MS", field: "shutdown_grace", var: "SCF_LEAN_SHUTDOWN_GRACE_MS", kind: millis(0, 1 << 40), default: Num(2_000), lower_only: false,
+    Row { name: "SHUTDOWN_GRACE_MS", field: "shutdown_grace", var: "SCF_LEAN_SHUTDOWN_GRACE_MS", kind: millis(0, 1 << 40), default: Num(2_000), lower_only: false, at_build: true,
           doc: "after SIGTERM or SIGINT, requests in flight may finish within it; then the process exits" },
-    Row { name: "LOG_LEVEL", field: "log_level", var: "SCF_LEAN_LOG_LEVEL", kind: Kind::Word { ty: "Level", words: &["off", "error", "info", "debug"] }, default: Word("info"), lower_only: false,
+    Row { name: "LOG_LEVEL", field: "log_level", var: "SCF_LEAN_LOG_LEVEL", kind: Kind::Word { ty: "Level", words: &["off", "error", "info", "debug"] }, default: Word("info"), lower_only: false, at_build: false,
           doc: "log level: off, error, info or debug" },
-    Row { name: "LOG_FORMAT", field: "log_format", var: "SCF_LEAN_LOG_FORMAT", kind: Kind::Word { ty: "Format", words: &["text", "json"] }, default: Word("text"), lower_only: false,
+    Row { name: "LOG_FORMAT", field: "log_format", var: "SCF_LEAN_LOG_FORMAT", kind: Kind::Word { ty: "Format", words: &["text", "json"] }, default: Word("text"), lower_only: false, at_build: false,
           doc: "log line format: text or json" },
 ];
 
@@ -145,8 +149,12 @@ fn settings() -> String {
         let Row {
             name, field, var, ..
         } = *row;
-        println!("cargo:rerun-if-env-changed={var}");
-        let built = env::var(var).ok();
+        let built = if row.at_build {
+            println!("cargo:rerun-if-env-changed={var}");
+            env::var(var).ok()
+        } else {
+            None
+        };
         overridden |= built.is_some();
         let (ty, field_ty, value, shown) = match (&row.kind, &row.default) {
             (Kind::Word { ty, words }, _) => {
@@ -200,8 +208,13 @@ fn settings() -> String {
         } else {
             ""
         };
+        let when = if row.at_build {
+            "at build time and at start"
+        } else {
+            "at start"
+        };
         consts.push_str(&format!(
-            "/// Build-time default of [`Config::{field}`]: {doc}. `{var}` overrides it.\n\
+            "/// Default of [`Config::{field}`]: {doc}. `{var}` overrides it {when}.\n\
              pub const {name}: {ty} = {value};\n"
         ));
         fields.push_str(&format!(
@@ -294,10 +307,17 @@ fn link_args() {
     if custom.is_none() && hot.exists() {
         args.push(hot_arg.clone());
     }
-    for a in args {
-        let a = if a == "@hot-text" { hot_arg.clone() } else { a };
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| if a == "@hot-text" { hot_arg.clone() } else { a })
+        .collect();
+    for a in &args {
         println!("cargo:rustc-link-arg-bins={a}");
     }
+    // For the functions built on scf-lean (`links = "scf_lean"`): their build script reads
+    // DEP_SCF_LEAN_LINK_ARGS (arguments separated by U+001F) and passes them on, so that their
+    // binary gets the same layout. The hot-text rules name scf-lean's and std's functions.
+    println!("cargo::metadata=link_args={}", args.join("\u{1f}"));
 }
 
 /// The short commit hash, or "unknown" outside a git checkout (a `docker build` context).

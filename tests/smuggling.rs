@@ -152,6 +152,7 @@ cases! {
     cl_duplicate_same, "RFC 9110 §8.6 (identical values)", post("Content-Length: 3\r\nContent-Length: 3\r\n", "abc") => Serve("POST", "/p", b"abc");
     cl_duplicate_differ, "RFC 9112 §6.3 (invalid Content-Length)", post("Content-Length: 3\r\nContent-Length: 4\r\n", "abcd") => Reject(400, "conflicting Content-Length");
     cl_list, "RFC 9112 §6.3 (invalid Content-Length)", post("Content-Length: 3, 3\r\n", "abc") => Reject(400, "invalid Content-Length");
+    cl_list_no_space, "RFC 9112 §6.3 (invalid Content-Length)", post("Content-Length: 5,5\r\n", "abcde") => Reject(400, "invalid Content-Length");
     cl_list_differ, "RFC 9112 §6.3 (invalid Content-Length)", post("Content-Length: 3, 4\r\n", "abcd") => Reject(400, "invalid Content-Length");
     cl_plus, "RFC 9110 §8.6 (1*DIGIT)", post("Content-Length: +3\r\n", "abc") => Reject(400, "invalid Content-Length");
     cl_minus, "RFC 9110 §8.6 (1*DIGIT)", post("Content-Length: -1\r\n", "") => Reject(400, "invalid Content-Length");
@@ -189,6 +190,7 @@ cases! {
     chunk_lf_after_data, "RFC 9112 §7.1 (CRLF in chunk framing)", chunked("5\r\nhello\n0\r\n\r\n") => Reject(400, "invalid chunked framing: lines must end in CRLF");
     chunk_lf_after_last_chunk, "RFC 9112 §7.1 (CRLF in chunk framing)", chunked("5\r\nhello\r\n0\n\r\n") => Reject(400, "invalid chunk size");
     chunk_lf_final_line, "RFC 9112 §7.1 (CRLF in chunk framing)", chunked("5\r\nhello\r\n0\r\n\n") => Reject(400, "invalid chunked framing: lines must end in CRLF");
+    chunk_lf_final_line_of_empty_body, "RFC 9112 §7.1 (CRLF in chunk framing)", chunked("0\r\n\n") => Reject(400, "invalid chunked framing: lines must end in CRLF");
     chunk_lf_everywhere, "RFC 9112 §7.1 (CRLF in chunk framing)", chunked("5\nhello\n0\n\n") => Reject(400, "invalid chunk size");
     chunk_cr_after_size, "RFC 9112 §7.1 (CRLF in chunk framing)", chunked("5\rhello\r\n0\r\n\r\n") => Reject(400, "invalid chunked framing: lines must end in CRLF");
     chunk_cr_after_data, "RFC 9112 §7.1 (CRLF in chunk framing)", chunked("5\r\nhello\r0\r\n\r\n") => Reject(400, "invalid chunked framing: lines must end in CRLF");
@@ -242,6 +244,7 @@ cases! {
     asterisk_form_get, "RFC 9112 §3.2.4 (asterisk-form only for OPTIONS)", b"GET * HTTP/1.1\r\nHost: t\r\n\r\n" => Reject(400, "invalid request target");
     authority_form_get, "RFC 9112 §3.2.3 (authority-form only for CONNECT)", b"GET t:80 HTTP/1.1\r\nHost: t\r\n\r\n" => Reject(400, "invalid request target");
     relative_target, "RFC 9112 §3.2 (target grammar)", b"GET a/b HTTP/1.1\r\nHost: t\r\n\r\n" => Reject(400, "invalid request target");
+    target_without_slash, "RFC 9112 §3.2 (target grammar)", b"GET nope HTTP/1.1\r\nHost: t\r\n\r\n" => Reject(400, "invalid request target");
     double_space_in_line, "RFC 9112 §3 (single SP in the request line)", b"GET  / HTTP/1.1\r\nHost: t\r\n\r\n" => Reject(400, "invalid request line");
     version_lower_case, "RFC 9112 §2.3 (HTTP-name is case-sensitive)", b"GET / http/1.1\r\nHost: t\r\n\r\n" => Reject(400, "invalid HTTP version");
     version_2, "RFC 9110 §15.6.6 (505)", b"GET / HTTP/2.0\r\nHost: t\r\n\r\n" => Reject(505, "only HTTP/1.0 and HTTP/1.1 are supported");
