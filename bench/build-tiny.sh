@@ -2,7 +2,7 @@
 # The tiny build: the same code, std rebuilt by nightly for size, panics abort at once.
 #
 #   bench/build-tiny.sh                 # → target/x86_64-unknown-linux-musl/tiny/scf-lean
-#   bench/build-tiny.sh --manifest-path examples/base-image/Cargo.toml   # your function
+#   bench/build-tiny.sh --manifest-path my-fn/Cargo.toml --bin my-fn     # your function
 #   OPT_LEVEL=s bench/build-tiny.sh     # opt-level (default z)
 #
 # Needs: rustup toolchain install nightly --component rust-src

@@ -17,37 +17,60 @@ use std::time::Instant;
 use crate::config::{self, Config};
 use crate::server::Server;
 use crate::sys::{self, Args};
-use crate::{Function, platform, version};
+use crate::version::Identity;
+use crate::{Function, platform};
 
-/// Defines the process entry for a function, without std's runtime set-up: the fastest start.
+/// Defines the process entry for a function: the fastest start, and no crate attribute needed.
 ///
 /// ```ignore
-/// #![cfg_attr(not(test), no_main)]
 /// scf_lean::main!(MyFunction);
 /// ```
 ///
-/// It expands to C's `main` (`#[unsafe(no_mangle)] extern "C" fn main`), which calls [`start`]:
-/// the same as `fn main() -> ExitCode { scf_lean::run(MyFunction) }`, 11 system calls and
-/// 28-36 µs sooner on a cold start in the benchmark runs (`fn-main` in bench/REPORT.md). The
-/// crate needs `#![no_main]` (outside `cfg(test)`, so that `cargo test` keeps its own `main`).
-/// What std's set-up would have done and this does not: install a handler that prints "has
-/// overflowed its stack" (an overflow still ends the process, by SIGSEGV) and fill
-/// `std::env::args` on musl (use [`Args`] if you need the arguments; `std::env::var` works as
-/// usual).
+/// It registers a constructor (an `.init_array` entry) that the C runtime runs before `main`:
+/// the function is served from there, and the process exits from there, so std's runtime
+/// set-up before `main` never runs — its stack-overflow handler's alternate stack and guard
+/// page and its signal queries: 11 system calls, 28-36 µs of a cold start in the benchmark runs
+/// (`fn-main` in bench/REPORT.md). It also defines an empty `fn main` that never runs, so a
+/// second `fn main` in the crate is a compile error (`the name main is defined multiple times`),
+/// never a binary that serves nothing. In `cargo test` (`cfg(test)`) it does nothing.
+///
+/// The function's identity — its package name and version, and the git commit in
+/// `SCF_LEAN_FUNCTION_COMMIT` at build time (the template's `build.rs` sets it) — is taken
+/// from the crate that calls it ([`identity!`](crate::identity!)) for `--version` and the
+/// start-up line.
+///
+/// What is not there without std's set-up: the handler that prints "has overflowed its stack"
+/// (an overflow still ends the process, by SIGSEGV) and, on musl, `std::env::args` (use
+/// [`run`] from your own `fn main` if you need them). `std::env::var` works as usual.
+/// `fn main() -> ExitCode { scf_lean::run_as(scf_lean::identity!(), MyFunction) }` does the
+/// same the ordinary way, after std's set-up.
 #[macro_export]
 macro_rules! main {
     ($function:expr) => {
-        /// The process entry: C's `main`, calling `scf_lean::start`.
+        /// Never runs: the function is served from `scf_lean::main!`'s constructor, which exits.
+        #[allow(dead_code)]
+        fn main() {}
+
         #[cfg(not(test))]
-        #[unsafe(no_mangle)]
-        extern "C" fn main(
-            argc: ::std::ffi::c_int,
-            argv: *const *const ::std::ffi::c_char,
-        ) -> ::std::ffi::c_int {
-            // SAFETY: these are the arguments the C runtime passes to `main`.
-            let args = unsafe { $crate::Args::new(argc, argv) };
-            $crate::start(args, $function)
-        }
+        const _: () = {
+            extern "C" fn scf_lean_entry(
+                argc: ::std::ffi::c_int,
+                argv: *const *const ::std::ffi::c_char,
+                _envp: *const *const ::std::ffi::c_char,
+            ) {
+                // SAFETY: the C runtime runs this constructor once, before `main`, with the
+                // arguments of `main` on glibc and none on musl: `Args::at_start`'s contract.
+                let args = unsafe { $crate::Args::at_start(argc, argv) };
+                $crate::exit($crate::start(args, Some($crate::identity!()), $function))
+            }
+            #[used]
+            #[unsafe(link_section = ".init_array")]
+            static SCF_LEAN_ENTRY: extern "C" fn(
+                ::std::ffi::c_int,
+                *const *const ::std::ffi::c_char,
+                *const *const ::std::ffi::c_char,
+            ) = scf_lean_entry;
+        };
     };
 }
 
@@ -60,32 +83,65 @@ macro_rules! main {
 /// A bad setting or a port that cannot be bound prints one line on stderr and returns a
 /// failure exit code (2 for a setting, 1 for the port).
 ///
-/// [`main!`](crate::main!) does the same from C's `main`, without std's runtime set-up.
+/// [`main!`](crate::main!) does the same before std's runtime set-up, with the function's
+/// [`Identity`]; [`run_as`] is `run` with it.
 pub fn run<F: Function>(f: F) -> ExitCode {
-    let started = Instant::now();
-    let arg = std::env::args_os().nth(1);
-    ExitCode::from(run_from(f, started, arg.as_deref().map(OsStrExt::as_bytes)))
+    run_from(
+        f,
+        None,
+        Instant::now(),
+        std::env::args_os().nth(1).as_deref(),
+    )
+}
+
+/// [`run`], with the function's identity (`scf_lean::run_as(scf_lean::identity!(), f)`) for
+/// `--version` and the start-up line.
+pub fn run_as<F: Function>(identity: Identity, f: F) -> ExitCode {
+    run_from(
+        f,
+        Some(identity),
+        Instant::now(),
+        std::env::args_os().nth(1).as_deref(),
+    )
+}
+
+fn run_from<F: Function>(
+    f: F,
+    identity: Option<Identity>,
+    started: Instant,
+    arg: Option<&std::ffi::OsStr>,
+) -> ExitCode {
+    ExitCode::from(serve_process(
+        f,
+        identity,
+        started,
+        arg.map(OsStrExt::as_bytes),
+    ))
 }
 
 /// The entry [`main!`](crate::main!) expands to: [`run`] for a process started without std's
 /// runtime set-up. It does the two parts of that set-up a server needs — descriptors 0–2 open
-/// (on `/dev/null` if they were closed), `SIGPIPE` ignored — and skips the rest (the
-/// stack-overflow handler's alternate stack and guard page, the main thread's name): 11 system
-/// calls, 28-36 µs of a cold start in the benchmark runs (bench/REPORT.md, `fn-main`). Returns
-/// the process exit code.
-pub fn start<F: Function>(args: Args, f: F) -> c_int {
+/// (on `/dev/null` if they were closed), `SIGPIPE` ignored — and skips the rest. Returns the
+/// process exit code.
+#[doc(hidden)]
+pub fn start<F: Function>(args: Args, identity: Option<Identity>, f: F) -> c_int {
     let started = Instant::now();
     if !sys::std_fds_open() {
         return 1;
     }
     sys::ignore_sigpipe();
-    c_int::from(run_from(f, started, args.get(1)))
+    c_int::from(serve_process(f, identity, started, args.get(1)))
 }
 
 /// [`run`] after the arguments are read: `arg` is the first one.
-fn run_from<F: Function>(f: F, started: Instant, arg: Option<&[u8]>) -> u8 {
+fn serve_process<F: Function>(
+    f: F,
+    identity: Option<Identity>,
+    started: Instant,
+    arg: Option<&[u8]>,
+) -> u8 {
     if let Some(arg) = arg {
-        return cli(arg);
+        return cli(arg, identity.as_ref());
     }
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -102,7 +158,11 @@ fn run_from<F: Function>(f: F, started: Instant, arg: Option<&[u8]>) -> u8 {
             return 1;
         }
     };
-    server.log_startup(started.elapsed(), sys::process_cpu_time());
+    server.log_startup(
+        identity.as_ref(),
+        started.elapsed(),
+        sys::process_cpu_time(),
+    );
     if let Err(e) = server.handle_signals() {
         fail(&format!("cannot handle signals: {e}"));
         return 1;
@@ -117,13 +177,16 @@ fn fail(msg: &str) {
 }
 
 /// `--version`, `--help`, or an unknown argument: the exit code.
-fn cli(arg: &[u8]) -> u8 {
+fn cli(arg: &[u8], identity: Option<&Identity>) -> u8 {
     if arg == b"--version" || arg == b"-V" {
-        println!("scf-lean {} ({})", version::VERSION, version::COMMIT);
+        let mut line = Vec::new();
+        Identity::describe_into(identity, &mut line);
+        line.push(b'\n');
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), &line);
         return 0;
     }
     if arg == b"--help" || arg == b"-h" {
-        print!("{}", help());
+        print!("{}", help(identity));
         return 0;
     }
     fail(&format!(
@@ -134,12 +197,14 @@ fn cli(arg: &[u8]) -> u8 {
 }
 
 /// What the platform is for, the usage, and one line per setting of [`config::SETTINGS`].
-fn help() -> String {
+fn help(identity: Option<&Identity>) -> String {
+    let name = identity.map_or("scf-lean", |me| me.name);
+    let mut me = Vec::new();
+    Identity::describe_into(identity, &mut me);
     let mut s = format!(
-        "scf-lean {} ({})\n{}\nUsage: scf-lean [--help | --version]\n\n\
+        "{}\n{}\nUsage: {name} [--help | --version]\n\n\
          Environment (defaults in brackets):\n",
-        version::VERSION,
-        version::COMMIT,
+        String::from_utf8_lossy(&me),
         platform::HELP,
     );
     for row in config::SETTINGS {
@@ -157,7 +222,7 @@ mod tests {
 
     #[test]
     fn test_help_lists_every_setting_with_its_default() {
-        let h = help();
+        let h = help(None);
         assert!(
             h.contains("POST /event-invoke goes to the\nevent handler"),
             "{h}"

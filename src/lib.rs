@@ -13,28 +13,32 @@
 //!
 //! ## Writing a function
 //! Implement [`Function`] (one or both of `event` and `http`) or wrap a closure with
-//! [`event_fn`], [`json_fn`] or [`http_fn`], and hand it to [`run`] (or to [`main!`], which
-//! also skips std's runtime set-up, as the template does):
+//! [`event_fn`], [`json_fn`] or [`http_fn`], and hand it to [`main!`] — which serves it from a
+//! constructor, before std's runtime set-up, with no crate attribute — or to [`run`] /
+//! [`run_as`] from your own `fn main`:
 //!
-//! ```no_run
-//! fn main() -> std::process::ExitCode {
-//!     scf_lean::run(scf_lean::json_fn(|event: serde_json::Value, ctx: &scf_lean::Context| {
-//!         Ok(serde_json::json!({ "got": event, "request": ctx.request_id }))
-//!     }))
-//! }
+//! ```ignore
+//! scf_lean::main!(scf_lean::json_fn(|event: serde_json::Value, ctx: &scf_lean::Context| {
+//!     Ok(serde_json::json!({ "got": event, "request": ctx.request_id }))
+//! }));
 //! ```
+//!
+//! The template (`template/` in the repository) is a function's project: its `src/main.rs`
+//! (this crate's own binary too, the reference echo), tests, `Dockerfile` and README.
 //!
 //! With the `events` feature, `scf_lean::events` has a type per SCF trigger (Timer, COS, CKafka, CMQ,
 //! CLS, CLB, API Gateway), the API Gateway integration response, and a closure adapter over
 //! them that answers an event that does not fit with a 400 naming the bad field
 //! (docs/EVENTS.md).
 //!
-//! A function is unit-tested without a socket: [`Context::default`], [`Request::new`] and
-//! [`Response::new`] build its inputs and outputs.
+//! A function is tested over HTTP with [`testing::TestServer`] (served on a loopback port in
+//! the test process, events sent with SCF's context headers, stopped on drop), its image with
+//! [`testing::image`], and without a socket through [`Context::default`], [`Request::new`] and
+//! [`Response::new`].
 //!
 //! ## Layers (one file per job)
-//! - `entry.rs`: the process — [`run`], [`start`] and [`main!`], `--help`, `--version`, the
-//!   one-line start-up failures.
+//! - `entry.rs`: the process — [`main!`] (a constructor), [`run`] and [`run_as`], `--help`,
+//!   `--version`, the one-line start-up failures.
 //! - `server.rs`: the loop — accept, dispatch readiness, deadlines, signals, shutdown.
 //! - `conn.rs`: the connection state machine (`Idle → Head → Body → Send → Linger → Closed`):
 //!   the only writer of a connection's state and deadline.
@@ -52,11 +56,14 @@
 //! - `context.rs`: the [`Context`] a function sees; `function.rs`: the [`Function`] trait and
 //!   the closure adapters; `error.rs`: errors and their JSON shape.
 //! - `config.rs`: the settings, one row each in `build.rs`; `log.rs`: log lines; `date.rs`: the
-//!   `Date` header; `version.rs`: version and commit; `panic_hook.rs`: panic messages for the
-//!   log; `base64.rs`; `sys.rs`: `signalfd`, the process CPU clock, the environment read in
-//!   place, C's `argv` (the only `unsafe`).
-//! - `mem.rs`: an in-memory socket for the connection's tests and `fuzzing.rs`, the fuzz
-//!   entry points (feature `fuzzing`); `events/`: typed trigger events (feature `events`).
+//!   `Date` header; `version.rs`: scf-lean's version and commit, the function's [`Identity`];
+//!   `panic_hook.rs`: panic messages for the log; `base64.rs`; `sys.rs`: `signalfd`, the
+//!   process CPU clock, the environment read in place, the arguments of a process started by a
+//!   constructor (the only `unsafe`).
+//! - `testing.rs`: the harness function authors test with ([`testing::TestServer`]), and
+//!   `testing/image.rs`, their image built and run as SCF runs it; `mem.rs`: an in-memory
+//!   socket for the connection's tests and `fuzzing.rs`, the fuzz entry points (feature
+//!   `fuzzing`); `events/`: typed trigger events (feature `events`).
 //!
 //! ## Where a change lands
 //! - **A new limit:** one row in `build.rs` (field, variable, kind, default, range, meaning),
@@ -136,6 +143,7 @@ mod response;
 mod scf;
 mod server;
 mod sys;
+pub mod testing;
 mod version;
 
 /// The platform served: Tencent Cloud SCF. Another platform is a sibling of `scf.rs` with the
@@ -144,12 +152,13 @@ use scf as platform;
 
 pub use config::{Config, ConfigError};
 pub use context::{Context, Credentials};
-pub use entry::{run, start};
+pub use entry::{run, run_as, start};
 pub use error::{Error, from_json};
 pub use function::{EventFn, Function, HttpFn, JsonFn, event_fn, http_fn, json_fn};
 pub use log::{Format, Level};
 pub use platform::{Env, env, is_secret_header};
 pub use request::{Headers, Request};
 pub use response::Response;
-pub use server::{ACCEPT_RETRY, Server};
-pub use sys::Args;
+pub use server::{ACCEPT_RETRY, Server, StopHandle};
+pub use sys::{Args, exit};
+pub use version::Identity;

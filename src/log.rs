@@ -14,6 +14,7 @@ use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use crate::date;
+use crate::version::{COMMIT, Identity, VERSION};
 
 /// How much is logged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -106,9 +107,16 @@ impl Log {
         level != Level::Off && level <= self.level
     }
 
-    /// The start-up line: version, commit, address, µs from the start of `main` to listening
-    /// and the process's CPU µs since it started (fork, exec, page faults and all).
-    pub fn startup(&mut self, port: u16, ready: Duration, cpu: Option<Duration>) {
+    /// The start-up line: who is running (the function and scf-lean: version, commit), the
+    /// address, µs from the start of `main` to listening and the process's CPU µs since it
+    /// started (fork, exec, page faults and all).
+    pub fn startup(
+        &mut self,
+        me: Option<&Identity>,
+        port: u16,
+        ready: Duration,
+        cpu: Option<Duration>,
+    ) {
         if !self.enabled(Level::Info) {
             return;
         }
@@ -117,11 +125,8 @@ impl Log {
         let mut line = begin(self.format, Level::Info, None);
         match self.format {
             Format::Text => {
-                line.extend_from_slice(b"scf-lean ");
-                line.extend_from_slice(crate::version::VERSION.as_bytes());
-                line.extend_from_slice(b" (");
-                line.extend_from_slice(crate::version::COMMIT.as_bytes());
-                line.extend_from_slice(b") listening on 0.0.0.0:");
+                Identity::describe_into(me, &mut line);
+                line.extend_from_slice(b" listening on 0.0.0.0:");
                 push_num(&mut line, port);
                 line.extend_from_slice(b" in ");
                 push_num(&mut line, us);
@@ -133,10 +138,23 @@ impl Log {
                 }
             }
             Format::Json => {
-                line.extend_from_slice(b"\"msg\":\"listening\",\"version\":");
-                push_str(&mut line, crate::version::VERSION);
+                line.extend_from_slice(b"\"msg\":\"listening\",");
+                if let Some(me) = me.filter(|me| me.name != "scf-lean") {
+                    for (key, value) in [
+                        ("function", me.name),
+                        ("functionVersion", me.version),
+                        ("functionCommit", me.commit),
+                    ] {
+                        push_str(&mut line, key);
+                        line.push(b':');
+                        push_str(&mut line, value);
+                        line.push(b',');
+                    }
+                }
+                line.extend_from_slice(b"\"version\":");
+                push_str(&mut line, VERSION);
                 line.extend_from_slice(b",\"commit\":");
-                push_str(&mut line, crate::version::COMMIT);
+                push_str(&mut line, COMMIT);
                 line.extend_from_slice(b",\"port\":");
                 push_num(&mut line, port);
                 line.extend_from_slice(b",\"startupUs\":");

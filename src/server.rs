@@ -4,7 +4,8 @@
 //! ```text
 //! loop {
 //!     poll (until the next deadline, or forever when nothing waits)
-//!     for event { LISTENER => accept until WouldBlock, SIGNALS => shut down, token => drive it }
+//!     for event { LISTENER => accept until WouldBlock, SIGNALS => shut down, STOP => return,
+//!                 token => drive it }
 //!     expire what is past its deadline; flush the access log
 //! }
 //! ```
@@ -24,16 +25,18 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::Config;
 use crate::conn::{Conn, Shared, later};
 use crate::log::Level;
 use crate::sys::Signals;
+use crate::version::Identity;
 use crate::{Function, panic_hook};
 
 const LISTENER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
+const STOP: Token = Token(usize::MAX - 2);
 /// Readiness events taken per `epoll_wait`.
 const EVENTS: usize = 256;
 /// When `accept` fails for want of descriptors, it is tried again after this long (or as soon as
@@ -105,8 +108,23 @@ impl Server {
 
     /// Logs the start-up line: `ready` is the time from the start of `main` to listening, `cpu`
     /// the process's CPU time so far.
-    pub(crate) fn log_startup(&mut self, ready: Duration, cpu: Option<Duration>) {
-        self.shared.log.startup(self.addr.port(), ready, cpu);
+    pub(crate) fn log_startup(
+        &mut self,
+        me: Option<&Identity>,
+        ready: Duration,
+        cpu: Option<Duration>,
+    ) {
+        self.shared.log.startup(me, self.addr.port(), ready, cpu);
+    }
+
+    /// A handle that stops [`Server::serve`] from another thread: the loop returns at once
+    /// (exit code success), dropping its connections. For a server run in a thread of its own,
+    /// as [`testing::TestServer`](crate::testing::TestServer) runs one.
+    ///
+    /// # Errors
+    /// The error of creating the `eventfd` or registering it.
+    pub fn stop_handle(&self) -> io::Result<StopHandle> {
+        Ok(StopHandle(Waker::new(self.poll.registry(), STOP)?))
     }
 
     /// Handles SIGTERM and SIGINT in the loop (blocks them on this thread): the first stops
@@ -157,6 +175,13 @@ impl Server {
                             self.shared.log.flush();
                             return code;
                         }
+                    }
+                    STOP => {
+                        self.shared
+                            .log
+                            .line(Level::Info, None, "stopped by its handle");
+                        self.shared.log.flush();
+                        return 0;
                     }
                     Token(i) => self.drive(i, now, &mut f, event.is_read_closed()),
                 }
@@ -338,6 +363,18 @@ impl Server {
                 self.settle(i, now);
             }
         }
+    }
+}
+
+/// Stops a [`Server`] from another thread: see [`Server::stop_handle`].
+#[derive(Debug)]
+pub struct StopHandle(Waker);
+
+impl StopHandle {
+    /// Makes the server's loop return at once. Stopping twice, or a server already gone, is
+    /// harmless.
+    pub fn stop(&self) {
+        let _ = self.0.wake();
     }
 }
 

@@ -9,8 +9,9 @@
 //!   `execve` work and page faults included.
 //! - The environment read in place, in one pass: `std::env::var` copies each value it finds
 //!   and scans the whole environment once per name.
-//! - The process start without std's runtime set-up (`scf_lean::main!`): the arguments as C's
-//!   `main` receives them, and `SIGPIPE` ignored.
+//! - The process start without std's runtime set-up (`scf_lean::main!`, a constructor that
+//!   runs before `main`): the arguments where the C library or the kernel left them,
+//!   descriptors 0–2 open, and `SIGPIPE` ignored.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, c_char, c_int};
@@ -173,6 +174,29 @@ impl Args {
         }
     }
 
+    /// The arguments of a process served from the constructor [`main!`](crate::main!)
+    /// registers. glibc calls constructors with `argc` and `argv`; musl calls them with none,
+    /// and the arguments are found where the kernel put them: on the initial stack, right below
+    /// the environment.
+    ///
+    /// # Safety
+    /// Called from a constructor the C runtime runs before `main`; on glibc, `argc` and `argv`
+    /// are the ones it passed. On musl they are ignored, and nothing may have replaced
+    /// `environ` yet (only an earlier constructor calling `setenv` could).
+    pub unsafe fn at_start(argc: c_int, argv: *const *const c_char) -> Args {
+        #[cfg(target_env = "musl")]
+        {
+            let _ = (argc, argv);
+            // SAFETY: the caller's contract.
+            unsafe { args_below_environ() }
+        }
+        #[cfg(not(target_env = "musl"))]
+        // SAFETY: the caller's contract: glibc's arguments to `main`.
+        unsafe {
+            Args::new(argc, argv)
+        }
+    }
+
     /// Argument `i` (0 is the program), if there is one.
     pub fn get(&self, i: usize) -> Option<&'static [u8]> {
         if i >= self.argc || self.argv.is_null() {
@@ -185,6 +209,47 @@ impl Args {
             (!s.is_null()).then(|| CStr::from_ptr(s).to_bytes())
         }
     }
+}
+
+/// The arguments on the initial stack, found from `environ` (x86-64 System V ABI §3.4.1, the
+/// initial process stack: `argc`, `argv[0..argc]`, a null pointer, then `envp`). Walking down
+/// from `envp[-2]`, the first slot whose value is the number of slots walked is `argc`: every
+/// slot before it holds a string pointer, and no pointer is that small (page 0 is never mapped).
+///
+/// # Safety
+/// `environ` is still the `envp` the kernel passed (before `main`, unless a constructor called
+/// `setenv`).
+#[cfg(target_env = "musl")]
+unsafe fn args_below_environ() -> Args {
+    // SAFETY: per the contract, `environ` points into the initial stack, just above argv and
+    // argc; every slot read here lies between `environ` and `argc`, so is mapped.
+    unsafe {
+        let envp = environ.cast::<usize>();
+        if envp.is_null() {
+            return Args {
+                argc: 0,
+                argv: std::ptr::null(),
+            };
+        }
+        let mut k = 0;
+        while *envp.sub(2 + k) != k {
+            k += 1;
+        }
+        Args {
+            argc: k,
+            argv: envp.sub(1 + k).cast(),
+        }
+    }
+}
+
+/// Ends the process with C's `exit`, for the constructor [`main!`](crate::main!) registers:
+/// std's own `exit` would also flush std's stdout buffer, which holds nothing here (every log
+/// line goes out whole, ending in a newline), and links std's runtime clean-up for that.
+#[doc(hidden)]
+pub fn exit(code: c_int) -> ! {
+    // SAFETY: exit runs the C library's atexit handlers and ends the process; no Rust frame
+    // above it is left to unwind or drop anything that matters.
+    unsafe { libc::exit(code) }
 }
 
 /// Ignores `SIGPIPE`, as std's runtime does before `main`: a write to a socket the peer has

@@ -12,6 +12,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use scf_lean::testing::TestServer;
+
 struct Counting;
 
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
@@ -70,7 +72,7 @@ fn round_trip(s: &mut TcpStream, req: &[u8], buf: &mut [u8; 1024]) -> usize {
 }
 
 /// The common echo on a loopback port, in a thread of its own, with logging off.
-fn start() -> SocketAddr {
+fn start() -> (TestServer, SocketAddr) {
     common::start(common::quiet(), common::Echo)
 }
 
@@ -86,7 +88,7 @@ fn test_steady_state_keep_alive_allocates_nothing() {
     let _turn = TURN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let addr = start();
+    let (_server, addr) = start();
     let mut s = connect(addr);
     let mut buf = [0u8; 1024];
     for req in [EVENT, HTTP] {
@@ -105,7 +107,7 @@ fn test_steady_state_keep_alive_allocates_nothing() {
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
         assert!(
             text.ends_with("\r\n\r\nevent n=17 id=0f2a-77\n{\"Type\":\"timer\"}\n")
-                || text.ends_with("application/octet-stream\r\n\r\nhello"),
+                || text.ends_with("application/octet-stream\r\nX-Query: q=1\r\n\r\nhello"),
             "{text}"
         );
     }
@@ -118,7 +120,7 @@ fn test_many_keep_alive_connections_share_buffers_and_allocate_nothing() {
     let _turn = TURN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let addr = start();
+    let (_server, addr) = start();
     let mut conns: Vec<TcpStream> = (0..32).map(|_| connect(addr)).collect();
     let mut buf = [0u8; 1024];
     for req in [EVENT, HTTP] {

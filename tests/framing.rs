@@ -15,7 +15,7 @@ use scf_lean::Config;
 
 #[test]
 fn test_chunked_body_decoded_with_extensions_and_trailers() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     let raw = "5;name=value;flag\r\nhello\r\nA ; q=\"x y\"\r\n, chunked!\r\n000;last\r\n\
                X-Trailer: 1\r\nOther: two words\r\n\r\n";
@@ -34,7 +34,7 @@ fn test_chunked_body_decoded_with_extensions_and_trailers() {
 fn test_chunked_body_of_one_byte_chunks_at_the_limit() {
     // The framing is six times the data: it is decoded as it arrives, not buffered whole.
     let n = 50_000;
-    let addr = server(Config {
+    let (_server, addr) = server(Config {
         max_body_bytes: n,
         ..quiet()
     });
@@ -54,7 +54,7 @@ fn test_chunked_body_of_one_byte_chunks_at_the_limit() {
 
 #[test]
 fn test_expect_continue_sends_100_before_body() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     c.send("POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
     assert_eq!(c.read_exact_bytes(25), b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -73,7 +73,7 @@ fn test_expect_continue_sends_100_before_body() {
 
 #[test]
 fn test_expect_other_than_100_continue_is_417() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     c.send("POST / HTTP/1.1\r\nHost: t\r\nExpect: something-else\r\nContent-Length: 1\r\n\r\nx");
     expect_rejected(&mut c, 417, "only Expect: 100-continue is supported");
@@ -90,7 +90,7 @@ fn test_expect_other_than_100_continue_is_417() {
 
 #[test]
 fn test_head_has_get_headers_and_no_body() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     let g = c.request(get("/h?x=1"));
     assert_echo(&g, "GET", "/h", "x=1", b"");
@@ -119,7 +119,7 @@ fn test_head_has_get_headers_and_no_body() {
 
 #[test]
 fn test_head_of_an_error_has_no_body() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     let g = c.request(get("/error"));
     c.send("HEAD /error HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -131,7 +131,7 @@ fn test_head_of_an_error_has_no_body() {
 
 #[test]
 fn test_absolute_and_asterisk_form_targets() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     let r = c.request("GET http://example.com/p/q?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
     assert_echo(&r, "GET", "/p/q", "x=1", b"");
@@ -145,7 +145,7 @@ fn test_absolute_and_asterisk_form_targets() {
 
 #[test]
 fn test_date_header_is_imf_fixdate() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     let r = c.request(get("/"));
     let d = r.header("date").unwrap();
@@ -174,7 +174,7 @@ fn test_date_header_is_imf_fixdate() {
 
 #[test]
 fn test_204_has_no_content_length_and_no_body() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     c.send(format!("{}{}", get("/204"), get("/after")));
     let r = c.read_response();
@@ -197,7 +197,7 @@ fn send_split(addr: std::net::SocketAddr, raw: &[u8], cut: usize) -> common::Res
 }
 
 fn assert_same_at_every_split(raw: &[u8], want_body: &[u8]) {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let one = Client::connect(addr).request(raw);
     assert_echo(&one, "POST", "/split", "q=1", want_body);
     for cut in 1..raw.len() {

@@ -14,7 +14,7 @@ use common::{
 
 #[test]
 fn test_function_error_is_500_json() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     let r = c.request(get("/error"));
     assert_json_error(&r, 500, "it went \"wrong\"");
@@ -36,7 +36,7 @@ fn test_function_error_is_500_json() {
 
 #[test]
 fn test_function_panic_is_500_and_server_keeps_serving() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     c.send(format!("{}{}", get("/panic"), get("/after")));
     let r = c.read_response();
@@ -55,7 +55,7 @@ fn test_function_panic_is_500_and_server_keeps_serving() {
 
 #[test]
 fn test_event_invoke_goes_to_the_event_handler() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     let r = c.request(post("/event-invoke", br#"{"a":1}"#));
     assert_eq!(r.status, 200);
@@ -76,7 +76,7 @@ fn test_event_invoke_goes_to_the_event_handler() {
 
 #[test]
 fn test_event_invoke_to_http_only_function_is_404() {
-    let addr = start(
+    let (_server, addr) = start(
         quiet(),
         scf_lean::http_fn(|req, out| {
             out.body_mut().extend_from_slice(req.path().as_bytes());
@@ -97,7 +97,7 @@ fn test_event_invoke_to_http_only_function_is_404() {
 
 #[test]
 fn test_http_request_to_event_only_function_is_404() {
-    let addr = start(
+    let (_server, addr) = start(
         quiet(),
         scf_lean::event_fn(|event, _ctx, out| {
             out.body_mut().extend_from_slice(event);
@@ -118,7 +118,7 @@ fn test_http_request_to_event_only_function_is_404() {
 
 #[test]
 fn test_borrowed_body_echoes_exactly() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     for body in [&b""[..], b"x", b"\x00\xff binary \r\n\r\n", &pattern(5000)] {
         let r = c.request(post("/ref", body));

@@ -1,6 +1,8 @@
-//! The FROM scratch image, end to end: the static musl binary, `Dockerfile.musl`, and the
-//! container run the way SCF runs it (read-only root, /tmp writable, 1024 descriptors and
-//! processes), for scf-lean's own binary and for the example function in `examples/base-image`.
+//! The FROM scratch image, end to end: the static musl binary, `Dockerfile.musl` (the
+//! template's Dockerfile), and the container run the way SCF runs it (read-only root, /tmp
+//! writable, 1024 descriptors and processes), for scf-lean's own echo, stable and tiny, through
+//! the harness function authors use (`scf_lean::testing::image`). A function built from the
+//! template is checked by its own `tests/image.rs` (`.ci/template` runs it).
 //!
 //! Needs podman (run as `podman --runtime runc`), skopeo, tar and the stable
 //! `x86_64-unknown-linux-musl` target. Without them it prints `SKIP: ...` and passes, unless
@@ -8,18 +10,18 @@
 //! With nightly, rust-src and nightly's musl target it also checks the tiny build
 //! (`bench/build-tiny.sh`); `SCF_LEAN_IMAGE_TINY=0` leaves that out.
 //!
-//! Binaries go to ./target and examples/base-image/target, where `Dockerfile.musl` expects them.
-//! Containers and images are removed at the end, also when a check fails.
+//! Binaries go to ./target, where `Dockerfile.musl` expects them. Containers and images are
+//! removed at the end, also when a check fails.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use scf_lean::testing::SECRETS;
+use scf_lean::testing::image::{Image, TARGET};
 use serde_json::Value;
 
-const TARGET: &str = "x86_64-unknown-linux-musl";
 /// The compressed image (gzip layer + config + manifest) must not exceed it.
 const MAX_IMAGE_BYTES: u64 = 1024 * 1024;
 
@@ -42,16 +44,6 @@ fn run(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn stdout(cmd: &mut Command) -> String {
-    String::from_utf8_lossy(&run(cmd).stdout).trim().to_owned()
-}
-
-fn podman() -> Command {
-    let mut c = Command::new("podman");
-    c.args(["--runtime", "runc"]);
-    c
 }
 
 fn works(cmd: &str, args: &[&str]) -> bool {
@@ -145,82 +137,10 @@ fn check_static(bin: &Path) {
     }
 }
 
-/// Removes what the test created, also when it panics.
-#[derive(Default)]
-struct Cleanup {
-    containers: Vec<String>,
-    images: Vec<String>,
-    dirs: Vec<PathBuf>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for c in &self.containers {
-            let _ = podman().args(["rm", "-f", "-t", "0", c]).output();
-        }
-        for i in &self.images {
-            let _ = podman().args(["rmi", "-f", i]).output();
-        }
-        for d in &self.dirs {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// One HTTP/1.1 exchange with `Connection: close`: (status, body). Retries until the server
-/// in the container answers (the port is forwarded before the process listens).
-fn http(port: u16, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match try_http(port, head, body) {
-            Ok(r) => return r,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("no answer on 127.0.0.1:{port}: {e}"),
-        }
-    }
-}
-
-fn try_http(port: u16, head: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut req = format!("{head}Host: 127.0.0.1\r\nConnection: close\r\n");
-    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    s.write_all(&bytes)?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp)?;
-    let end = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no complete response head"))?;
-    let status = std::str::from_utf8(&resp[9..12])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other("bad status line"))?;
-    Ok((status, resp[end + 4..].to_vec()))
-}
-
 fn json(body: &[u8]) -> Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
 }
-
-const SCF_HEADERS: &str = "X-Scf-Request-Id: req-image-1\r\nX-Scf-Memory: 128\r\n\
-    X-Scf-Timeout: 3000\r\nX-Scf-Version: $LATEST\r\nX-Scf-Name: image-test\r\n\
-    X-Scf-Namespace: default\r\nX-Scf-Region: ap-guangzhou\r\nX-Scf-Appid: 1250000000\r\n\
-    X-Scf-Uin: 100000000001\r\nX-Scf-Secret-Id: AKIDsecretid\r\n\
-    X-Scf-Secret-Key: secretkeyvalue\r\nX-Scf-Session-Token: sessiontokenvalue\r\n";
 
 /// The images built, with their sizes, for the summary line.
 struct Built {
@@ -229,41 +149,36 @@ struct Built {
     compressed_bytes: u64,
 }
 
-/// Builds the image of `binary` (a path relative to the repository root), checks its shape and
-/// compressed size.
-fn build_image(clean: &mut Cleanup, tag: &str, binary: &str) -> Built {
+/// Builds the image of `binary` (a path relative to the repository root) with the harness,
+/// checks its shape and its compressed size.
+fn build_image(binary: &str) -> (Image, Built) {
     let t = Instant::now();
-    run(podman()
-        .current_dir(root())
-        .args(["build", "-q", "-f", "Dockerfile.musl", "-t", tag])
-        .arg(format!("--build-arg=BINARY={binary}"))
-        .arg("."));
-    clean.images.push(tag.to_owned());
-    eprintln!("  podman build {tag}: {:?}", t.elapsed());
+    let image = Image::package(root(), "Dockerfile.musl", binary, "scf-lean")
+        .unwrap_or_else(|why| panic!("{why}"));
+    let tag = image.tag().to_owned();
+    eprintln!("  image build {tag}: {:?}", t.elapsed());
 
-    let inspect = stdout(podman().args(["image", "inspect", tag]));
-    let info = &json(inspect.as_bytes())[0];
+    let info = &json(image.inspect().as_bytes())[0];
     let layers = info["RootFS"]["Layers"].as_array().expect("RootFS.Layers");
     assert_eq!(layers.len(), 1, "one layer: {layers:?}");
     let config = &info["Config"];
     assert_eq!(config["User"], "10001:10001");
-    assert_eq!(config["Entrypoint"], serde_json::json!(["/scf-lean"]));
+    assert_eq!(config["Entrypoint"], serde_json::json!(["/function"]));
     assert!(config["ExposedPorts"].get("9000/tcp").is_some(), "{config}");
     for label in ["title", "description", "source", "licenses", "version"] {
         let key = format!("org.opencontainers.image.{label}");
         let v = config["Labels"][&key].as_str().unwrap_or("");
         assert!(!v.is_empty(), "label {key} missing: {config}");
     }
+    assert_eq!(
+        config["Labels"]["org.opencontainers.image.title"],
+        "scf-lean"
+    );
     assert_eq!(info["Architecture"], "amd64");
 
     // The compressed image as a registry stores it: gzip layer + config + manifest.
-    let safe: String = tag
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let dir = std::env::temp_dir().join(format!("scf-lean-oci-{safe}"));
+    let dir = std::env::temp_dir().join(format!("scf-lean-oci-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    clean.dirs.push(dir.clone());
     run(Command::new("skopeo")
         .args(["copy", "-q", "--dest-compress"])
         .arg(format!("containers-storage:{tag}"))
@@ -275,19 +190,18 @@ fn build_image(clean: &mut Cleanup, tag: &str, binary: &str) -> Built {
         compressed += e.metadata().unwrap().len();
         blobs.push(e.path());
     }
-    assert_eq!(blobs.len(), 3, "manifest, config and one layer: {blobs:?}");
     // The layer holds the binary and nothing else.
-    let layer = blobs
-        .iter()
-        .find_map(|b| {
-            let out = Command::new("tar").arg("-tzf").arg(b).output().ok()?;
-            out.status
-                .success()
-                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-        })
-        .expect("a gzip tar layer");
+    let layer = blobs.iter().find_map(|b| {
+        let out = Command::new("tar").arg("-tzf").arg(b).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(blobs.len(), 3, "manifest, config and one layer: {blobs:?}");
+    let layer = layer.expect("a gzip tar layer");
     let entries: Vec<&str> = layer.lines().map(|l| l.trim_start_matches("./")).collect();
-    assert_eq!(entries, ["scf-lean"], "the layer holds only the binary");
+    assert_eq!(entries, ["function"], "the layer holds only the binary");
 
     let binary_bytes = std::fs::metadata(root().join(binary)).unwrap().len();
     eprintln!(
@@ -297,122 +211,59 @@ fn build_image(clean: &mut Cleanup, tag: &str, binary: &str) -> Built {
         compressed <= MAX_IMAGE_BYTES,
         "{tag}: the compressed image is {compressed} bytes, over 1 MiB"
     );
-    Built {
-        name: tag.to_owned(),
+    let built = Built {
+        name: tag,
         binary_bytes,
         compressed_bytes: compressed,
-    }
+    };
+    (image, built)
 }
 
-/// SCF's sandbox: read-only root, only /tmp writable, 1024 descriptors and processes.
-const SCF_LIKE: &[&str] = &[
-    "--read-only",
-    "--tmpfs",
-    "/tmp",
-    "--ulimit",
-    "nofile=1024:1024",
-    "--ulimit",
-    "nproc=1024:1024",
-];
-
-/// Starts the image as SCF would; returns (container id, host port).
-fn start(clean: &mut Cleanup, tag: &str) -> (String, u16) {
-    let port = free_port();
-    let id = stdout(podman().args(["run", "-d"]).args(SCF_LIKE).args([
-        "-p",
-        &format!("127.0.0.1:{port}:9000"),
-        tag,
-    ]));
-    clean.containers.push(id.clone());
-    (id, port)
-}
-
-/// `podman stop -t 5` must end it within 2 s, with exit code 0.
-fn stop(id: &str) {
-    let t = Instant::now();
-    run(podman().args(["stop", "-t", "5", id]));
-    let took = t.elapsed();
-    let code = stdout(podman().args(["inspect", "--format", "{{.State.ExitCode}}", id]));
-    assert_eq!(code, "0", "exit code after SIGTERM");
-    assert!(took < Duration::from_secs(2), "podman stop took {took:?}");
-    eprintln!("  stopped in {took:?}, exit code 0");
-}
-
-/// scf-lean's own echo: the event, the context, the HTTP echo, --help and --version.
-fn check_echo(clean: &mut Cleanup, tag: &str) {
-    let help = stdout(
-        podman()
-            .args(["run", "--rm"])
-            .args(SCF_LIKE)
-            .args([tag, "--help"]),
-    );
+/// scf-lean's own echo: --help and --version, the event and its context, the HTTP echo, the
+/// stop on SIGTERM and the logs.
+fn check_echo(image: &Image) {
+    let help = image.run(&["--help"]);
     assert!(help.contains("Usage: scf-lean"), "--help: {help}");
-    let version = stdout(
-        podman()
-            .args(["run", "--rm"])
-            .args(SCF_LIKE)
-            .args([tag, "--version"]),
-    );
+    let version = image.run(&["--version"]);
     assert!(version.starts_with("scf-lean "), "--version: {version}");
 
-    let (id, port) = start(clean, tag);
+    let container = image.start();
     let t = Instant::now();
     let event =
         br#"{"Type":"timer","TriggerName":"EveryDay","Time":"2019-02-21T11:49:00Z","Message":"m"}"#;
-    let head =
-        format!("POST /event-invoke HTTP/1.1\r\nContent-Type: application/json\r\n{SCF_HEADERS}");
-    let (status, body) = http(port, &head, event);
-    eprintln!("  first answer {:?} after `podman run`", t.elapsed());
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let v = json(&body);
+    let r = container.event_with(
+        event,
+        &[
+            ("X-Scf-Request-Id", "req-image-1"),
+            ("X-Scf-Name", "image-test"),
+        ],
+    );
+    eprintln!("  first answer {:?} after `run`", t.elapsed());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: Value = r.json();
     assert_eq!(v["event"], json(event));
     assert_eq!(v["context"]["request_id"], "req-image-1");
     assert_eq!(v["context"]["function_name"], "image-test");
-    let text = String::from_utf8_lossy(&body);
-    assert!(
-        !text.contains("secret") && !text.contains("sessiontoken"),
-        "{text}"
-    );
+    r.assert_no_secrets();
 
-    let (status, body) = http(
-        port,
-        &format!("GET /some/path?x=1 HTTP/1.1\r\n{SCF_HEADERS}"),
-        b"",
-    );
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let v = json(&body);
+    let r = container.request("GET", "/some/path?x=1", scf_lean::testing::SCF_CONTEXT, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: Value = r.json();
     assert_eq!(v["method"], "GET");
     assert_eq!(v["path"], "/some/path");
     assert_eq!(v["query"], "x=1");
-    assert!(!String::from_utf8_lossy(&body).contains("secret"));
+    r.assert_no_secrets();
 
-    stop(&id);
+    let (code, took) = container.stop();
+    assert_eq!(code, 0, "exit code after SIGTERM");
+    assert!(took < Duration::from_secs(2), "stop took {took:?}");
+    eprintln!("  stopped in {took:?}, exit code 0");
     // stdout and stderr are the function's logs: the access line carries the request id.
-    let logs = run(podman().args(["logs", &id]));
-    let logs = format!(
-        "{}{}",
-        String::from_utf8_lossy(&logs.stdout),
-        String::from_utf8_lossy(&logs.stderr)
-    );
+    let logs = container.logs();
     assert!(logs.contains("req-image-1"), "logs:\n{logs}");
-    assert!(!logs.contains("secret"), "logs:\n{logs}");
-}
-
-/// The example function of examples/base-image.
-fn check_example(clean: &mut Cleanup, tag: &str) {
-    let (id, port) = start(clean, tag);
-    let head = format!("POST /event-invoke HTTP/1.1\r\n{SCF_HEADERS}");
-    let (status, body) = http(port, &head, br#"{"name":"Ada"}"#);
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let v = json(&body);
-    assert_eq!(v["greeting"], "hello, Ada");
-    assert_eq!(v["request_id"], "req-image-1");
-    let (status, body) = http(port, "GET /hello?name=Bo HTTP/1.1\r\n", b"");
-    assert_eq!(status, 200);
-    let v = json(&body);
-    assert_eq!(v["greeting"], "hello, Bo");
-    assert_eq!(v["invocations"], 2, "state kept between invocations");
-    stop(&id);
+    for secret in SECRETS {
+        assert!(!logs.contains(secret), "logs:\n{logs}");
+    }
 }
 
 /// A line on stderr that the test harness does not capture: a skip or the sizes show in
@@ -453,8 +304,6 @@ fn test_scratch_image_runs_like_scf() {
         return;
     }
     let started = Instant::now();
-    let mut clean = Cleanup::default();
-    let tag_of = |name: &str| format!("localhost/scf-lean-test-{name}:{}", std::process::id());
     let mut built = Vec::new();
 
     // 1. scf-lean's own binary: the stable build.
@@ -463,22 +312,12 @@ fn test_scratch_image_runs_like_scf() {
     let bin = format!("target/{TARGET}/release/scf-lean");
     check_static(&root().join(&bin));
     eprintln!("  cargo build (stable, musl): {:?}", t.elapsed());
-    let tag = tag_of("stable");
-    built.push(build_image(&mut clean, &tag, &bin));
-    check_echo(&mut clean, &tag);
+    let (image, b) = build_image(&bin);
+    built.push(b);
+    check_echo(&image);
+    drop(image);
 
-    // 2. The example function, packaged by the same Dockerfile.
-    let t = Instant::now();
-    let example = root().join("examples/base-image");
-    cargo_build(&example.join("Cargo.toml"), &example.join("target"), false);
-    let bin = format!("examples/base-image/target/{TARGET}/release/hello-scf");
-    check_static(&root().join(&bin));
-    eprintln!("  cargo build (example, musl): {:?}", t.elapsed());
-    let tag = tag_of("example");
-    built.push(build_image(&mut clean, &tag, &bin));
-    check_example(&mut clean, &tag);
-
-    // 3. The tiny build (nightly), when that toolchain is here.
+    // 2. The tiny build (nightly), when that toolchain is here.
     match tiny_toolchain() {
         Ok(()) => {
             let t = Instant::now();
@@ -486,14 +325,13 @@ fn test_scratch_image_runs_like_scf() {
             let bin = format!("target/{TARGET}/tiny/scf-lean");
             check_static(&root().join(&bin));
             eprintln!("  bench/build-tiny.sh: {:?}", t.elapsed());
-            let tag = tag_of("tiny");
-            built.push(build_image(&mut clean, &tag, &bin));
-            check_echo(&mut clean, &tag);
+            let (image, b) = build_image(&bin);
+            built.push(b);
+            check_echo(&image);
         }
         Err(why) => shout(&format!("SKIP the tiny build's image: {why}")),
     }
 
-    drop(clean);
     for b in &built {
         shout(&format!(
             "image {}: binary {} B, compressed {} B",

@@ -15,7 +15,7 @@ use scf_lean::Config;
 
 #[test]
 fn test_expect_continue_over_body_limit_is_413_without_100() {
-    let addr = server(Config {
+    let (_server, addr) = server(Config {
         max_body_bytes: 16,
         ..quiet()
     });
@@ -36,7 +36,7 @@ fn head_of_len(n: usize) -> String {
 
 #[test]
 fn test_head_bytes_at_limit_ok_past_is_431() {
-    let addr = server(Config {
+    let (_server, addr) = server(Config {
         max_head_bytes: 512,
         ..quiet()
     });
@@ -67,7 +67,7 @@ fn test_head_bytes_at_limit_ok_past_is_431() {
 
 #[test]
 fn test_header_count_at_limit_ok_past_is_431() {
-    let addr = server(Config {
+    let (_server, addr) = server(Config {
         max_headers: 10,
         ..quiet()
     });
@@ -91,7 +91,7 @@ fn test_header_count_at_limit_ok_past_is_431() {
 
 #[test]
 fn test_target_length_at_limit_ok_past_is_414() {
-    let addr = server(Config {
+    let (_server, addr) = server(Config {
         max_target_bytes: 64,
         ..quiet()
     });
@@ -110,7 +110,7 @@ fn test_target_length_at_limit_ok_past_is_414() {
 
 #[test]
 fn test_body_limit_content_length_at_ok_past_is_413_and_closes() {
-    let addr = server(Config {
+    let (_server, addr) = server(Config {
         max_body_bytes: 64,
         ..quiet()
     });
@@ -133,7 +133,7 @@ fn test_rejected_request_with_unread_body_still_gets_its_answer() {
     // The server answers 413 from the head while a large body is still arriving. It must drain
     // that body instead of closing on unread input, which would reset the connection and could
     // destroy the answer before the client reads it.
-    let addr = server(Config {
+    let (_server, addr) = server(Config {
         max_body_bytes: 64,
         ..quiet()
     });
@@ -155,7 +155,7 @@ fn test_rejected_request_with_unread_body_still_gets_its_answer() {
 
 #[test]
 fn test_body_limit_chunked_at_ok_past_is_413() {
-    let addr = server(Config {
+    let (_server, addr) = server(Config {
         max_body_bytes: 64,
         ..quiet()
     });
@@ -178,7 +178,7 @@ fn test_body_limit_chunked_at_ok_past_is_413() {
 
 #[test]
 fn test_chunk_meta_limit_at_ok_past_is_400() {
-    let addr = server(Config {
+    let (_server, addr) = server(Config {
         max_chunk_meta_bytes: 32,
         ..quiet()
     });
@@ -213,7 +213,7 @@ fn test_chunk_meta_limit_at_ok_past_is_400() {
 
 #[test]
 fn test_many_concurrent_connections_interleaved() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut conns: Vec<Client> = (0..128).map(|_| Client::connect(addr)).collect();
     // Every connection has a partial request in the server at once.
     for (i, c) in conns.iter_mut().enumerate() {
@@ -241,7 +241,7 @@ fn test_many_concurrent_connections_interleaved() {
 
 #[test]
 fn test_connection_limit_defers_extra_connection_until_one_closes() {
-    let addr = server(Config {
+    let (_server, addr) = server(Config {
         max_connections: 2,
         ..quiet()
     });

@@ -16,7 +16,7 @@ use common::{
 
 #[test]
 fn test_keep_alive_serves_three_requests_on_one_connection() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     for i in 0..3 {
         let path = format!("/k{i}");
@@ -30,7 +30,7 @@ fn test_keep_alive_serves_three_requests_on_one_connection() {
 
 #[test]
 fn test_http10_closes_by_default() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     let r = c.request("GET /old HTTP/1.0\r\n\r\n");
     assert_echo(&r, "GET", "/old", "", b"");
@@ -40,7 +40,7 @@ fn test_http10_closes_by_default() {
 
 #[test]
 fn test_http10_keep_alive_when_asked() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     for i in 0..2 {
         let r = c.request(format!(
@@ -58,7 +58,7 @@ fn test_http10_keep_alive_when_asked() {
 
 #[test]
 fn test_connection_close_is_honoured() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     let r = c.request(get("/a"));
     assert_echo(&r, "GET", "/a", "", b"");
@@ -80,7 +80,7 @@ fn test_connection_close_is_honoured() {
 
 #[test]
 fn test_pipelined_requests_answered_in_order() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     let mut all = String::new();
     for i in 0..8 {
@@ -99,7 +99,7 @@ fn test_pipelined_requests_answered_in_order() {
 
 #[test]
 fn test_pipelined_mix_of_content_length_and_chunked_bodies() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     let mut all = Vec::new();
     all.extend(post("/cl1", b"alpha"));
@@ -133,7 +133,7 @@ fn test_pipelined_mix_of_content_length_and_chunked_bodies() {
 fn test_many_pipelined_requests_across_buffer_boundaries() {
     // Hundreds of requests of every framing and size, written in odd-sized pieces by one
     // thread while another reads the answers: requests straddle every read and buffer edge.
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     let mut raw = Vec::new();
     let mut want = Vec::new();
@@ -181,7 +181,7 @@ fn test_many_pipelined_requests_across_buffer_boundaries() {
 fn test_pipelined_large_and_small_bodies() {
     // Large borrowed bodies grow the read buffer past the size it is given back at; the
     // requests pipelined behind them must survive that.
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     let sizes = [
         40_000, 60_000, 10, 70_000, 0, 3, 100_000, 130_000, 1, 65_000, 2,
@@ -208,7 +208,7 @@ fn test_pipelined_large_and_small_bodies() {
 
 #[test]
 fn test_empty_lines_between_pipelined_requests_are_ignored() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     c.send(format!(
         "{}\r\n{}\r\n\r\n{}",
@@ -224,7 +224,7 @@ fn test_empty_lines_between_pipelined_requests_are_ignored() {
 
 #[test]
 fn test_bad_request_after_good_ones_on_the_same_connection_closes_it() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     c.send(format!(
         "{}GET / HTTP/1.1\r\n\r\n{}",
@@ -243,7 +243,7 @@ fn test_bad_request_after_good_ones_on_the_same_connection_closes_it() {
 
 #[test]
 fn test_bad_connection_does_not_disturb_a_concurrent_good_one() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut good = Client::connect(addr);
     let req = post("/good", b"0123456789");
     good.send(&req[..20]);

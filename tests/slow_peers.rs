@@ -50,7 +50,7 @@ fn borrowed_round_trip(c: &mut Client, n: usize, other: Option<&mut Client>) {
 
 #[test]
 fn test_large_borrowed_body_to_slow_reader() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     borrowed_round_trip(&mut c, 1 << 20, None);
 }
@@ -59,7 +59,7 @@ fn test_large_borrowed_body_to_slow_reader() {
 fn test_borrowed_body_larger_than_socket_buffers_blocks_and_resumes() {
     // The client's receive buffer is pinned small, so 5 MiB cannot all be in flight (the
     // server's send buffer is at most `net.ipv4.tcp_wmem`'s 4 MiB): the write must block.
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     set_rcvbuf(&c.stream, 64 * 1024);
     let mut other = Client::connect(addr);
@@ -70,7 +70,7 @@ fn test_borrowed_body_larger_than_socket_buffers_blocks_and_resumes() {
 fn test_large_owned_response_to_slow_reader_while_another_is_served() {
     // 6 MiB against a pinned 64 KiB receive buffer: more than the server's send buffer can
     // take (at most 4 MiB), so its write blocks and resumes many times.
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let n = 6 << 20;
     let mut slow = Client::connect(addr);
     set_rcvbuf(&slow.stream, 64 * 1024);
@@ -96,7 +96,7 @@ fn test_large_owned_response_to_slow_reader_while_another_is_served() {
 }
 
 fn peer_goes_away(abort: fn(TcpStream)) {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut bystander = Client::connect(addr);
     bystander.send(b"POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab");
     let partials: [&[u8]; 5] = [
@@ -131,7 +131,7 @@ fn test_peer_reset_mid_head_and_mid_body_does_not_affect_next_connection() {
 
 #[test]
 fn test_peer_half_close_after_request_still_gets_response() {
-    let addr = server(quiet());
+    let (_server, addr) = server(quiet());
     let mut c = Client::connect(addr);
     c.send(post("/h", b"half"));
     c.send(get("/h2"));

@@ -14,11 +14,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::{Client, Echo, echo, event_echo, expect_rejected, quiet, start};
+use scf_lean::testing::TestServer;
 
 /// One server for every case (default limits: 16 KiB of chunk metadata, 6 MiB of body).
 fn server() -> SocketAddr {
-    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(|| start(quiet(), Echo))
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(|| start(quiet(), Echo).0).addr()
 }
 
 const PROBE: &[u8] = b"GET /next HTTP/1.1\r\nHost: t\r\n\r\n";

@@ -28,7 +28,7 @@ fn expect_408(c: &mut Client, t0: Instant, at_least: Duration) {
 
 #[test]
 fn test_partial_head_times_out_with_408() {
-    let addr = server(short_timeouts());
+    let (_server, addr) = server(short_timeouts());
     let mut c = Client::connect(addr);
     let t0 = Instant::now();
     c.send("GET / HTTP/1.1\r\nHost: t\r\n");
@@ -50,7 +50,7 @@ fn test_partial_head_times_out_with_408() {
 fn test_body_that_keeps_arriving_is_not_timed_out() {
     // The body timeout is a stall timeout: a body trickling in for longer than it, each gap
     // shorter, is served.
-    let addr = server(short_timeouts());
+    let (_server, addr) = server(short_timeouts());
     let mut c = Client::connect(addr);
     c.send("POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n");
     let t0 = Instant::now();
@@ -64,7 +64,7 @@ fn test_body_that_keeps_arriving_is_not_timed_out() {
 
 #[test]
 fn test_stalled_body_times_out_with_408() {
-    let addr = server(short_timeouts());
+    let (_server, addr) = server(short_timeouts());
     let mut c = Client::connect(addr);
     let t0 = Instant::now();
     c.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
@@ -77,7 +77,7 @@ fn test_stalled_body_times_out_with_408() {
 
 #[test]
 fn test_idle_keep_alive_connection_closed_without_response() {
-    let addr = server(short_timeouts());
+    let (_server, addr) = server(short_timeouts());
     let mut c = Client::connect(addr);
     // The idle time starts after the response, so at least 300 ms after this.
     let t0 = Instant::now();
@@ -99,7 +99,7 @@ fn test_idle_keep_alive_connection_closed_without_response() {
 fn test_reader_that_keeps_reading_is_not_timed_out() {
     // The same stall timeout guards a response: a reader that keeps taking bytes may take
     // longer than it in total.
-    let addr = server(Config {
+    let (_server, addr) = server(Config {
         body_timeout: Duration::from_millis(500),
         ..quiet()
     });
@@ -125,7 +125,7 @@ fn test_reader_that_keeps_reading_is_not_timed_out() {
 
 #[test]
 fn test_reader_that_stops_reading_is_closed_after_body_timeout() {
-    let addr = server(short_timeouts());
+    let (_server, addr) = server(short_timeouts());
     let mut c = Client::connect(addr);
     set_rcvbuf(&c.stream, 64 * 1024);
     // More than the socket buffers hold (the client's is pinned at 64 KiB, the server's is at

@@ -13,7 +13,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread::sleep;
 use std::time::Duration;
 
-use scf_lean::{Config, Context, Error, Function, Level, Request, Response, Server};
+use scf_lean::testing::TestServer;
+use scf_lean::{Config, Context, Error, Function, Level, Request, Response};
 
 /// How long any read or write may wait before the test fails.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,20 +29,19 @@ pub fn quiet() -> Config {
     }
 }
 
-/// Starts a server for `f` on `127.0.0.1:<any port>` in its own thread; returns its address.
-/// The thread serves until the test process exits.
-pub fn start<F: Function + Send + 'static>(config: Config, f: F) -> SocketAddr {
-    let server = Server::bind_to(config, "127.0.0.1:0".parse().unwrap()).expect("bind loopback");
-    let addr = server.local_addr();
-    std::thread::spawn(move || server.serve(f));
-    addr
+/// Starts a server for `f` on `127.0.0.1:<any port>` with the library's test harness; returns
+/// it (it stops when dropped: keep it alive for the test) and its address.
+pub fn start<F: Function + Send + 'static>(config: Config, f: F) -> (TestServer, SocketAddr) {
+    let server = TestServer::with_config(config, f);
+    let addr = server.addr();
+    (server, addr)
 }
 
 /// The test function of every suite. It allocates nothing once its buffers have grown (the
 /// allocation test counts on it). `event` answers `event n=<len> id=<request id>\n<event>`;
 /// `http` answers by path:
 /// - `/panic` panics, `/error` returns an error,
-/// - `/ref` answers the request body itself, borrowed (no copy),
+/// - `/ref` answers the request body itself, borrowed (no copy), and the query in `X-Query`,
 /// - `/bad-header` sets a header the server owns (an invalid response),
 /// - `/204` answers 204 (with a body, which must not be sent),
 /// - `/big?<n>` answers `n` bytes of [`pattern`] from its own buffer,
@@ -71,7 +71,9 @@ impl Function for Echo {
             "/panic" => panic!("boom"),
             "/error" => Err(Error::new("it went \"wrong\"")),
             "/ref" => {
+                // A header with a value from the request, and the body itself: no copy of it.
                 out.content_type("application/octet-stream");
+                out.header("X-Query", req.query());
                 out.set_body_ref(req.body());
                 Ok(())
             }
@@ -139,8 +141,8 @@ pub fn assert_echo(r: &Resp, method: &str, path: &str, query: &str, body: &[u8])
     );
 }
 
-/// Starts [`Echo`] with `config`; returns its address.
-pub fn server(config: Config) -> SocketAddr {
+/// Starts [`Echo`] with `config`; returns the server (keep it alive) and its address.
+pub fn server(config: Config) -> (TestServer, SocketAddr) {
     start(config, Echo)
 }
 

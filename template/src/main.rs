@@ -1,23 +1,24 @@
 //! Your function lives here. This template echoes what it receives, so that the first deploy
-//! shows you exactly what SCF sends; replace the two methods with your own code.
+//! shows you exactly what SCF sends; replace the two methods of `Echo` with your own code.
 //!
 //! - `event`: event-triggered invocations (`POST /event-invoke`, the trigger's JSON as body).
 //! - `http`: HTTP-triggered requests, passed through by API Gateway as they are.
 //!
 //! Leave one out and it answers with a JSON 404. Return `Err(Error::new("..."))` for a 500
-//! with `{"errorCode", "errorMessage"}`; `?` works on any error. Test it with `cargo test`
-//! (see the tests at the bottom), run it with `cargo run`, ship it with `Dockerfile.musl`.
+//! with `{"errorCode", "errorMessage"}`, `Error::bad_request`/`not_found` for a 400/404; `?`
+//! works on any error. Test it with `cargo test` (`tests/echo.rs`: the function called directly
+//! and over HTTP), run it with `cargo run`, ship it with the `Dockerfile` (README.md).
 //!
-//! `scf_lean::main!(Echo)` at the bottom is the process entry: C's `main`, which skips std's
-//! runtime set-up for a faster cold start (hence `no_main`). `fn main() -> ExitCode {
-//! scf_lean::run(Echo) }` does the same the ordinary way.
-#![cfg_attr(not(test), no_main)]
+//! `scf_lean::main!(Echo)` at the bottom starts the server before std's runtime set-up, for a
+//! faster cold start; it needs no crate attribute. If you need your own `fn main` (to do
+//! something before serving), write `fn main() -> std::process::ExitCode {
+//! scf_lean::run_as(scf_lean::identity!(), Echo) }` instead of the macro.
 
 use scf_lean::{Context, Error, Function, Request, Response};
 
 /// Your function. Anything it needs across invocations (clients, caches) goes in here: it is
-/// built once per instance and kept warm between requests.
-struct Echo;
+/// built once per instance and kept warm between requests. (`pub`: `tests/` use it.)
+pub struct Echo;
 
 impl Function for Echo {
     /// Answers `{"event": <the event as received>, "context": {...}}`.
@@ -108,57 +109,3 @@ fn write_headers(req: &Request<'_>, b: &mut Vec<u8>) -> Result<(), Error> {
 }
 
 scf_lean::main!(Echo);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use scf_lean::Credentials;
-    use serde_json::{Value, json};
-
-    #[test]
-    fn test_event_echo_pins_the_shape() {
-        let ctx = Context {
-            request_id: Some("r-1"),
-            memory_mb: Some(128),
-            credentials: Credentials::new("id-secret", "key-secret", "token-secret"),
-            ..Context::default()
-        };
-        let mut out = Response::new();
-        Echo.event(br#"{"Type":"timer"}"#, &ctx, &mut out).unwrap();
-        let v: Value = serde_json::from_slice(out.body()).unwrap();
-        assert_eq!(v["event"], json!({"Type": "timer"}));
-        assert_eq!(v["context"]["request_id"], "r-1");
-        assert_eq!(v["context"]["memory_limit_in_mb"], 128);
-        assert_eq!(v["context"]["function_name"], Value::Null);
-        assert!(!String::from_utf8_lossy(out.body()).contains("secret"));
-    }
-
-    #[test]
-    fn test_event_that_is_not_json_is_400() {
-        let mut out = Response::new();
-        let e = Echo
-            .event(b"{nope", &Context::default(), &mut out)
-            .unwrap_err();
-        assert_eq!(e.status(), 400);
-    }
-
-    #[test]
-    fn test_http_echo_pins_the_shape() {
-        let h = [
-            ("Host", &b"a"[..]),
-            ("X-Multi", &b"1"[..]),
-            ("x-multi", &b"2"[..]),
-            ("X-Scf-Secret-Key", &b"key-secret"[..]),
-        ];
-        let req = Request::new("PUT", "/p?q=1", &h, b"\xff\x00");
-        let mut out = Response::new();
-        Echo.http(&req, &mut out).unwrap();
-        let v: Value = serde_json::from_slice(out.body()).unwrap();
-        assert_eq!(
-            v,
-            json!({"method": "PUT", "path": "/p", "query": "q=1",
-                   "headers": {"host": "a", "x-multi": "1, 2"},
-                   "body": "/wA=", "isBase64Encoded": true})
-        );
-    }
-}

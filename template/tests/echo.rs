@@ -1,0 +1,113 @@
+//! These tests are the echo's: replace them with tests of your function.
+//!
+//! `TestServer` serves the function on a loopback port, in this test process, exactly as SCF's
+//! invocations reach it: `event` posts to `/event-invoke` with the `X-Scf-*` headers SCF sends
+//! (fake credentials included), `get` and `request` send HTTP requests as API Gateway passes
+//! them through. The server stops when the test ends, also when it fails.
+
+use scf_lean::testing::TestServer;
+use scf_lean::{Context, Credentials, Function, Request, Response};
+use serde_json::{Value, json};
+
+/// The function of `src/main.rs`, as the binary serves it.
+#[path = "../src/main.rs"]
+#[allow(dead_code)]
+mod function;
+
+#[test]
+fn an_event_comes_back_with_its_context() {
+    let server = TestServer::start(function::Echo);
+    let event = std::fs::read("events/timer.json").unwrap();
+    let r = server.event(&event);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v: Value = r.json();
+    assert_eq!(v["event"], serde_json::from_slice::<Value>(&event).unwrap());
+    assert_eq!(v["context"]["request_id"], "test-request-1");
+    assert_eq!(v["context"]["memory_limit_in_mb"], 128);
+    r.assert_no_secrets();
+}
+
+#[test]
+fn every_sample_event_is_answered() {
+    let server = TestServer::start(function::Echo);
+    for file in std::fs::read_dir("events").unwrap() {
+        let path = file.unwrap().path();
+        let r = server.event(std::fs::read(&path).unwrap());
+        assert_eq!(r.status, 200, "{}: {}", path.display(), r.text());
+        r.assert_no_secrets();
+    }
+}
+
+#[test]
+fn an_event_that_is_not_json_is_a_400() {
+    let server = TestServer::start(function::Echo);
+    let r = server.event("{oops");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json::<Value>()["errorCode"], 400);
+}
+
+#[test]
+fn an_http_request_comes_back_as_json() {
+    let server = TestServer::start(function::Echo);
+    let r = server.request("POST", "/users/7?verbose=1", &[("X-Trace", "1")], "hi");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: Value = r.json();
+    assert_eq!(v["method"], "POST");
+    assert_eq!(v["path"], "/users/7");
+    assert_eq!(v["query"], "verbose=1");
+    assert_eq!(v["headers"]["x-trace"], "1");
+    assert_eq!(v["body"], json!("hi"));
+}
+
+// Without a socket: `Context { .. }`, `Request::new` and `Response::new` build what the server
+// would pass, and the function is called directly.
+
+#[test]
+fn event_echo_pins_the_shape() {
+    let ctx = Context {
+        request_id: Some("r-1"),
+        memory_mb: Some(128),
+        credentials: Credentials::new("id-secret", "key-secret", "token-secret"),
+        ..Context::default()
+    };
+    let mut out = Response::new();
+    function::Echo
+        .event(br#"{"Type":"timer"}"#, &ctx, &mut out)
+        .unwrap();
+    let v: Value = serde_json::from_slice(out.body()).unwrap();
+    assert_eq!(v["event"], json!({"Type": "timer"}));
+    assert_eq!(v["context"]["request_id"], "r-1");
+    assert_eq!(v["context"]["memory_limit_in_mb"], 128);
+    assert_eq!(v["context"]["function_name"], Value::Null);
+    assert!(!String::from_utf8_lossy(out.body()).contains("secret"));
+}
+
+#[test]
+fn event_that_is_not_json_is_400() {
+    let mut out = Response::new();
+    let e = function::Echo
+        .event(b"{nope", &Context::default(), &mut out)
+        .unwrap_err();
+    assert_eq!(e.status(), 400);
+}
+
+#[test]
+fn http_echo_pins_the_shape() {
+    let h = [
+        ("Host", &b"a"[..]),
+        ("X-Multi", &b"1"[..]),
+        ("x-multi", &b"2"[..]),
+        ("X-Scf-Secret-Key", &b"key-secret"[..]),
+    ];
+    let req = Request::new("PUT", "/p?q=1", &h, b"\xff\x00");
+    let mut out = Response::new();
+    function::Echo.http(&req, &mut out).unwrap();
+    let v: Value = serde_json::from_slice(out.body()).unwrap();
+    assert_eq!(
+        v,
+        json!({"method": "PUT", "path": "/p", "query": "q=1",
+               "headers": {"host": "a", "x-multi": "1, 2"},
+               "body": "/wA=", "isBase64Encoded": true})
+    );
+}
