@@ -32,7 +32,7 @@ pub struct Invoke {
     pub path: String,
     /// The event file's bytes, sent as they are.
     pub event: Vec<u8>,
-    /// `X-Scf-Name`; the package name by default (cargo generate sets it to your function's).
+    /// `X-Scf-Name`; the package name (`scf-lean`) by default.
     pub name: String,
     /// `X-Scf-Memory`, MB.
     pub memory_mb: u32,

@@ -146,7 +146,7 @@ fn serve_process<F: Function>(
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
-            fail(&format!("bad setting: {e}"));
+            fail(identity.as_ref(), &format!("bad setting: {e}"));
             return 2;
         }
     };
@@ -154,7 +154,10 @@ fn serve_process<F: Function>(
     let mut server = match Server::bind(config) {
         Ok(s) => s,
         Err(e) => {
-            fail(&format!("cannot listen on 0.0.0.0:{port}: {e}"));
+            fail(
+                identity.as_ref(),
+                &format!("cannot listen on 0.0.0.0:{port}: {e}"),
+            );
             return 1;
         }
     };
@@ -164,15 +167,16 @@ fn serve_process<F: Function>(
         sys::process_cpu_time(),
     );
     if let Err(e) = server.handle_signals() {
-        fail(&format!("cannot handle signals: {e}"));
+        fail(identity.as_ref(), &format!("cannot handle signals: {e}"));
         return 1;
     }
     server.serve_code(f)
 }
 
-/// One start-up error line on stderr, in a single write.
-fn fail(msg: &str) {
-    let line = format!("scf-lean: {msg}\n");
+/// One start-up error line on stderr, in a single write, named after the function.
+fn fail(identity: Option<&Identity>, msg: &str) {
+    let name = identity.map_or("scf-lean", |me| me.name);
+    let line = format!("{name}: {msg}\n");
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 
@@ -189,10 +193,13 @@ fn cli(arg: &[u8], identity: Option<&Identity>) -> u8 {
         print!("{}", help(identity));
         return 0;
     }
-    fail(&format!(
-        "unknown argument {:?}; try --help",
-        String::from_utf8_lossy(arg)
-    ));
+    fail(
+        identity,
+        &format!(
+            "unknown argument {:?}; try --help",
+            String::from_utf8_lossy(arg)
+        ),
+    );
     2
 }
 

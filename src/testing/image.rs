@@ -111,8 +111,17 @@ impl Image {
             .env_remove("CARGO_BUILD_RUSTFLAGS")
             .env_remove("CARGO_TARGET_DIR"));
         let name = package_name(dir)?;
-        let binary = format!("target/{TARGET}/release/{name}");
-        Image::package(dir, "Dockerfile", &binary, &name)
+        // No build arguments: the image is built as `docker build .` builds it, so a Dockerfile
+        // that names another binary fails here, not on the first deploy.
+        let wanted = format!("target/{TARGET}/release/{name}");
+        let named = default_binary(&dir.join("Dockerfile"))?;
+        if named != wanted {
+            return Err(format!(
+                "the Dockerfile copies {named}, but this package's binary is {wanted}: \
+                 set BINARY (and TITLE) there"
+            ));
+        }
+        Image::engine_build(dir, "Dockerfile", &name, &[])
     }
 
     /// Builds the image of a binary already built: the engine's `build` in `dir` with this
@@ -129,21 +138,36 @@ impl Image {
         binary: &str,
         title: &str,
     ) -> Result<Image, String> {
-        let dir = dir.as_ref();
+        let args = [format!("BINARY={binary}"), format!("TITLE={title}")];
+        Image::engine_build(dir.as_ref(), dockerfile, title, &args)
+    }
+
+    /// The engine's `build` in `dir` with this Dockerfile and these `--build-arg`s; the binary
+    /// is the `BINARY` argument, or the Dockerfile's default.
+    fn engine_build(
+        dir: &Path,
+        dockerfile: &str,
+        title: &str,
+        args: &[String],
+    ) -> Result<Image, String> {
         let engine = Engine::find().ok_or("no container engine (podman or docker)")?;
+        let binary = match args.iter().find_map(|a| a.strip_prefix("BINARY=")) {
+            Some(b) => b.to_owned(),
+            None => default_binary(&dir.join(dockerfile))?,
+        };
         let safe: String = binary
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
         let tag = format!("localhost/{title}-test:{}-{safe}", std::process::id());
         let tag: String = tag.chars().take(120).collect();
-        run(engine
-            .command()
-            .current_dir(dir)
-            .args(["build", "-q", "-f", dockerfile, "-t", &tag])
-            .arg(format!("--build-arg=BINARY={binary}"))
-            .arg(format!("--build-arg=TITLE={title}"))
-            .arg("."));
+        let mut cmd = engine.command();
+        cmd.current_dir(dir)
+            .args(["build", "-q", "-f", dockerfile, "-t", &tag]);
+        for a in args {
+            cmd.arg(format!("--build-arg={a}"));
+        }
+        run(cmd.arg("."));
         Ok(Image {
             engine,
             tag,
@@ -336,6 +360,16 @@ fn musl_target_installed() -> bool {
         .ok()
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
         .is_some_and(|s| s.join("lib/rustlib").join(TARGET).exists())
+}
+
+/// The default of `ARG BINARY=` in a Dockerfile.
+fn default_binary(dockerfile: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(dockerfile)
+        .map_err(|e| format!("{}: {e}", dockerfile.display()))?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("ARG BINARY="))
+        .map(|b| b.trim().to_owned())
+        .ok_or_else(|| format!("{}: no ARG BINARY=", dockerfile.display()))
 }
 
 /// The `name` of `[package]` in `dir/Cargo.toml`.

@@ -7,6 +7,7 @@
 //!
 //! Needs podman or docker and `rustup target add x86_64-unknown-linux-musl`.
 
+use std::io::Write;
 use std::time::Duration;
 
 use scf_lean::testing::SECRETS;
@@ -15,7 +16,11 @@ use scf_lean::testing::image::Image;
 #[test]
 fn the_image_runs_as_scf_runs_it() {
     if std::env::var("SCF_LEAN_IMAGE_TEST").as_deref() != Ok("1") {
-        eprintln!("skipped: SCF_LEAN_IMAGE_TEST=1 builds the image and runs it");
+        // Straight to stderr, past the test harness's capture: a skip shows without --nocapture.
+        let _ = writeln!(
+            std::io::stderr(),
+            "the_image_runs_as_scf_runs_it: skipped (SCF_LEAN_IMAGE_TEST=1 builds and runs the image)"
+        );
         return;
     }
     let image = Image::build(".").unwrap_or_else(|why| panic!("cannot build the image: {why}"));
