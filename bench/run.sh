@@ -522,9 +522,9 @@ run_variants() {
   local vsrc=$W/variant-src
   rm -rf "$vsrc" && mkdir -p "$vsrc" && (cd "$SCF_SRC" && tar -c --exclude=./target --exclude=./template/target --exclude=./fuzz .) | tar -x -C "$vsrc"
   # fn main: the template's entry written the ordinary way.
-  sed -i -e 's/^scf_lean::main!(Echo);$/fn main() -> std::process::ExitCode { scf_lean::run(Echo) }/' \
+  sed -i -e 's/^scf_lean::main!(function());$/fn main() -> std::process::ExitCode { scf_lean::run(function()) }/' \
     "$vsrc/template/src/main.rs"
-  grep -q 'scf_lean::run(Echo)' "$vsrc/template/src/main.rs" || { echo "variant fn-main: template entry not found" >&2; return 1; }
+  grep -q 'scf_lean::run(function())' "$vsrc/template/src/main.rs" || { echo "variant fn-main: template entry not found" >&2; return 1; }
   (cd "$vsrc" && SCF_LEAN_COMMIT=$SCF_COMMIT CARGO_TARGET_DIR=/tmp/bench-target/scf-lean-fn-main \
     cargo build -q --release --target "$TARGET" --bin scf-lean >&2)
   cp /tmp/bench-target/scf-lean-fn-main/$TARGET/release/scf-lean "$BIN/scf-lean,fn-main"

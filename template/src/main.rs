@@ -9,15 +9,15 @@
 //! works on any error. Test it with `cargo test` (`tests/echo.rs`: the function called directly
 //! and over HTTP), run it with `cargo run`, ship it with the `Dockerfile` (README.md).
 //!
-//! `scf_lean::main!(Echo)` at the bottom starts the server before std's runtime set-up, for a
-//! faster cold start; it needs no crate attribute. If you need your own `fn main` (to do
+//! `scf_lean::main!(function())` at the bottom starts the server before std's runtime set-up,
+//! for a faster cold start; it needs no crate attribute. If you need your own `fn main` (to do
 //! something before serving), write `fn main() -> std::process::ExitCode {
-//! scf_lean::run_as(scf_lean::identity!(), Echo) }` instead of the macro.
+//! scf_lean::run_as(scf_lean::identity!(), function()) }` instead of the macro.
 
 use scf_lean::{Context, Error, Function, Request, Response};
 
 /// Your function. Anything it needs across invocations (clients, caches) goes in here: it is
-/// built once per instance and kept warm between requests. (`pub`: `tests/` use it.)
+/// built once per instance (by `function()`, at the bottom) and kept warm between requests.
 pub struct Echo;
 
 impl Function for Echo {
@@ -108,4 +108,9 @@ fn write_headers(req: &Request<'_>, b: &mut Vec<u8>) -> Result<(), Error> {
     Ok(())
 }
 
-scf_lean::main!(Echo);
+/// Your function as the server starts it: `tests/` build it the same way, whatever its type.
+pub fn function() -> Echo {
+    Echo
+}
+
+scf_lean::main!(function());

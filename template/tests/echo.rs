@@ -9,14 +9,14 @@ use scf_lean::testing::TestServer;
 use scf_lean::{Context, Credentials, Function, Request, Response};
 use serde_json::{Value, json};
 
-/// The function of `src/main.rs`, as the binary serves it.
+/// `src/main.rs`, as the binary builds it: the tests take the function from its `function()`.
 #[path = "../src/main.rs"]
 #[allow(dead_code)]
-mod function;
+mod app;
 
 #[test]
 fn an_event_comes_back_with_its_context() {
-    let server = TestServer::start(function::Echo);
+    let server = TestServer::start(app::function());
     let event = std::fs::read("events/timer.json").unwrap();
     let r = server.event(&event);
     assert_eq!(r.status, 200, "{}", r.text());
@@ -30,7 +30,7 @@ fn an_event_comes_back_with_its_context() {
 
 #[test]
 fn every_sample_event_is_answered() {
-    let server = TestServer::start(function::Echo);
+    let server = TestServer::start(app::function());
     for file in std::fs::read_dir("events").unwrap() {
         let path = file.unwrap().path();
         let r = server.event(std::fs::read(&path).unwrap());
@@ -41,7 +41,7 @@ fn every_sample_event_is_answered() {
 
 #[test]
 fn an_event_that_is_not_json_is_a_400() {
-    let server = TestServer::start(function::Echo);
+    let server = TestServer::start(app::function());
     let r = server.event("{oops");
     assert_eq!(r.status, 400);
     assert_eq!(r.json::<Value>()["errorCode"], 400);
@@ -49,7 +49,7 @@ fn an_event_that_is_not_json_is_a_400() {
 
 #[test]
 fn an_http_request_comes_back_as_json() {
-    let server = TestServer::start(function::Echo);
+    let server = TestServer::start(app::function());
     let r = server.request("POST", "/users/7?verbose=1", &[("X-Trace", "1")], "hi");
     assert_eq!(r.status, 200, "{}", r.text());
     let v: Value = r.json();
@@ -72,7 +72,7 @@ fn event_echo_pins_the_shape() {
         ..Context::default()
     };
     let mut out = Response::new();
-    function::Echo
+    app::function()
         .event(br#"{"Type":"timer"}"#, &ctx, &mut out)
         .unwrap();
     let v: Value = serde_json::from_slice(out.body()).unwrap();
@@ -86,7 +86,7 @@ fn event_echo_pins_the_shape() {
 #[test]
 fn event_that_is_not_json_is_400() {
     let mut out = Response::new();
-    let e = function::Echo
+    let e = app::function()
         .event(b"{nope", &Context::default(), &mut out)
         .unwrap_err();
     assert_eq!(e.status(), 400);
@@ -102,7 +102,7 @@ fn http_echo_pins_the_shape() {
     ];
     let req = Request::new("PUT", "/p?q=1", &h, b"\xff\x00");
     let mut out = Response::new();
-    function::Echo.http(&req, &mut out).unwrap();
+    app::function().http(&req, &mut out).unwrap();
     let v: Value = serde_json::from_slice(out.body()).unwrap();
     assert_eq!(
         v,
