@@ -39,7 +39,9 @@ enum State {
     DataLf,
     /// Start of a trailer line, or the final CRLF.
     TrailerStart,
-    /// Inside a trailer field line, until CR.
+    /// The field name of a trailer line, until `:`.
+    TrailerName,
+    /// The value of a trailer field line, until CR.
     Trailer,
     /// LF after a trailer line.
     TrailerLf,
@@ -138,7 +140,8 @@ impl Chunked {
                 Size
             }
             (Size, _) if self.digits == 0 => return Err(Reject::BadRequest("invalid chunk size")),
-            (Size | AfterSize, b' ' | b'\t') => AfterSize,
+            // BWS after the size is metadata too: it counts against the limit.
+            (Size | AfterSize, b' ' | b'\t') => self.meta(AfterSize, max_meta)?,
             (Size | AfterSize, b';') => self.meta(Ext, max_meta)?,
             (Size | AfterSize, b'\r') => SizeLf,
             (Size | AfterSize, _) => return Err(Reject::BadRequest("invalid chunk size")),
@@ -158,7 +161,13 @@ impl Chunked {
             (DataCr, b'\r') => DataLf,
             (DataLf, b'\n') => Size,
             (TrailerStart, b'\r') => EndLf,
-            (TrailerStart | Trailer, _) if is_text(b) => self.meta(Trailer, max_meta)?,
+            // trailer-section = *( field-line CRLF ); field-line = field-name ":" OWS value OWS
+            (TrailerStart | TrailerName, _) if is_tchar(b) => self.meta(TrailerName, max_meta)?,
+            (TrailerName, b':') => self.meta(Trailer, max_meta)?,
+            (TrailerStart, _) | (TrailerName, _) if b != b'\n' => {
+                return Err(Reject::BadRequest("invalid trailer field"));
+            }
+            (Trailer, _) if is_text(b) => self.meta(Trailer, max_meta)?,
             (Trailer, b'\r') => TrailerLf,
             (TrailerLf, b'\n') => TrailerStart,
             (EndLf, b'\n') => Done,
@@ -230,6 +239,11 @@ pub(crate) fn decode_in_pieces(
         rest: buf[data_end..end].to_vec(),
         done,
     })
+}
+
+/// tchar (RFC 9110 §5.6.2): what a field name is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// HTAB, SP, VCHAR, obs-text: what a field value or extension may hold.
@@ -315,6 +329,10 @@ mod tests {
                 bad("invalid chunk extension"),
             ),
             (b"0\r\nT: a\x00\r\n\r\n", bad(crlf)),
+            (b"0\r\nT\r\n\r\n", bad("invalid trailer field")),
+            (b"0\r\nT : v\r\n\r\n", bad("invalid trailer field")),
+            (b"0\r\n: v\r\n\r\n", bad("invalid trailer field")),
+            (b"0\r\nT: v\r\n w\r\n\r\n", bad("invalid trailer field")),
         ];
         for (raw, want) in cases {
             let got = decode(raw);
@@ -331,9 +349,17 @@ mod tests {
             decode(ext(META + 1).as_bytes()),
             Err(Reject::BadRequest("chunk extensions or trailers too large"))
         );
-        let trailer = |n: usize| format!("0\r\n{}\r\n\r\n", "t".repeat(n));
+        // A trailer field line counts whole (name, colon, value), less its CRLF.
+        let trailer = |n: usize| format!("0\r\nT:{}\r\n\r\n", "t".repeat(n - 2));
         assert!(decode(trailer(META).as_bytes()).is_ok());
         assert!(decode(trailer(META + 1).as_bytes()).is_err());
+        // BWS after the size counts too.
+        let bws = |n: usize| format!("1{}\r\nx\r\n0\r\n\r\n", " ".repeat(n));
+        assert!(decode(bws(META).as_bytes()).is_ok());
+        assert_eq!(
+            decode(bws(META + 1).as_bytes()),
+            Err(Reject::BadRequest("chunk extensions or trailers too large"))
+        );
     }
 
     #[test]

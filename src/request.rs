@@ -182,6 +182,9 @@ pub(crate) fn parse_head<'a>(
             }
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+            if !valid_host(value) {
+                return Err(Reject::BadRequest("invalid Host header"));
+            }
         }
     }
 
@@ -264,16 +267,43 @@ fn trim(mut v: &[u8]) -> &[u8] {
     v
 }
 
-/// RFC 9112 §3.2: origin-form, absolute-form, or asterisk-form for OPTIONS.
+/// RFC 9112 §3.2: origin-form, absolute-form, or asterisk-form for OPTIONS; no fragment
+/// (`#` is in none of the forms). CONNECT (authority-form, §3.2.3) is well-formed but not
+/// something this origin server does: 501 (RFC 9110 §9.3.6, §15.6.2).
 fn check_target(method: &str, target: &str) -> Result<(), Reject> {
-    let ok = target.starts_with('/')
+    if method == "CONNECT" {
+        return Err(Reject::NotImplemented(
+            "the CONNECT method is not supported",
+        ));
+    }
+    let ok = (target.starts_with('/')
         || (target == "*" && method == "OPTIONS")
-        || strip_scheme(target).is_some();
+        || strip_scheme(target).is_some())
+        && !target.contains('#');
     if ok {
         Ok(())
     } else {
         Err(Reject::BadRequest("invalid request target"))
     }
+}
+
+/// The path and the query of a request target (RFC 9112 §3.2): in absolute-form the authority
+/// ends at the first `/`, `?` or `#` (RFC 3986 §3.2), and a target with no path has `/`.
+fn split_target(target: &str) -> (&str, &str) {
+    let rest = match strip_scheme(target) {
+        Some(rest) => &rest[rest.find(['/', '?', '#']).unwrap_or(rest.len())..],
+        None => target,
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    (if path.is_empty() { "/" } else { path }, query)
+}
+
+/// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2): a reg-name, an IPv4 address or a bracketed
+/// IP literal, and a port. No space, no userinfo (`@`), and no list (`,`: two hosts).
+fn valid_host(value: &[u8]) -> bool {
+    trim(value)
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+;=:[]".contains(&b))
 }
 
 /// The authority and path of an absolute-form target, without `http://` or `https://`.
@@ -441,17 +471,12 @@ impl<'a> Request<'a> {
 
     /// The path, without the query; for an absolute-form target, without scheme and authority.
     pub fn path(&self) -> &'a str {
-        let t = self.target;
-        let t = match strip_scheme(t) {
-            Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
-            None => t,
-        };
-        t.split_once('?').map_or(t, |(p, _)| p)
+        split_target(self.target).0
     }
 
     /// The raw query, without `?`; `""` when there is none.
     pub fn query(&self) -> &'a str {
-        self.target.split_once('?').map_or("", |(_, q)| q)
+        split_target(self.target).1
     }
 
     /// The minor HTTP version: 1 for HTTP/1.1, 0 for HTTP/1.0.
@@ -680,6 +705,13 @@ mod tests {
         assert_eq!(r.body(), b"body");
         let r = Request::new("GET", "http://h", &h, b"");
         assert_eq!((r.path(), r.query()), ("/", ""));
+        // The authority ends at the first `/`, `?` or `#` (RFC 3986 §3.2).
+        let r = Request::new("POST", "http://h?/event-invoke", &h, b"");
+        assert_eq!((r.path(), r.query()), ("/", "/event-invoke"));
+        let r = Request::new("GET", "HTTPS://h:8?a/b", &h, b"");
+        assert_eq!((r.path(), r.query()), ("/", "a/b"));
+        let r = Request::new("GET", "http://h/x?y=/z", &h, b"");
+        assert_eq!((r.path(), r.query()), ("/x", "y=/z"));
         let r = Request::new("GET", "/", &h, b"");
         assert_eq!((r.path(), r.query()), ("/", ""));
     }

@@ -210,6 +210,11 @@ cases! {
     chunk_trailers, "RFC 9112 §7.1.2 (trailers skipped)", chunked("3\r\nabc\r\n0\r\nX-T: 1\r\nY: 2\r\n\r\n") => Serve("POST", "/p", b"abc");
     chunk_trailer_at_cap, "RFC 9112 §7.1.2 (trailers capped at 16 KiB)", trailer(META) => Serve("POST", "/p", b"x");
     chunk_trailer_over_cap, "RFC 9112 §7.1.2 (trailers capped at 16 KiB)", trailer(META + 1) => Reject(400, "chunk extensions or trailers too large");
+    chunk_trailer_no_colon, "RFC 9112 §7.1.2 (a trailer is a field line)", chunked("0\r\nT\r\n\r\n") => Reject(400, "invalid trailer field");
+    chunk_trailer_space_before_colon, "RFC 9112 §5.1 (no whitespace before the colon)", chunked("0\r\nT : v\r\n\r\n") => Reject(400, "invalid trailer field");
+    chunk_trailer_obs_fold, "RFC 9112 §5.2 (obs-fold rejected)", chunked("0\r\nT: v\r\n w\r\n\r\n") => Reject(400, "invalid trailer field");
+    chunk_bws_after_size_at_cap, "RFC 9112 §7.1 (BWS counts as chunk metadata)", chunked(&format!("1{}\r\nx\r\n0\r\n\r\n", " ".repeat(META))) => Serve("POST", "/p", b"x");
+    chunk_bws_after_size_over_cap, "RFC 9112 §7.1 (BWS counts as chunk metadata)", chunked(&format!("1{}\r\nx\r\n0\r\n\r\n", " ".repeat(META + 1))) => Reject(400, "chunk extensions or trailers too large");
     chunk_trailer_nul, "RFC 9112 §7.1.2 (no CTL in a trailer)", chunked("0\r\nT: a\x00b\r\n\r\n") => Reject(400, "invalid chunked framing: lines must end in CRLF");
 
     // --- NUL and control bytes in the head. ---
@@ -231,6 +236,11 @@ cases! {
     obs_fold, "RFC 9112 §5.2 (obs-fold rejected)", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n" => Reject(400, "invalid header name");
     obs_fold_tab, "RFC 9112 §5.2 (obs-fold rejected)", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n\tb\r\n\r\n" => Reject(400, "invalid header name");
     missing_host_among_fields, "RFC 9112 §3.2 (Host required on HTTP/1.1)", b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n" => Reject(400, "missing Host header");
+    host_with_space, "RFC 9110 §7.2 (Host = uri-host [ \":\" port ])", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n" => Reject(400, "invalid Host header");
+    host_with_userinfo, "RFC 9110 §7.2 (no userinfo in Host)", b"GET / HTTP/1.1\r\nHost: user@h\r\n\r\n" => Reject(400, "invalid Host header");
+    host_list, "RFC 9112 §3.2 (exactly one Host)", b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n" => Reject(400, "invalid Host header");
+    host_ip_literal_and_port, "RFC 9110 §7.2 (IP-literal and port)", b"GET /h HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n" => Serve("GET", "/h", b"");
+    host_empty, "RFC 9112 §3.2 (an empty Host when the target has no authority)", b"GET /h HTTP/1.1\r\nHost:\r\n\r\n" => Serve("GET", "/h", b"");
     missing_host, "RFC 9112 §3.2 (Host required on HTTP/1.1)", b"GET / HTTP/1.1\r\n\r\n" => Reject(400, "missing Host header");
     two_hosts, "RFC 9112 §3.2 (exactly one Host)", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" => Reject(400, "more than one Host header");
 
@@ -241,6 +251,10 @@ cases! {
     tls_client_hello, "RFC 9112 §3 (TLS sent to the plain-text port)", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n" => Reject(400, "invalid request line");
     absolute_form, "RFC 9112 §3.2.2 (absolute-form)", b"GET http://t/a/b?q=1 HTTP/1.1\r\nHost: t\r\n\r\n" => Serve("GET", "/a/b?q=1", b"");
     absolute_form_https_no_path, "RFC 9112 §3.2.2 (absolute-form)", b"GET https://t HTTP/1.1\r\nHost: t\r\n\r\n" => Serve("GET", "/", b"");
+    absolute_form_query_before_path, "RFC 3986 §3.2 (the authority ends at ?)", b"POST http://t?/event-invoke HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}" => Serve("POST", "/?/event-invoke", b"{}");
+    absolute_form_query_with_slash, "RFC 3986 §3.2 (the authority ends at ?)", b"GET http://t?a/b HTTP/1.1\r\nHost: t\r\n\r\n" => Serve("GET", "/?a/b", b"");
+    fragment_in_target, "RFC 9112 §3.2 (no fragment in a request target)", b"GET /a#b HTTP/1.1\r\nHost: t\r\n\r\n" => Reject(400, "invalid request target");
+    connect_authority_form, "RFC 9110 §9.3.6, §15.6.2 (CONNECT not supported: 501)", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n" => Reject(501, "the CONNECT method is not supported");
     asterisk_form_options, "RFC 9112 §3.2.4 (asterisk-form)", b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n" => Serve("OPTIONS", "*", b"");
     asterisk_form_get, "RFC 9112 §3.2.4 (asterisk-form only for OPTIONS)", b"GET * HTTP/1.1\r\nHost: t\r\n\r\n" => Reject(400, "invalid request target");
     authority_form_get, "RFC 9112 §3.2.3 (authority-form only for CONNECT)", b"GET t:80 HTTP/1.1\r\nHost: t\r\n\r\n" => Reject(400, "invalid request target");
