@@ -12,6 +12,7 @@
 //! here, with the status it earns; the body itself is framed by the connection (`conn.rs`) and,
 //! when chunked, decoded by `chunked.rs`.
 
+use std::fmt;
 use std::time::Instant;
 
 use crate::config::Config;
@@ -341,11 +342,12 @@ fn trim_cr(l: &[u8]) -> &[u8] {
     l.strip_suffix(b"\r").unwrap_or(l)
 }
 
-/// The header fields of a request.
-#[derive(Clone, Copy, Debug)]
+/// The header fields of a request. `Debug` prints the credential headers' values as
+/// `<redacted>`.
+#[derive(Clone, Copy)]
 pub struct Headers<'a>(HeadersInner<'a>);
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 enum HeadersInner<'a> {
     Parsed(&'a [httparse::Header<'a>]),
     Pairs(&'a [(&'a str, &'a [u8])]),
@@ -387,11 +389,45 @@ impl<'a> Headers<'a> {
     }
 }
 
+impl fmt::Debug for Headers<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(n, v)| (n, Value::of(n, v))))
+            .finish()
+    }
+}
+
+/// A header value as `Debug` shows it: the credentials' never.
+pub(crate) enum Value<'a> {
+    Text(std::borrow::Cow<'a, str>),
+    Redacted,
+}
+
+impl<'a> Value<'a> {
+    pub(crate) fn of(name: &str, value: &'a [u8]) -> Value<'a> {
+        if platform::is_secret_header(name) {
+            Value::Redacted
+        } else {
+            Value::Text(String::from_utf8_lossy(value))
+        }
+    }
+}
+
+impl fmt::Debug for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Text(t) => fmt::Debug::fmt(t, f),
+            Value::Redacted => f.write_str("<redacted>"),
+        }
+    }
+}
+
 /// A request as the function sees it: everything borrowed from the connection's read buffer.
 ///
 /// `HEAD` requests are served by the function as `GET`: [`Request::method`] says `GET` and
 /// [`Request::is_head`] says it was `HEAD`; the server sends the headers of the answer, with its
-/// `Content-Length`, and no body.
+/// `Content-Length`, and no body. `Debug` never prints a credential (see [`Headers`] and
+/// [`Context`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Request<'a> {
     method: &'a str,

@@ -11,9 +11,11 @@
 //! [`Response`] on the connection's buffers, [`Response::set_error`] (the one place an error
 //! body is built), then [`Output::prepare`].
 
+use std::fmt;
 use std::io::{self, IoSlice, Write};
 
 use crate::error::Error;
+use crate::request::Value;
 
 /// Header names the server owns: a function that sets one gets a 500 instead.
 const RESERVED: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
@@ -29,7 +31,10 @@ const RESERVED: [&str; 4] = ["content-length", "transfer-encoding", "connection"
 /// assert_eq!(out.body(), br#"{"ok":true}"#);
 /// assert_eq!(out.header_value("content-type"), Some("application/json"));
 /// ```
-#[derive(Debug, Default)]
+///
+/// `Debug` shows the status, the header lines (a credential header's value as `<redacted>`)
+/// and the body's length.
+#[derive(Default)]
 pub struct Response<'a> {
     status: u16,
     /// `Name: value\r\n` lines.
@@ -213,6 +218,31 @@ impl<'a> Response<'a> {
             body: self.body,
             at: self.at,
         }
+    }
+}
+
+impl fmt::Debug for Response<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = String::from_utf8_lossy(&self.headers);
+        let headers = text.split("\r\n").filter_map(|line| line.split_once(": "));
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field(
+                "headers",
+                &DebugMap(headers.map(|(n, v)| (n, Value::of(n, v.as_bytes())))),
+            )
+            .field("body_bytes", &self.body().len())
+            .field("invalid", &self.invalid)
+            .finish()
+    }
+}
+
+/// An iterator of pairs shown as a map.
+struct DebugMap<I>(I);
+
+impl<K: fmt::Debug, V: fmt::Debug, I: Iterator<Item = (K, V)> + Clone> fmt::Debug for DebugMap<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.0.clone()).finish()
     }
 }
 

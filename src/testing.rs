@@ -247,8 +247,8 @@ fn bad(e: httparse::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-/// A whole response.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A whole response. `Debug` shows a credential header's value as `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TestResponse {
     /// The status code.
     pub status: u16,
@@ -256,6 +256,21 @@ pub struct TestResponse {
     pub headers: Vec<(String, String)>,
     /// The body (empty for HEAD).
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for TestResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<_> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n, crate::request::Value::of(n, v.as_bytes())))
+            .collect();
+        f.debug_struct("TestResponse")
+            .field("status", &self.status)
+            .field("headers", &headers)
+            .field("body", &self.text())
+            .finish()
+    }
 }
 
 impl TestResponse {
