@@ -86,6 +86,8 @@ pub(crate) enum Fill {
     Blocked,
     /// The buffer is at its limit and the request still incomplete.
     Full,
+    /// Growing it would take more memory than the budget leaves this connection.
+    OverBudget,
     Failed,
 }
 
@@ -151,19 +153,21 @@ impl ReadBuf {
     }
 
     /// Its size in bytes (0 while lent out).
-    #[cfg(any(test, feature = "fuzzing"))]
     pub fn capacity(&self) -> usize {
         self.buf.len()
     }
 
     /// Reads once from `stream` into the room after `end`, making room first: compacting, then
-    /// growing toward `need` bytes (0: doubling), never past `limit`.
+    /// growing — with the bytes that arrived (doubling), never past `need` (the bytes the
+    /// request is known to take from `start`, 0 when unknown), past `limit`, or to more than
+    /// `room` bytes.
     pub fn fill<R: Read>(
         &mut self,
         stream: &mut R,
         spare: &mut Spare,
         need: usize,
         limit: usize,
+        room: usize,
     ) -> Fill {
         if self.is_empty() {
             (self.start, self.end) = (0, 0);
@@ -175,8 +179,19 @@ impl ReadBuf {
             if self.start > 0 {
                 self.compact();
             }
-            if self.end == self.buf.len() && !self.grow(need, limit) {
-                return Fill::Full;
+            if self.end == self.buf.len() {
+                let len = self.buf.len();
+                if len >= limit {
+                    return Fill::Full;
+                }
+                let mut new = (len * 2).max(INITIAL_BUF).min(limit);
+                if need > len {
+                    new = new.min(need);
+                }
+                if new > room {
+                    return Fill::OverBudget;
+                }
+                self.buf.resize(new, 0);
             }
         }
         loop {
@@ -201,17 +216,6 @@ impl ReadBuf {
         self.end -= shift;
         self.mark = self.mark.saturating_sub(shift);
         self.start = 0;
-    }
-
-    /// Grows the buffer toward `need` bytes (at least doubling); false at `limit`.
-    fn grow(&mut self, need: usize, limit: usize) -> bool {
-        let len = self.buf.len();
-        if len >= limit {
-            return false;
-        }
-        let new = (len * 2).max(INITIAL_BUF).max(need).min(limit);
-        self.buf.resize(new, 0);
-        true
     }
 
     /// Reads and drops input until the socket would block or ends (after the final response).
@@ -262,14 +266,14 @@ mod tests {
         let mut b = ReadBuf::new();
         let input = vec![7u8; INITIAL_BUF];
         assert!(matches!(
-            b.fill(&mut &input[..], &mut spare, 0, 1 << 20),
+            b.fill(&mut &input[..], &mut spare, 0, 1 << 20, usize::MAX),
             Fill::Data
         ));
         assert_eq!(b.end, INITIAL_BUF);
         (b.start, b.mark) = (100, 150);
         let more = [9u8; 10];
         assert!(matches!(
-            b.fill(&mut &more[..], &mut spare, 0, 1 << 20),
+            b.fill(&mut &more[..], &mut spare, 0, 1 << 20, usize::MAX),
             Fill::Data
         ));
         assert_eq!((b.start, b.mark, b.end), (0, 50, INITIAL_BUF - 100 + 10));
@@ -285,12 +289,52 @@ mod tests {
         let mut src = &input[..];
         let limit = 2 * INITIAL_BUF + 10;
         let mut fills = 0;
-        while let Fill::Data = b.fill(&mut src, &mut spare, 0, limit) {
+        while let Fill::Data = b.fill(&mut src, &mut spare, 0, limit, usize::MAX) {
             fills += 1;
             assert!(fills < 10);
         }
         assert_eq!(b.capacity(), limit);
         assert_eq!(b.end, limit);
-        assert!(matches!(b.fill(&mut src, &mut spare, 0, limit), Fill::Full));
+        assert!(matches!(
+            b.fill(&mut src, &mut spare, 0, limit, usize::MAX),
+            Fill::Full
+        ));
+    }
+
+    #[test]
+    fn test_growth_follows_the_bytes_that_arrived_not_the_announced_length() {
+        let mut spare = Spare::new();
+        let mut b = ReadBuf::new();
+        let announced = 6 << 20;
+        let input = vec![1u8; 3 * INITIAL_BUF];
+        let mut src = &input[..];
+        while let Fill::Data = b.fill(&mut src, &mut spare, announced, 1 << 30, usize::MAX) {}
+        assert!(b.capacity() <= 4 * INITIAL_BUF, "{} bytes", b.capacity());
+        // Near its end, the buffer grows to exactly the request, not the next power of two.
+        let mut b = ReadBuf::new();
+        let need = 3 * INITIAL_BUF - 10;
+        let mut src = &input[..need];
+        while b.end < need {
+            assert!(matches!(
+                b.fill(&mut src, &mut spare, need, 1 << 30, usize::MAX),
+                Fill::Data
+            ));
+        }
+        assert_eq!(b.capacity(), need);
+    }
+
+    #[test]
+    fn test_growth_past_the_room_is_refused() {
+        let mut spare = Spare::new();
+        let mut b = ReadBuf::new();
+        let input = vec![1u8; 4 * INITIAL_BUF];
+        let mut src = &input[..];
+        let room = 2 * INITIAL_BUF;
+        let mut last = Fill::Data;
+        while let Fill::Data = last {
+            last = b.fill(&mut src, &mut spare, 0, 1 << 30, room);
+        }
+        assert!(matches!(last, Fill::OverBudget));
+        assert_eq!(b.capacity(), room);
     }
 }

@@ -1,8 +1,8 @@
 //! One connection: its state machine.
 //!
 //! ```text
-//!            first byte              head complete,              whole request in
-//!   Idle ────────────────▶ Head ───── body incomplete ──▶ Body ──────────────────────┐
+//!   New ─┐   first byte              head complete,              whole request in
+//!   Idle ┴───────────────▶ Head ───── body incomplete ──▶ Body ──────────────────────┐
 //!    ▲                      │ whole request in                                        ▼
 //!    │                      └────────────────────────────────────────────────────▶ Send
 //!    │                   response written, connection kept                         │ │
@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub log: Log,
     pub date: HttpDate,
     pub spare: Spare,
+    /// Requests the function has answered.
+    pub served: u64,
 }
 
 impl Shared {
@@ -57,6 +59,7 @@ impl Shared {
             log: Log::new(config.log_level, config.log_format),
             date: HttpDate::new(),
             spare: Spare::new(),
+            served: 0,
             config,
         }
     }
@@ -68,8 +71,10 @@ impl Shared {
             log: &mut self.log,
             date: &self.date,
             spare: &mut self.spare,
+            served: &mut self.served,
             now,
             closing,
+            room: usize::MAX,
         }
     }
 }
@@ -80,11 +85,16 @@ pub(crate) struct Cx<'s> {
     pub log: &'s mut Log,
     pub date: &'s HttpDate,
     pub spare: &'s mut Spare,
+    /// Requests the function has answered.
+    pub served: &'s mut u64,
     /// The time as last read: at the start of the turn, and again after each function call
     /// ([`Cx::tick`]), since a function may take a while. Deadlines count from it.
     pub now: Instant,
     /// The server is shutting down: every response closes its connection.
     pub closing: bool,
+    /// The bytes this connection may hold (read buffer and response together): the memory
+    /// budget less what the other connections hold.
+    pub room: usize,
 }
 
 impl Cx<'_> {
@@ -97,13 +107,20 @@ impl Cx<'_> {
 /// Where a connection is in the life of a request.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum State {
+    /// Just accepted, not a byte received yet. Deadline: the first-byte timeout.
+    New,
     /// No byte of the next request yet. Deadline: the idle timeout.
     Idle,
     /// Part of a head has arrived. Deadline: the head timeout, from its first byte.
     Head,
     /// The head (`head_len` bytes) is in, the body is arriving. Deadline: the body timeout, from
-    /// the last byte.
-    Body { head_len: usize, framing: Framing },
+    /// the last byte, and the body deadline, from the end of the head (`began`), whichever
+    /// comes first.
+    Body {
+        head_len: usize,
+        framing: Framing,
+        began: Instant,
+    },
     /// A response is being written. Deadline: the body timeout, from the last progress.
     Send { close: bool },
     /// The last response is out and the write side shut; input is read and dropped until EOF,
@@ -116,6 +133,7 @@ pub(crate) enum State {
 impl State {
     fn name(self) -> &'static str {
         match self {
+            State::New => "New",
             State::Idle => "Idle",
             State::Head => "Head",
             State::Body { .. } => "Body",
@@ -128,6 +146,7 @@ impl State {
     /// How long the state may last without progress.
     fn timeout(self, c: &Config) -> Duration {
         match self {
+            State::New => c.first_byte_timeout,
             State::Idle => c.idle_timeout,
             State::Head => c.head_timeout,
             State::Body { .. } | State::Send { .. } => c.body_timeout,
@@ -166,13 +185,15 @@ pub(crate) struct Conn<S = TcpStream> {
     eof: bool,
     /// Whether WRITABLE interest is registered.
     pub writable: bool,
+    /// The memory it held when the server last counted (`held`).
+    pub counted: usize,
 }
 
 impl<S: Stream> Conn<S> {
     pub fn new(stream: S, now: Instant, config: &Config) -> Conn<S> {
         let mut c = Conn {
             stream,
-            state: State::Idle,
+            state: State::New,
             input: ReadBuf::new(),
             scan: HeadScan::default(),
             chunked: Chunked::new(),
@@ -181,6 +202,7 @@ impl<S: Stream> Conn<S> {
             deadline: now,
             eof: false,
             writable: false,
+            counted: 0,
         };
         c.restart_clock(now, config);
         c
@@ -222,7 +244,17 @@ impl<S: Stream> Conn<S> {
 
     /// Whether nothing of a request is under way: closing it loses nothing.
     pub fn is_idle(&self) -> bool {
-        matches!(self.state, State::Idle) && self.input.is_empty() && !self.out.pending
+        matches!(self.state, State::Idle | State::New) && self.input.is_empty() && !self.out.pending
+    }
+
+    /// Whether it has not sent a byte since it was accepted.
+    pub fn is_new(&self) -> bool {
+        matches!(self.state, State::New)
+    }
+
+    /// The memory it holds: its read buffer and its response buffers.
+    pub fn held(&self) -> usize {
+        self.input.capacity() + self.out.capacity()
     }
 
     /// The one place where the state changes; the new state's clock starts.
@@ -238,11 +270,15 @@ impl<S: Stream> Conn<S> {
         self.restart_clock(cx.now, cx.config);
     }
 
-    /// The one place where the deadline moves: the current state's timeout, from `now`. Called
-    /// on every transition, and on progress while a body arrives or a response goes out.
+    /// The one place where the deadline moves: the current state's timeout, from `now`, and for
+    /// a body no later than its deadline. Called on every transition, and on progress while a
+    /// body arrives or a response goes out.
     #[inline]
     fn restart_clock(&mut self, now: Instant, config: &Config) {
         self.deadline = later(now, self.state.timeout(config));
+        if let State::Body { began, .. } = self.state {
+            self.deadline = self.deadline.min(later(began, config.body_deadline));
+        }
     }
 
     /// A readiness event: makes all the progress the socket allows — write, serve, read —
@@ -302,7 +338,11 @@ impl<S: Stream> Conn<S> {
                 return;
             }
             let (need, limit) = self.room(cx.config);
-            match self.input.fill(&mut self.stream, cx.spare, need, limit) {
+            let room = cx.room.saturating_sub(self.out.capacity());
+            match self
+                .input
+                .fill(&mut self.stream, cx.spare, need, limit, room)
+            {
                 Fill::Data => {
                     if let State::Body { .. } = self.state {
                         self.restart_clock(cx.now, cx.config);
@@ -317,6 +357,7 @@ impl<S: Stream> Conn<S> {
                     };
                     self.reject(cx, r);
                 }
+                Fill::OverBudget => self.reject(cx, Reject::OverBudget),
                 Fill::Failed => return self.close(cx),
             }
         }
@@ -334,6 +375,7 @@ impl<S: Stream> Conn<S> {
             State::Body {
                 head_len,
                 framing: Framing::Length(n),
+                ..
             } => self.input.start + head_len + n,
             _ => 0,
         };
@@ -396,8 +438,10 @@ impl<S: Stream> Conn<S> {
     /// Serves the request at `input.start` if it is complete; true once a response is under way.
     fn serve<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F) -> bool {
         match self.state {
-            State::Idle | State::Head => self.serve_head(cx, f),
-            State::Body { head_len, framing } => self.serve_body(head_len, framing, cx, f),
+            State::New | State::Idle | State::Head => self.serve_head(cx, f),
+            State::Body {
+                head_len, framing, ..
+            } => self.serve_body(head_len, framing, cx, f),
             State::Send { .. } | State::Linger | State::Closed => false,
         }
     }
@@ -406,7 +450,7 @@ impl<S: Stream> Conn<S> {
         if self.input.is_empty() {
             return false;
         }
-        if let State::Idle = self.state {
+        if let State::Idle | State::New = self.state {
             self.arrival = cx.now;
             self.scan = HeadScan::default();
             self.set_state(State::Head, cx);
@@ -461,7 +505,15 @@ impl<S: Stream> Conn<S> {
             self.chunked = Chunked::new();
             self.input.mark = body_start;
         }
-        self.set_state(State::Body { head_len, framing }, cx);
+        let began = cx.now;
+        self.set_state(
+            State::Body {
+                head_len,
+                framing,
+                began,
+            },
+            cx,
+        );
         if self.serve_body(head_len, framing, cx, f) {
             return true;
         }

@@ -105,6 +105,8 @@ pub(crate) enum Reject {
     NotImplemented(&'static str),
     /// 505: an HTTP version other than 1.0 and 1.1.
     VersionNotSupported,
+    /// 503: the request needs more memory than the budget has left.
+    OverBudget,
 }
 
 impl Reject {
@@ -119,6 +121,7 @@ impl Reject {
             Reject::HeadTooLarge => 431,
             Reject::NotImplemented(_) => 501,
             Reject::VersionNotSupported => 505,
+            Reject::OverBudget => 503,
         }
     }
 
@@ -137,6 +140,7 @@ impl Reject {
             Reject::ExpectationFailed => "only Expect: 100-continue is supported",
             Reject::HeadTooLarge => "the request head is too large or has too many fields",
             Reject::VersionNotSupported => "only HTTP/1.0 and HTTP/1.1 are supported",
+            Reject::OverBudget => "the server's memory is taken by other requests: try again",
         }
     }
 }
@@ -152,7 +156,14 @@ impl Reject {
 /// assert_eq!(scf_lean::from_json::<serde_json::Value>(b"{").unwrap_err().status(), 400);
 /// ```
 pub fn from_json<'a, T: serde::Deserialize<'a>>(event: &'a [u8]) -> Result<T, Error> {
-    serde_json::from_slice(event)
+    // JSON is UTF-8 (RFC 8259 §8.1), also inside the strings that a type skips.
+    let text = std::str::from_utf8(event).map_err(|e| {
+        Error::bad_request(format!(
+            "the event is not valid JSON: invalid UTF-8 at byte {}",
+            e.valid_up_to()
+        ))
+    })?;
+    serde_json::from_str(text)
         .map_err(|e| Error::bad_request(format!("the event is not valid JSON: {e}")))
 }
 
@@ -213,5 +224,12 @@ mod tests {
         );
         let n: u32 = from_json(b"7").unwrap();
         assert_eq!(n, 7);
+        // Invalid UTF-8 inside a string a type skips is still invalid JSON.
+        let e = from_json::<serde::de::IgnoredAny>(b"{\"a\":\"\xff\xfe\"}").unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert_eq!(
+            e.message(),
+            "the event is not valid JSON: invalid UTF-8 at byte 6"
+        );
     }
 }

@@ -35,7 +35,10 @@ fn limits() -> Config {
         head_timeout: Duration::from_millis(10),
         body_timeout: Duration::from_millis(10),
         idle_timeout: Duration::from_millis(10),
+        first_byte_timeout: Duration::from_millis(10),
+        body_deadline: Duration::from_millis(40),
         linger: Duration::from_millis(10),
+        max_response_bytes: 4096,
         log_level: Level::Off,
         ..Config::default()
     }

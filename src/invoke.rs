@@ -11,11 +11,11 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
 use crate::conn::Cx;
-use crate::error::Error;
+use crate::error::{Error, Reject};
 use crate::log::{Access, Level};
 use crate::platform::{self, Route};
 use crate::request::{Head, Request};
-use crate::response::{Output, Persist};
+use crate::response::{Output, Persist, Response};
 use crate::{Function, panic_hook};
 
 /// One complete request, borrowed from the connection's read buffer.
@@ -60,6 +60,14 @@ impl Call<'_> {
                 None
             }
         };
+        *cx.served += 1;
+        let failure = failure
+            .or_else(|| too_large(&resp, cx.config.max_response_bytes))
+            .or_else(|| {
+                // The request and the answer must fit what the budget leaves this connection.
+                (self.input.len() + resp.held() > cx.room)
+                    .then(|| (Reject::OverBudget.to_error(), "over the memory budget: "))
+            });
         if let Some((e, what)) = failure {
             let mut line = String::from(what);
             line.push_str(&e.to_string());
@@ -93,4 +101,18 @@ impl Call<'_> {
         }
         keep
     }
+}
+
+/// The error that replaces a response past `limit` bytes (header lines and body): it is never
+/// sent in part, and SCF itself would refuse it (407 for more than 6 MB).
+fn too_large(resp: &Response<'_>, limit: usize) -> Option<(Error, &'static str)> {
+    let size = resp.size();
+    (size > limit).then(|| {
+        let mut msg = String::from("the response (");
+        msg.push_str(itoa::Buffer::new().format(size));
+        msg.push_str(" bytes) is larger than SCF_LEAN_MAX_RESPONSE_BYTES (");
+        msg.push_str(itoa::Buffer::new().format(limit));
+        msg.push(')');
+        (Error::new(msg), "response too large: ")
+    })
 }

@@ -88,10 +88,14 @@
 //! | `SCF_LEAN_MAX_HEADERS` | 100 | header fields per request; past it 431, close (at start only lowered: the build-time value sizes a stack array) |
 //! | `SCF_LEAN_MAX_TARGET_BYTES` | 8192 | request target (path + query), in bytes; past it 414, close |
 //! | `SCF_LEAN_MAX_BODY_BYTES` | 6291456 | body after chunked decoding, in bytes (SCF's 6 MB synchronous limit); past it 413 without reading the body, close |
+//! | `SCF_LEAN_MAX_RESPONSE_BYTES` | 6291456 | a function's response (header lines and body), in bytes (SCF refuses more than 6 MB); past it a JSON 500 instead, logged |
 //! | `SCF_LEAN_MAX_CHUNK_META_BYTES` | 16384 | chunk extensions + trailers of one chunked body, in bytes; past it 400, close |
 //! | `SCF_LEAN_MAX_CONNECTIONS` | 1024 | open connections (SCF's descriptor limit); past it accepting pauses until one closes |
+//! | `SCF_LEAN_MEMORY_BUDGET_BYTES` | 0 | bytes all connections may hold in request buffers and responses together (0: half the instance's memory limit, read from its cgroup once the first request is served, and 32 MiB until then or without one); past it 503, close |
+//! | `SCF_LEAN_FIRST_BYTE_TIMEOUT_MS` | 10000 | a new connection must send its first byte within it, else it is closed; with every slot taken, the oldest silent one makes room for a new connection |
 //! | `SCF_LEAN_HEAD_TIMEOUT_MS` | 10000 | a request head that has started must be complete within it; else 408, close |
 //! | `SCF_LEAN_BODY_TIMEOUT_MS` | 30000 | a body may stall this long, and a client may stop reading a response this long; else 408 (or a plain close), close |
+//! | `SCF_LEAN_BODY_DEADLINE_MS` | 60000 | a body must be complete within it from the end of its head, however steadily it arrives; else 408, close |
 //! | `SCF_LEAN_IDLE_TIMEOUT_MS` | 900000 | an idle keep-alive connection is closed after it (long: the proxy in front reuses connections, and closing first races with its next request) |
 //! | `SCF_LEAN_LINGER_MS` | 2000 | after a response that closes the connection, unread input is drained this long, so that the close does not reset the response away |
 //! | `SCF_LEAN_SHUTDOWN_GRACE_MS` | 2000 | after SIGTERM or SIGINT, requests in flight may finish within it; then the process exits |

@@ -3,14 +3,19 @@
 //! One writer for the whole server, in this one module. Lines are built by hand into a reused
 //! buffer with `itoa` (no `std::fmt` on the request path) and written once per turn of the event
 //! loop, so a burst of requests costs one `write` of their access lines. Error lines go to stderr
-//! at once. The level and format come from `SCF_LEAN_LOG_LEVEL` (`off|error|info|debug`) and
+//! at once.
+//!
+//! Writing never blocks the loop: each descriptor's lines wait in a buffer of at most
+//! [`LOG_BUFFER`] bytes and go out only as far as `poll` says the pipe takes them. When the
+//! reader stalls, the buffer fills, further lines are dropped and counted, and once the pipe
+//! drains a line says how many were lost. SIGTERM and every request are served meanwhile. The level and format come from `SCF_LEAN_LOG_LEVEL` (`off|error|info|debug`) and
 //! `SCF_LEAN_LOG_FORMAT` (`text|json`), like the AWS Lambda runtime's
 //! `AWS_LAMBDA_LOG_LEVEL`/`AWS_LAMBDA_LOG_FORMAT`.
 //!
 //! Only the request id, method, path (never the query), status, sizes and times of a request
 //! are ever written: header values other than the request id, and so the credentials, never are.
 
-use std::io::Write;
+use std::ffi::c_int;
 use std::time::{Duration, SystemTime};
 
 use crate::date;
@@ -83,14 +88,62 @@ pub(crate) struct Access<'a> {
     pub elapsed: Duration,
 }
 
+/// The most bytes of log lines waiting for one descriptor; later lines are dropped (and counted)
+/// until it drains.
+pub(crate) const LOG_BUFFER: usize = 64 * 1024;
+
+/// Lines waiting for one descriptor (stdout or stderr).
+struct Pipe {
+    fd: c_int,
+    buf: Vec<u8>,
+    /// Lines dropped since the buffer was last empty.
+    dropped: u64,
+}
+
+impl Pipe {
+    fn new(fd: c_int) -> Pipe {
+        Pipe {
+            fd,
+            buf: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Keeps the line appended from `from` if the buffer still holds it within `LOG_BUFFER`;
+    /// otherwise takes it back off and counts it.
+    fn keep_or_drop(&mut self, from: usize) {
+        if self.buf.len() > LOG_BUFFER {
+            self.buf.truncate(from);
+            self.dropped += 1;
+        }
+    }
+
+    /// Writes as much as the descriptor takes without blocking. A descriptor that fails (closed,
+    /// a broken pipe) takes everything: a log that cannot be written must not stop the server.
+    fn flush(&mut self) {
+        let mut sent = 0;
+        while sent < self.buf.len() && crate::sys::writable(self.fd) {
+            let end = self.buf.len().min(sent + crate::sys::PIPE_BUF);
+            match crate::sys::write(self.fd, &self.buf[sent..end]) {
+                Ok(0) => break,
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => sent = self.buf.len(),
+            }
+        }
+        self.buf.drain(..sent);
+    }
+}
+
 /// The server's log writer.
 pub(crate) struct Log {
     level: Level,
     format: Format,
     /// Lines for stdout, written by [`Log::flush`] once per loop turn.
-    out: Vec<u8>,
-    /// Scratch for one stderr line.
-    err: Vec<u8>,
+    out: Pipe,
+    /// Error lines, for stderr.
+    err: Pipe,
 }
 
 impl Log {
@@ -98,8 +151,8 @@ impl Log {
         Log {
             level,
             format,
-            out: Vec::new(),
-            err: Vec::new(),
+            out: Pipe::new(1),
+            err: Pipe::new(2),
         }
     }
 
@@ -167,7 +220,9 @@ impl Log {
             }
         }
         line.push(b'\n');
-        self.out.extend_from_slice(&line);
+        let from = self.out.buf.len();
+        self.out.buf.extend_from_slice(&line);
+        self.out.keep_or_drop(from);
         self.flush();
     }
 
@@ -177,7 +232,8 @@ impl Log {
             return;
         }
         let us = a.elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
-        let mut line = std::mem::take(&mut self.out);
+        let mut line = std::mem::take(&mut self.out.buf);
+        let from = line.len();
         begin_into(&mut line, self.format, Level::Info, a.request_id);
         match self.format {
             Format::Text => {
@@ -207,43 +263,70 @@ impl Log {
             }
         }
         line.push(b'\n');
-        self.out = line;
+        self.out.buf = line;
+        self.out.keep_or_drop(from);
     }
 
     /// A line at `level` about one request (`None` where the request id is not known), to stderr
-    /// for errors and to stdout otherwise.
+    /// for errors (at once) and to stdout otherwise (at the end of the loop's turn).
     pub fn line(&mut self, level: Level, request_id: Option<&str>, msg: &str) {
         if !self.enabled(level) {
             return;
         }
-        let mut line = std::mem::take(&mut self.err);
-        line.clear();
-        begin_into(&mut line, self.format, level, request_id);
-        match self.format {
-            Format::Text => push_clean(&mut line, msg),
+        let format = self.format;
+        let pipe = if level == Level::Error {
+            &mut self.err
+        } else {
+            &mut self.out
+        };
+        let from = pipe.buf.len();
+        begin_into(&mut pipe.buf, format, level, request_id);
+        match format {
+            Format::Text => push_clean(&mut pipe.buf, msg),
             Format::Json => {
-                line.extend_from_slice(b"\"msg\":");
-                push_str(&mut line, msg);
-                line.push(b'}');
+                pipe.buf.extend_from_slice(b"\"msg\":");
+                push_str(&mut pipe.buf, msg);
+                pipe.buf.push(b'}');
             }
         }
-        line.push(b'\n');
+        pipe.buf.push(b'\n');
+        pipe.keep_or_drop(from);
         if level == Level::Error {
             self.flush();
-            let _ = std::io::stderr().write_all(&line);
-        } else {
-            self.out.extend_from_slice(&line);
         }
-        self.err = line;
     }
 
-    /// Writes the buffered stdout lines.
+    /// Writes the waiting lines as far as stdout and stderr take them without blocking; once a
+    /// buffer is empty again, says how many lines it dropped.
     pub fn flush(&mut self) {
-        if !self.out.is_empty() {
-            // A closed stdout must not stop the server.
-            let _ = std::io::stdout().lock().write_all(&self.out);
-            self.out.clear();
+        for i in 0..2 {
+            let pipe = if i == 0 { &mut self.out } else { &mut self.err };
+            pipe.flush();
+            if pipe.buf.is_empty() && pipe.dropped > 0 {
+                let n = std::mem::take(&mut pipe.dropped);
+                let mut msg = String::from("log lines dropped while the log pipe was full: ");
+                msg.push_str(itoa::Buffer::new().format(n));
+                let level = if i == 0 { Level::Info } else { Level::Error };
+                let format = self.format;
+                let pipe = if i == 0 { &mut self.out } else { &mut self.err };
+                begin_into(&mut pipe.buf, format, level, None);
+                match format {
+                    Format::Text => pipe.buf.extend_from_slice(msg.as_bytes()),
+                    Format::Json => {
+                        pipe.buf.extend_from_slice(b"\"msg\":");
+                        push_str(&mut pipe.buf, &msg);
+                        pipe.buf.push(b'}');
+                    }
+                }
+                pipe.buf.push(b'\n');
+                pipe.flush();
+            }
         }
+    }
+
+    /// Whether lines are waiting for a descriptor that did not take them yet.
+    pub fn pending(&self) -> bool {
+        !self.out.buf.is_empty() || !self.err.buf.is_empty()
     }
 }
 
@@ -312,14 +395,17 @@ mod tests {
     fn test_text_access_line() {
         let mut log = Log::new(Level::Info, Format::Text);
         log.access(&access());
-        assert_eq!(log.out, b"INFO [rid-1] POST /event-invoke 200 42B 17us\n");
+        assert_eq!(
+            log.out.buf,
+            b"INFO [rid-1] POST /event-invoke 200 42B 17us\n"
+        );
     }
 
     #[test]
     fn test_json_access_line_parses() {
         let mut log = Log::new(Level::Info, Format::Json);
         log.access(&access());
-        let v: serde_json::Value = serde_json::from_slice(&log.out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&log.out.buf).unwrap();
         assert_eq!(v["level"], "INFO");
         assert_eq!(v["requestId"], "rid-1");
         assert_eq!(v["status"], 200);
@@ -332,14 +418,14 @@ mod tests {
         let mut log = Log::new(Level::Error, Format::Text);
         log.access(&access());
         log.line(Level::Debug, None, "x");
-        assert!(log.out.is_empty());
+        assert!(log.out.buf.is_empty());
         let mut log = Log::new(Level::Off, Format::Text);
         assert!(!log.enabled(Level::Error));
         log.line(Level::Info, None, "x");
-        assert!(log.out.is_empty());
+        assert!(log.out.buf.is_empty());
         let mut log = Log::new(Level::Debug, Format::Text);
         log.line(Level::Debug, Some("r"), "bad\nline");
-        assert_eq!(log.out, b"DEBUG [r] bad?line\n");
+        assert_eq!(log.out.buf, b"DEBUG [r] bad?line\n");
     }
 
     #[test]

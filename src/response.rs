@@ -17,6 +17,9 @@ use std::io::{self, IoSlice, Write};
 use crate::error::Error;
 use crate::request::Value;
 
+/// A body buffer larger than this is freed when an error answer replaces what it held.
+const ERROR_BUF: usize = 64 * 1024;
+
 /// Header names the server owns: a function that sets one gets a 500 instead.
 const RESERVED: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
 
@@ -191,6 +194,21 @@ impl<'a> Response<'a> {
         Ok(())
     }
 
+    /// Its size in bytes: header lines and body.
+    pub(crate) fn size(&self) -> usize {
+        self.headers.len() + self.body().len()
+    }
+
+    /// The bytes it holds of its own: header lines, and the body unless it is borrowed or
+    /// static.
+    pub(crate) fn held(&self) -> usize {
+        let body = match self.at {
+            BodyAt::Owned => self.body.len(),
+            _ => 0,
+        };
+        self.headers.len() + body
+    }
+
     /// Why the response is invalid, if it is.
     pub(crate) fn invalid(&self) -> Option<&'static str> {
         self.invalid
@@ -203,6 +221,10 @@ impl<'a> Response<'a> {
         self.headers.clear();
         self.at = BodyAt::Owned;
         self.invalid = None;
+        if self.body.capacity() > ERROR_BUF {
+            // The answer it replaces was large (too large, perhaps): let its memory go now.
+            self.body = Vec::new();
+        }
         self.body.clear();
         crate::error::write_json(&mut self.body, e.code(), e.message());
         self.headers
@@ -441,6 +463,11 @@ impl Output {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The bytes its buffers hold.
+    pub fn capacity(&self) -> usize {
+        self.head.capacity() + self.headers.capacity() + self.body.capacity()
     }
 
     /// Whether it holds buffers (a new `Output` holds none and allocates nothing).

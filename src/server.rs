@@ -42,6 +42,11 @@ const EVENTS: usize = 256;
 /// When `accept` fails for want of descriptors, it is tried again after this long (or as soon as
 /// a connection closes).
 pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// How often lines waiting for a stalled log pipe are tried again.
+const LOG_RETRY: Duration = Duration::from_millis(10);
+/// The memory budget before the instance's own limit is known, or without one: half of SCF's
+/// smallest instance (64 MB).
+const AUTO_BUDGET: usize = 32 << 20;
 
 /// A bound server, ready to serve a function.
 pub struct Server {
@@ -53,6 +58,12 @@ pub struct Server {
     slots: Vec<Option<Conn>>,
     free: Vec<usize>,
     open: usize,
+    /// Bytes the connections hold (read buffers and responses), as last counted.
+    used: usize,
+    /// What they may hold together: the setting, or the automatic budget (see `lib.rs`).
+    budget: usize,
+    /// The set-up left for after the first request: the automatic budget from the cgroup.
+    after_first: bool,
     /// Accepting is paused (at the connection limit, or out of descriptors).
     paused: bool,
     /// When to try `accept` again after running out of descriptors.
@@ -85,6 +96,7 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let addr = listener.local_addr()?;
+        let budget = config.memory_budget_bytes;
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -93,6 +105,12 @@ impl Server {
             slots: Vec::new(),
             free: Vec::new(),
             open: 0,
+            used: 0,
+            budget: match budget {
+                0 => AUTO_BUDGET,
+                n => n,
+            },
+            after_first: budget == 0,
             paused: false,
             accept_retry: None,
             signals: None,
@@ -169,7 +187,7 @@ impl Server {
             self.shared.date.update(SystemTime::now());
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(now, &mut f),
+                    LISTENER => self.accept(now, &mut f, true),
                     SIGNALS => {
                         if let Some(code) = self.on_signal(now) {
                             self.shared.log.flush();
@@ -191,7 +209,10 @@ impl Server {
             }
             if self.accept_retry.is_some_and(|t| t <= now) {
                 self.accept_retry = None;
-                self.accept(now, &mut f);
+                self.accept(now, &mut f, false);
+            }
+            if self.after_first && self.shared.served > 0 {
+                self.after_first_request();
             }
             if let Some(end) = self.shutdown {
                 if self.open == 0 || now >= end {
@@ -205,9 +226,11 @@ impl Server {
         }
     }
 
-    /// How long `poll` may sleep: until the nearest deadline, or for ever.
+    /// How long `poll` may sleep: until the nearest deadline, or for ever; while log lines wait
+    /// for a stalled pipe, [`LOG_RETRY`] at most.
     fn timeout(&self, now: Instant) -> Option<Duration> {
-        [self.next_sweep, self.accept_retry, self.shutdown]
+        let log = self.shared.log.pending().then(|| later(now, LOG_RETRY));
+        [self.next_sweep, self.accept_retry, self.shutdown, log]
             .into_iter()
             .flatten()
             .min()
@@ -217,9 +240,16 @@ impl Server {
     /// Accepts while the backlog has connections and slots are free, and serves each new
     /// connection at once: the request usually arrives with it, and reading now saves a turn
     /// of the loop (an `epoll_wait`) on every fresh connection.
-    fn accept<F: Function>(&mut self, now: Instant, f: &mut F) {
+    /// With every slot taken, the oldest connection that has not sent a byte makes room (`evict`:
+    /// a new connection is known to wait).
+    fn accept<F: Function>(&mut self, now: Instant, f: &mut F, evict: bool) {
         self.paused = false;
-        while self.open < self.shared.config.max_connections {
+        loop {
+            if self.open >= self.shared.config.max_connections
+                && !(evict && self.evict_silent(now, f))
+            {
+                break;
+            }
             let Some(listener) = &self.listener else {
                 return;
             };
@@ -269,12 +299,47 @@ impl Server {
     }
 
     fn drive<F: Function>(&mut self, i: usize, now: Instant, f: &mut F, read_closed: bool) {
+        let closing = self.shutdown.is_some();
+        self.run_conn(i, now, closing, |conn, cx| conn.drive(cx, f, read_closed));
+    }
+
+    /// Runs `step` on connection `i` with the room the budget leaves it, then settles it.
+    fn run_conn(
+        &mut self,
+        i: usize,
+        now: Instant,
+        closing: bool,
+        step: impl FnOnce(&mut Conn, &mut crate::conn::Cx<'_>),
+    ) {
         let Some(Some(conn)) = self.slots.get_mut(i) else {
             return; // a spurious event for a freed slot
         };
-        let mut cx = self.shared.cx(now, self.shutdown.is_some());
-        conn.drive(&mut cx, f, read_closed);
+        let mut cx = self.shared.cx(now, closing);
+        cx.room = self.budget.saturating_sub(self.used - conn.counted);
+        step(conn, &mut cx);
         self.settle(i, now);
+    }
+
+    /// Closes the oldest connection that has not sent a byte since it was accepted; false when
+    /// there is none.
+    fn evict_silent<F: Function>(&mut self, now: Instant, f: &mut F) -> bool {
+        let oldest = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().filter(|c| c.is_new()).map(|c| (c.deadline(), i)))
+            .min();
+        let Some((_, i)) = oldest else {
+            return false;
+        };
+        self.shared.log.line(
+            Level::Debug,
+            None,
+            "every slot taken: a silent connection closed",
+        );
+        let closing = self.shutdown.is_some();
+        self.run_conn(i, now, closing, |conn, cx| conn.expire(cx, f));
+        true
     }
 
     /// After a connection ran: free its slot if it closed, else fix its interest and deadline.
@@ -282,6 +347,9 @@ impl Server {
         let Some(Some(conn)) = self.slots.get_mut(i) else {
             return;
         };
+        let held = if conn.is_closed() { 0 } else { conn.held() };
+        self.used = self.used - conn.counted + held;
+        conn.counted = held;
         if conn.is_closed() {
             // Dropping the stream closes it, which also takes it out of the epoll set.
             self.slots[i] = None;
@@ -322,14 +390,29 @@ impl Server {
     /// Expires every connection past its deadline and finds the next deadline.
     fn sweep<F: Function>(&mut self, now: Instant, f: &mut F) {
         self.next_sweep = None;
+        let closing = self.shutdown.is_some();
         for i in 0..self.slots.len() {
-            let Some(Some(conn)) = self.slots.get_mut(i) else {
+            let Some(Some(conn)) = self.slots.get(i) else {
                 continue;
             };
             if conn.deadline() <= now {
-                conn.expire(&mut self.shared.cx(now, self.shutdown.is_some()), f);
+                self.run_conn(i, now, closing, |conn, cx| conn.expire(cx, f));
+            } else {
+                self.settle(i, now);
             }
-            self.settle(i, now);
+        }
+    }
+
+    /// What waits for the first request to be served, off the cold start's path: the automatic
+    /// memory budget, from the instance's memory limit (half of it).
+    fn after_first_request(&mut self) {
+        self.after_first = false;
+        if let Some(limit) = crate::sys::cgroup_memory_limit() {
+            self.budget = limit / 2;
+            let mut msg = String::from("memory budget: ");
+            msg.push_str(itoa::Buffer::new().format(self.budget));
+            msg.push_str(" bytes (half the instance's limit)");
+            self.shared.log.line(Level::Debug, None, &msg);
         }
     }
 
@@ -358,10 +441,7 @@ impl Server {
         msg.push_str(itoa::Buffer::new().format(self.open));
         self.shared.log.line(Level::Info, None, &msg);
         for i in 0..self.slots.len() {
-            if let Some(Some(conn)) = self.slots.get_mut(i) {
-                conn.shutdown(&mut self.shared.cx(now, true));
-                self.settle(i, now);
-            }
+            self.run_conn(i, now, true, |conn, cx| conn.shutdown(cx));
         }
     }
 }

@@ -252,6 +252,45 @@ pub fn exit(code: c_int) -> ! {
     unsafe { libc::exit(code) }
 }
 
+/// The memory limit of the process's cgroup in bytes (v2 `memory.max`, else v1
+/// `memory.limit_in_bytes`), if one is set.
+pub(crate) fn cgroup_memory_limit() -> Option<usize> {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let v2 = read("/sys/fs/cgroup/memory.max");
+    let text = v2.or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))?;
+    // "max" (v2) or a number near 2^63 (v1) mean no limit.
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n < 1 << 60)
+        .and_then(|n| usize::try_from(n).ok())
+}
+
+/// Whether a write to `fd` would take at least `PIPE_BUF` bytes without blocking: `poll` with
+/// a zero timeout. For a pipe (how SCF collects the logs) it means a free buffer slot, so a
+/// write of up to [`PIPE_BUF`] bytes then returns at once; files and terminals are always
+/// writable.
+pub(crate) fn writable(fd: c_int) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid pollfd; a zero timeout does not block.
+    let rc = unsafe { libc::poll(&mut p, 1, 0) };
+    rc == 1 && p.revents & libc::POLLOUT != 0
+}
+
+/// Bytes a pipe takes at once when [`writable`] says so.
+pub(crate) const PIPE_BUF: usize = libc::PIPE_BUF;
+
+/// One `write(2)` of `buf` to `fd`.
+pub(crate) fn write(fd: c_int, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
 /// Ignores `SIGPIPE`, as std's runtime does before `main`: a write to a socket the peer has
 /// closed then fails with `EPIPE` instead of killing the process.
 pub(crate) fn ignore_sigpipe() {

@@ -524,3 +524,55 @@ fn test_closed_standard_descriptors_are_reopened_on_dev_null() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Requests on one keep-alive connection, each answered 200; their count.
+fn hammer(s: &Server, n: usize) -> usize {
+    let mut c = s.connect();
+    (0..n)
+        .filter(|_| request(&mut c, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n").0 == 200)
+        .count()
+}
+
+#[test]
+fn test_a_log_pipe_nobody_reads_blocks_nothing() {
+    // stdout is a pipe the test does not read: 5,000 access lines are ten times what the pipe
+    // and the log buffer hold together.
+    let s = Server::start(bin(), &[]);
+    let t = Instant::now();
+    assert_eq!(hammer(&s, 5000), 5000);
+    let served = t.elapsed();
+    // SIGTERM still stops it at once, the pipe still full.
+    s.signal(15);
+    let (status, out, took) = s.wait(Duration::from_secs(3));
+    assert_eq!(status.code(), Some(0));
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    let lines = out.stdout.split(|&b| b == b'\n').count();
+    eprintln!(
+        "stalled log pipe: 5000 requests answered in {served:?}, exit {took:?} after SIGTERM, \
+         {lines} lines got out"
+    );
+    assert!(lines < 5000, "{lines} lines: the pipe did not stall");
+
+    // Once the pipe drains, a line says how many were lost.
+    let mut s = Server::start(bin(), &[]);
+    assert_eq!(hammer(&s, 6000), 6000);
+    let mut stdout = s.child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stdout.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(hammer(&s, 1), 1);
+    }
+    let (status, _, _) = s.stop();
+    assert_eq!(status.code(), Some(0));
+    let text = reader.join().unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("log lines dropped while the log pipe was full: "))
+        .unwrap_or_else(|| panic!("no count of the dropped lines in:\n{text}"));
+    let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n > 0 && n < 6000, "{line}");
+}

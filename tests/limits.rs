@@ -10,7 +10,10 @@ mod common;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{Client, assert_echo, chunked, expect_rejected, get, pattern, post, quiet, server};
+use common::{
+    Client, assert_echo, assert_json_error, chunked, expect_rejected, get, pattern, post, quiet,
+    server,
+};
 use scf_lean::Config;
 
 #[test]
@@ -267,4 +270,106 @@ fn test_connection_limit_defers_extra_connection_until_one_closes() {
     assert_echo(&c3.read_response(), "GET", "/3b", "", b"");
     c3.expect_eof();
     assert_echo(&c4.read_response(), "GET", "/4", "", b"");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The memory budget, and the response limit
+
+const OVER_BUDGET: &str = "the server's memory is taken by other requests: try again";
+
+/// `POST /ref` whose head and body take `total` bytes together.
+fn ref_post_of_total(total: usize) -> Vec<u8> {
+    let head = |n: usize| format!("POST /ref HTTP/1.1\r\nHost: t\r\nContent-Length: {n}\r\n\r\n");
+    let mut n = total - head(total).len();
+    while head(n).len() + n != total {
+        n += total - (head(n).len() + n);
+    }
+    let mut raw = head(n).into_bytes();
+    raw.extend(pattern(n));
+    raw
+}
+
+#[test]
+fn test_memory_budget_at_and_past_the_limit() {
+    let budget = 1 << 20;
+    let (_server, addr) = server(Config {
+        memory_budget_bytes: budget,
+        ..quiet()
+    });
+    // A request the budget holds, with room for its small answer: served.
+    let fits = ref_post_of_total(budget - 256);
+    let mut c = Client::connect(addr);
+    assert_eq!(c.request(&fits).status, 200);
+    // One byte past the whole budget: refused with 503 once its buffer would grow past it.
+    let mut c = Client::connect(addr);
+    c.send(ref_post_of_total(budget + 1));
+    expect_rejected(&mut c, 503, OVER_BUDGET);
+}
+
+#[test]
+fn test_memory_budget_is_shared_by_all_connections() {
+    let (_server, addr) = server(Config {
+        memory_budget_bytes: 1 << 20,
+        ..quiet()
+    });
+    // A holds 800,000 bytes of a request whose body is still arriving.
+    let body = pattern(800_000);
+    let mut a = Client::connect(addr);
+    a.send("POST /ref HTTP/1.1\r\nHost: t\r\nContent-Length: 800000\r\n\r\n");
+    a.send(&body[..700_000]);
+    sleep(Duration::from_millis(200));
+    // B needs 300,000 more than what is left: 503, and it never goes over.
+    let mut b = Client::connect(addr);
+    b.send(post("/ref", &pattern(300_000)));
+    expect_rejected(&mut b, 503, OVER_BUDGET);
+    // A function answer that would not fit beside A's buffer: a 503 in its place, the
+    // connection kept.
+    let mut f = Client::connect(addr);
+    let r = f.request(get("/big?400000"));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("connection"), None);
+    // A finishes; its memory is free again, and the others are served.
+    a.send(&body[700_000..]);
+    assert!(a.read_response().body == body);
+    let mut b = Client::connect(addr);
+    assert_eq!(b.request(post("/ref", &pattern(300_000))).status, 200);
+    assert_eq!(f.request(get("/big?400000")).body.len(), 400_000);
+}
+
+#[test]
+fn test_response_limit_at_and_past_the_value() {
+    let (_server, addr) = server(Config {
+        max_response_bytes: 1000,
+        ..quiet()
+    });
+    let mut c = Client::connect(addr);
+    assert_eq!(c.request(get("/big?1000")).body, pattern(1000));
+    let r = c.request(get("/big?1001"));
+    assert_json_error(
+        &r,
+        500,
+        "the response (1001 bytes) is larger than SCF_LEAN_MAX_RESPONSE_BYTES (1000)",
+    );
+    // Nothing of it was sent, and the connection goes on.
+    assert_eq!(c.request(get("/big?10")).body, pattern(10));
+}
+
+#[test]
+fn test_silent_connections_make_room_when_every_slot_is_taken() {
+    let (_server, addr) = server(Config {
+        max_connections: 3,
+        ..quiet()
+    });
+    let mut talker = Client::connect(addr);
+    assert_echo(&talker.request(get("/t")), "GET", "/t", "", b"");
+    let mut silent: Vec<Client> = (0..2).map(|_| Client::connect(addr)).collect();
+    sleep(Duration::from_millis(50));
+    // Every slot is taken; a new client is served at once: the oldest silent one makes room.
+    let t = Instant::now();
+    let mut c = Client::connect(addr);
+    assert_echo(&c.request(get("/new")), "GET", "/new", "", b"");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    silent[0].expect_eof();
+    // The connection that spoke was not touched.
+    assert_echo(&talker.request(get("/t2")), "GET", "/t2", "", b"");
 }

@@ -86,7 +86,7 @@ fn test_idle_keep_alive_connection_closed_without_response() {
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(250), "{took:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");
-    // A connection that never sends a byte is idle from the start.
+    // A connection that never sends a byte is closed after the first-byte timeout.
     let t0 = Instant::now();
     let mut c = Client::connect(addr);
     c.expect_eof();
@@ -101,6 +101,8 @@ fn test_reader_that_keeps_reading_is_not_timed_out() {
     // longer than it in total.
     let (_server, addr) = server(Config {
         body_timeout: Duration::from_millis(500),
+        max_response_bytes: 32 << 20,
+        memory_budget_bytes: 64 << 20,
         ..quiet()
     });
     let mut c = Client::connect(addr);
@@ -160,4 +162,48 @@ fn test_reader_that_stops_reading_is_closed_after_body_timeout() {
     // The server is fine.
     let mut c = Client::connect(addr);
     assert_echo(&c.request(get("/ok")), "GET", "/ok", "", b"");
+}
+
+#[test]
+fn test_a_connection_that_never_speaks_is_closed_after_the_first_byte_timeout() {
+    let (_server, addr) = server(Config {
+        first_byte_timeout: Duration::from_millis(200),
+        idle_timeout: Duration::from_secs(60),
+        ..quiet()
+    });
+    let t0 = Instant::now();
+    let mut silent = Client::connect(addr);
+    // One that has spoken keeps the long idle timeout.
+    let mut spoke = Client::connect(addr);
+    assert_echo(&spoke.request(get("/s")), "GET", "/s", "", b"");
+    silent.expect_eof();
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(150), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    spoke.expect_nothing_for(Duration::from_millis(300));
+    assert_echo(&spoke.request(get("/s2")), "GET", "/s2", "", b"");
+}
+
+#[test]
+fn test_a_body_that_keeps_arriving_past_the_body_deadline_gets_408() {
+    // Every gap (100 ms) is shorter than the stall timeout (200 ms); the whole body would take
+    // 1 s, past the 500 ms deadline.
+    let (_server, addr) = server(Config {
+        body_timeout: Duration::from_millis(200),
+        body_deadline: Duration::from_millis(500),
+        ..quiet()
+    });
+    let mut c = Client::connect(addr);
+    c.send("POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n");
+    let t0 = Instant::now();
+    for b in b"0123456789" {
+        sleep(Duration::from_millis(100));
+        if std::io::Write::write_all(&mut c.stream, &[*b]).is_err() {
+            break;
+        }
+        if t0.elapsed() > Duration::from_millis(700) {
+            break;
+        }
+    }
+    expect_408(&mut c, t0, Duration::from_millis(400));
 }

@@ -21,7 +21,8 @@ use scf_lean::{Context, Error, Function, Request, Response};
 pub struct Echo;
 
 impl Function for Echo {
-    /// Answers `{"event": <the event as received>, "context": {...}}`.
+    /// Answers `{"event": <the event as received>, "context": {...}}` (`"eventLength"` for an
+    /// event over `ECHO_MAX`).
     fn event<'a>(
         &mut self,
         event: &'a [u8],
@@ -34,8 +35,13 @@ impl Function for Echo {
         scf_lean::from_json::<serde::de::IgnoredAny>(event)?;
         out.content_type("application/json");
         let body = out.body_mut();
-        body.extend_from_slice(b"{\"event\":");
-        body.extend_from_slice(event);
+        if event.len() <= ECHO_MAX {
+            body.extend_from_slice(b"{\"event\":");
+            body.extend_from_slice(event);
+        } else {
+            body.extend_from_slice(b"{\"eventLength\":");
+            serde_json::to_writer(&mut *body, &event.len())?;
+        }
         body.extend_from_slice(b",\"context\":");
         // The context under SCF's own key names; the credentials are never serialized.
         serde_json::to_writer(&mut *body, ctx)?;
@@ -55,20 +61,43 @@ impl Function for Echo {
         serde_json::to_writer(&mut *b, req.query())?;
         b.extend_from_slice(b",\"headers\":{");
         write_headers(req, b)?;
-        b.extend_from_slice(b"},\"body\":");
-        match std::str::from_utf8(req.body()) {
-            Ok(text) => {
-                serde_json::to_writer(&mut *b, text)?;
-                b.extend_from_slice(b",\"isBase64Encoded\":false}");
-            }
-            Err(_) => {
-                b.push(b'"');
-                scf_lean::base64::encode_into(req.body(), b);
-                b.extend_from_slice(b"\",\"isBase64Encoded\":true}");
-            }
-        }
+        b.extend_from_slice(b"},");
+        write_body(req.body(), b)?;
+        b.push(b'}');
         Ok(())
     }
+}
+
+/// The largest event or body the echo answers whole: the answer stays within SCF's 6 MB
+/// response limit (the server answers a larger one with a 500).
+const ECHO_MAX: usize = 6_000_000;
+
+/// `"body":…,"isBase64Encoded":…`: the body as text when it is UTF-8 without control
+/// characters, else in Base64; `"bodyLength"` instead when that would pass `ECHO_MAX`.
+fn write_body(body: &[u8], b: &mut Vec<u8>) -> Result<(), Error> {
+    let text = std::str::from_utf8(body).ok().filter(|t| {
+        !t.bytes()
+            .any(|c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
+    });
+    // JSON escapes `"`, `\\`, tab, LF and CR with a backslash: one byte more each.
+    let escaped = |t: &str| t.len() + t.bytes().filter(|c| b"\"\\\t\n\r".contains(c)).count();
+    match text {
+        Some(t) if escaped(t) <= ECHO_MAX => {
+            b.extend_from_slice(b"\"body\":");
+            serde_json::to_writer(&mut *b, t)?;
+            b.extend_from_slice(b",\"isBase64Encoded\":false");
+        }
+        _ if body.len().div_ceil(3) * 4 <= ECHO_MAX => {
+            b.extend_from_slice(b"\"body\":\"");
+            scf_lean::base64::encode_into(body, b);
+            b.extend_from_slice(b"\",\"isBase64Encoded\":true");
+        }
+        _ => {
+            b.extend_from_slice(b"\"body\":null,\"bodyLength\":");
+            serde_json::to_writer(&mut *b, &body.len())?;
+        }
+    }
+    Ok(())
 }
 
 /// The request headers as a JSON object: names in lower case, repeated fields joined with

@@ -48,6 +48,34 @@ fn an_event_that_is_not_json_is_a_400() {
 }
 
 #[test]
+fn an_event_with_invalid_utf8_is_a_400() {
+    let server = TestServer::start(app::function());
+    let r = server.event(b"{\"a\":\"\xff\xfe\"}");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        r.json::<Value>()["errorMessage"],
+        "the event is not valid JSON: invalid UTF-8 at byte 6"
+    );
+}
+
+#[test]
+fn a_body_is_echoed_as_text_in_base64_or_as_its_length() {
+    let server = TestServer::start(app::function());
+    let echo = |body: &[u8]| server.request("POST", "/b", &[], body).json::<Value>();
+    assert_eq!(echo(b"caf\xc3\xa9")["body"], "café");
+    // Control characters would take 6 bytes each in JSON: Base64 takes 4 for 3.
+    let v = echo(&[1u8; 3000]);
+    assert_eq!(v["isBase64Encoded"], true);
+    assert_eq!(v["body"].as_str().unwrap().len(), 4000);
+    // Past what fits SCF's response limit: the length alone.
+    let v = echo(&vec![1u8; 5 << 20]);
+    assert_eq!(
+        (v["body"].clone(), v["bodyLength"].clone()),
+        (Value::Null, json!(5 << 20))
+    );
+}
+
+#[test]
 fn an_http_request_comes_back_as_json() {
     let server = TestServer::start(app::function());
     let r = server.request("POST", "/users/7?verbose=1", &[("X-Trace", "1")], "hi");

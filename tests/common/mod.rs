@@ -152,6 +152,7 @@ pub fn short_timeouts() -> Config {
         head_timeout: Duration::from_millis(200),
         body_timeout: Duration::from_millis(200),
         idle_timeout: Duration::from_millis(300),
+        first_byte_timeout: Duration::from_millis(300),
         ..quiet()
     }
 }
