@@ -143,6 +143,7 @@ fn serve_process<F: Function>(
     if let Some(arg) = arg {
         return cli(arg, identity.as_ref());
     }
+    sys::return_freed_memory();
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
