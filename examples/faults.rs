@@ -8,11 +8,12 @@
 //! curl -s localhost:9000/header           # 500: a header value with a line break is refused
 //! curl -s -d '{"n":1}' localhost:9000/event-invoke   # {"n":2}
 //! curl -s -d 'nope' localhost:9000/event-invoke      # 400: the event is not valid JSON
+//! curl -s -d '{"n":9223372036854775807}' localhost:9000/event-invoke   # 400: n + 1 overflows
+//! curl -s localhost:9000/overflow         # the stack overflows: a line on stderr, the process
+//!                                         # ends (SIGSEGV), SCF starts a new instance
 //! ```
 //!
 //! Every failure is logged on stderr with the request id (`X-Scf-Request-Id`).
-
-use std::process::ExitCode;
 
 use scf_lean::{Context, Error, Function, Request, Response};
 
@@ -36,7 +37,10 @@ impl Function for Faults {
                 .as_i64()
                 .ok_or_else(|| Error::bad_request("\"n\" must be an integer"))?,
         };
-        out.json(&serde_json::json!({ "n": e.n + 1 }))
+        let n =
+            e.n.checked_add(1)
+                .ok_or_else(|| Error::bad_request("\"n\" + 1 does not fit a 64-bit integer"))?;
+        out.json(&serde_json::json!({ "n": n }))
     }
 
     fn http<'a>(&mut self, req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
@@ -48,6 +52,7 @@ impl Function for Faults {
                 out.header("X-Bad", "a\r\nInjected: yes");
                 Ok(())
             }
+            "/overflow" => out.json(&deep(1)),
             "/parse" => {
                 let n: u8 = "300".parse()?;
                 out.json(&n)
@@ -60,6 +65,14 @@ impl Function for Faults {
     }
 }
 
-fn main() -> ExitCode {
-    scf_lean::run(Faults)
+/// Recursion that ends only at `u64::MAX` frames: each keeps a buffer, so the stack overflows
+/// long before.
+fn deep(n: u64) -> u64 {
+    let frame = std::hint::black_box([n; 64]);
+    if n == u64::MAX {
+        return 0;
+    }
+    deep(n + 1).wrapping_add(frame[7])
 }
+
+scf_lean::main!(Faults);

@@ -116,6 +116,7 @@ fn run_from<F: Function>(
         identity,
         started,
         arg.map(OsStrExt::as_bytes),
+        false,
     ))
 }
 
@@ -130,15 +131,18 @@ pub fn start<F: Function>(args: Args, identity: Option<Identity>, f: F) -> c_int
         return 1;
     }
     sys::ignore_sigpipe();
-    c_int::from(serve_process(f, identity, started, args.get(1)))
+    c_int::from(serve_process(f, identity, started, args.get(1), true))
 }
 
 /// [`run`] after the arguments are read: `arg` is the first one.
+/// `without_std_runtime`: started by [`main!`](crate::main!), so the server reports a fatal
+/// signal (a stack overflow) itself, as std's runtime would.
 fn serve_process<F: Function>(
     f: F,
     identity: Option<Identity>,
     started: Instant,
     arg: Option<&[u8]>,
+    without_std_runtime: bool,
 ) -> u8 {
     if let Some(arg) = arg {
         return cli(arg, identity.as_ref());
@@ -167,6 +171,7 @@ fn serve_process<F: Function>(
         started.elapsed(),
         sys::process_cpu_time(),
     );
+    server.report_fatal_signals = without_std_runtime;
     if let Err(e) = server.handle_signals() {
         fail(identity.as_ref(), &format!("cannot handle signals: {e}"));
         return 1;

@@ -62,8 +62,11 @@ pub struct Server {
     used: usize,
     /// What they may hold together: the setting, or the automatic budget (see `lib.rs`).
     budget: usize,
-    /// The set-up left for after the first request: the automatic budget from the cgroup.
+    /// The set-up left for after the first request (see `after_first_request`).
     after_first: bool,
+    /// Started without std's runtime (`main!`): nothing reports a stack overflow unless the
+    /// server sets it up.
+    pub(crate) report_fatal_signals: bool,
     /// Accepting is paused (at the connection limit, or out of descriptors).
     paused: bool,
     /// When to try `accept` again after running out of descriptors.
@@ -110,7 +113,8 @@ impl Server {
                 0 => AUTO_BUDGET,
                 n => n,
             },
-            after_first: budget == 0,
+            after_first: true,
+            report_fatal_signals: false,
             paused: false,
             accept_retry: None,
             signals: None,
@@ -404,9 +408,16 @@ impl Server {
     }
 
     /// What waits for the first request to be served, off the cold start's path: the automatic
-    /// memory budget, from the instance's memory limit (half of it).
+    /// memory budget, from the instance's memory limit (half of it), and the report of a fatal
+    /// signal (a stack overflow) when std's runtime is not there to make it.
     fn after_first_request(&mut self) {
         self.after_first = false;
+        if self.report_fatal_signals {
+            crate::sys::report_fatal_signals();
+        }
+        if self.shared.config.memory_budget_bytes != 0 {
+            return;
+        }
         if let Some(limit) = crate::sys::cgroup_memory_limit() {
             self.budget = limit / 2;
             let mut msg = String::from("memory budget: ");

@@ -576,3 +576,42 @@ fn test_a_log_pipe_nobody_reads_blocks_nothing() {
     let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(n > 0 && n < 6000, "{line}");
 }
+
+#[test]
+fn test_a_stack_overflow_under_main_macro_says_so_on_stderr() {
+    use std::os::unix::process::ExitStatusExt;
+    // examples/faults starts with scf_lean::main!: std's runtime, which would report a stack
+    // overflow, never runs; the server reports it itself once the first request is served.
+    let s = Server::start(example("faults"), &[]);
+    let mut c = s.connect();
+    assert_eq!(
+        request(&mut c, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").0,
+        200
+    );
+    c.write_all(b"GET /overflow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    let (status, out, _) = s.wait(Duration::from_secs(5));
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{status:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fatal: SIGSEGV or SIGBUS: the stack overflowed"),
+        "stderr: {err}"
+    );
+}
+
+#[test]
+fn test_an_integer_overflow_in_the_example_is_a_400_not_a_wrap() {
+    let s = Server::start(example("faults"), &[]);
+    let mut c = s.connect();
+    let (status, _, body) = request(
+        &mut c,
+        &event_request("rid-n", r#"{"n":9223372036854775807}"#),
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("does not fit a 64-bit integer"));
+    let (status, _, body) = request(&mut c, &event_request("rid-n", r#"{"n":41}"#));
+    assert_eq!((status, body), (200, br#"{"n":42}"#.to_vec()));
+}
