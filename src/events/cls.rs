@@ -5,9 +5,12 @@ use serde::{Deserialize, Serialize};
 use super::Str;
 use crate::Error;
 
-/// The most a CLS event's `data` may decompress to (64 MiB): a gzip bomb stops here with a 400
-/// instead of taking the instance's memory.
-pub const CLS_MAX_DECODED_BYTES: usize = 64 << 20;
+/// The most a CLS event's `data` may decompress to by default (16 MiB), so that the records of
+/// a CLS event fit the smallest instance (64 MB) beside the server's memory budget (32 MiB).
+/// A gzip bomb stops here with a 400, before anything is inflated: the gzip trailer states the
+/// size, and a stream that inflates past what it stated is refused when it reaches that size.
+/// [`ClsData::decode_into_with_limit`] takes another limit.
+pub const CLS_MAX_DECODED_BYTES: usize = 16 << 20;
 
 /// Log records shipped by CLS: `{"clslogs":{"data":"<Base64 of gzip of JSON>"}}`.
 ///
@@ -43,12 +46,27 @@ impl ClsData<'_> {
     /// A 400 if `data` is not Base64 of gzip, decompresses past [`CLS_MAX_DECODED_BYTES`], or
     /// is not the records' JSON (naming the bad field, as [`parse`](super::parse) does).
     pub fn decode_into<'b>(&self, buf: &'b mut Vec<u8>) -> Result<ClsLogs<'b>, Error> {
+        self.decode_into_with_limit(buf, CLS_MAX_DECODED_BYTES)
+    }
+
+    /// [`ClsData::decode_into`] with another limit on the decompressed size, in bytes. The
+    /// memory it takes is the compressed data, decoded from Base64, and then the decompressed
+    /// records: `buf` grows by exactly their size.
+    ///
+    /// # Errors
+    /// As [`ClsData::decode_into`].
+    pub fn decode_into_with_limit<'b>(
+        &self,
+        buf: &'b mut Vec<u8>,
+        limit: usize,
+    ) -> Result<ClsLogs<'b>, Error> {
         buf.clear();
         let mut gz = Vec::new();
         super::decode_base64(&self.data, &mut gz)
             .map_err(|e| Error::bad_request(format!("clslogs.data: {}", e.message())))?;
-        super::codec::gunzip(&gz, CLS_MAX_DECODED_BYTES, buf)
+        super::codec::gunzip(&gz, limit, buf)
             .map_err(|e| Error::bad_request(format!("clslogs.data: {e}")))?;
+        drop(gz);
         super::parse(buf)
     }
 }

@@ -2,7 +2,14 @@
 
 /// Appends the content of one gzip member (RFC 1952) to `out`, at most `limit` bytes, checking
 /// the CRC-32 and the length in the trailer.
+///
+/// The trailer's length (ISIZE) sizes the output before anything is inflated: over `limit`, the
+/// data is refused at once; otherwise `out` grows by exactly that much and the deflate stream
+/// is inflated straight into it, so the memory used is the content's size and no more. A stream
+/// that inflates to more than it declared is refused as corrupt when it reaches that size.
 pub(crate) fn gunzip(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), &'static str> {
+    use miniz_oxide::inflate::TINFLStatus;
+    use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
     // ID1 ID2 CM FLG MTIME(4) XFL OS
     const RESERVED: u8 = 0xe0;
     const FHCRC: u8 = 0x02;
@@ -36,20 +43,31 @@ pub(crate) fn gunzip(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(),
         return Err(bad);
     }
     let (deflate, trailer) = data[at..].split_at(data.len() - at - 8);
-    let inflated =
-        miniz_oxide::inflate::decompress_to_vec_with_limit(deflate, limit).map_err(|e| match e
-            .status
-        {
-            miniz_oxide::inflate::TINFLStatus::HasMoreOutput => "the data is larger than the limit",
-            _ => "the gzip data is corrupt",
-        })?;
     let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-    let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-    if crc32(&inflated) != crc || inflated.len() as u32 != size {
-        return Err("the gzip data is corrupt (checksum)");
+    let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]) as usize;
+    if size > limit {
+        return Err("the data is larger than the limit");
     }
-    out.extend_from_slice(&inflated);
-    Ok(())
+    let start = out.len();
+    out.resize(start + size, 0);
+    let mut inflater = Box::<DecompressorOxide>::default();
+    let (status, _, written) = decompress(
+        &mut inflater,
+        deflate,
+        &mut out[start..],
+        0,
+        inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+    );
+    let result = match status {
+        TINFLStatus::Done if written == size && crc32(&out[start..]) == crc => Ok(()),
+        TINFLStatus::Done => Err("the gzip data is corrupt (checksum)"),
+        TINFLStatus::HasMoreOutput => Err("the gzip data is corrupt (larger than it says)"),
+        _ => Err("the gzip data is corrupt"),
+    };
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
 }
 
 /// CRC-32 (ISO-HDLC, as gzip uses it), one table lookup a byte.
@@ -122,6 +140,17 @@ mod tests {
             gunzip(&good, 4, &mut out),
             Err("the data is larger than the limit")
         );
+        // A trailer that understates the content: refused once the content reaches it.
+        let mut liar = good.clone();
+        let n = liar.len();
+        liar[n - 4..].copy_from_slice(&3u32.to_le_bytes());
+        assert_eq!(
+            gunzip(&liar, 100, &mut out),
+            Err("the gzip data is corrupt (larger than it says)")
+        );
+        // One that overstates it.
+        liar[n - 4..].copy_from_slice(&6u32.to_le_bytes());
+        assert!(gunzip(&liar, 100, &mut out).is_err());
         let mut bad_crc = good.clone();
         let n = bad_crc.len();
         bad_crc[n - 8] ^= 1;
