@@ -102,6 +102,29 @@
 //! | `SCF_LEAN_LOG_LEVEL` | info | log level: off, error, info or debug |
 //! | `SCF_LEAN_LOG_FORMAT` | text | log line format: text or json |
 //!
+//! ## Memory: every buffer has a bound, and so has their sum
+//! - A read buffer starts at 4 KiB and grows with the bytes that arrived (doubling, up to the
+//!   request's known size), never to an announced `Content-Length` up front; it stays within
+//!   head + body + chunk metadata limits. An idle connection holds no buffer.
+//! - A function's answer is at most `SCF_LEAN_MAX_RESPONSE_BYTES` (SCF's 6 MB); a larger one is
+//!   replaced by a JSON 500.
+//! - **The budget** (`SCF_LEAN_MEMORY_BUDGET_BYTES`): all read buffers and held answers
+//!   together. Each connection gets the room the others leave; a read that would grow past it is
+//!   answered 503 and the connection closed, and an answer that would not fit beside its
+//!   request becomes a 503 (the connection kept). The default is half the instance's memory
+//!   limit — its cgroup's, read once the first request is served, off the cold start — and
+//!   32 MiB until then or without one: half of SCF's smallest instance, the other half left to
+//!   the function. Refusing, rather than pausing the reads until memory frees (backpressure),
+//!   because a paused upload still holds its buffer, its descriptor and its place until its
+//!   deadline, while the 503 frees them at once and tells the caller now; SCF sends one event at
+//!   a time per instance by default, so the budget is met only under abuse or by bursts of
+//!   large requests on a concurrent web function, where an immediate, retryable answer is the
+//!   useful one.
+//! - Log lines wait in at most 64 KiB per descriptor; past it they are dropped and counted.
+//! - Time bounds memory too: a connection that never speaks is closed after
+//!   `SCF_LEAN_FIRST_BYTE_TIMEOUT_MS`, a head must arrive within `SCF_LEAN_HEAD_TIMEOUT_MS`, a
+//!   body within `SCF_LEAN_BODY_DEADLINE_MS` (and never stall for `SCF_LEAN_BODY_TIMEOUT_MS`).
+//!
 //! ## Guarantees
 //! - A steady stream of keep-alive requests through the raw-bytes API allocates nothing: buffers
 //!   are reused. A connection holds them only while a request or response is in flight; idle,
@@ -112,7 +135,10 @@
 //! - The credentials in `X-Scf-Secret-Id`, `X-Scf-Secret-Key` and `X-Scf-Session-Token` are
 //!   never logged, echoed by the server, or printed by `Debug`.
 //! - A panic in a function is answered with a 500 and logged with the request id; the server
-//!   goes on serving (the function's own state is whatever the panic left).
+//!   goes on serving (the function's own state is whatever the panic left). A stack overflow
+//!   ends the process (SIGSEGV), after a line on stderr.
+//! - Logging never blocks serving: lines go out only as far as the pipe takes them without
+//!   blocking, so a log reader that stalls costs lines (counted), never requests or SIGTERM.
 //!
 //! ## Non-goals
 //! HTTP/2, TLS (API Gateway terminates it), more than one thread (SCF sends one event at a time
