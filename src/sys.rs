@@ -253,15 +253,29 @@ pub fn exit(code: c_int) -> ! {
 }
 
 /// The memory limit of the process's cgroup in bytes (v2 `memory.max`, else v1
-/// `memory.limit_in_bytes`), if one is set.
+/// `memory.limit_in_bytes`), if one is set. Three system calls a file, into a stack buffer.
 pub(crate) fn cgroup_memory_limit() -> Option<usize> {
-    let read = |p: &str| std::fs::read_to_string(p).ok();
-    let v2 = read("/sys/fs/cgroup/memory.max");
-    let text = v2.or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))?;
-    // "max" (v2) or a number near 2^63 (v1) mean no limit.
-    text.trim()
-        .parse::<u64>()
-        .ok()
+    let read = |path: &CStr| -> Option<u64> {
+        let mut buf = [0u8; 32];
+        // SAFETY: a NUL-terminated path; the flags are valid.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `buf` is writable for its length; `fd` was just opened and is closed once.
+        let n = unsafe {
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            libc::close(fd);
+            n
+        };
+        let text = buf.get(..usize::try_from(n).ok()?)?;
+        // "max" (v2) does not parse: no limit.
+        std::str::from_utf8(text).ok()?.trim().parse().ok()
+    };
+    let limit = read(c"/sys/fs/cgroup/memory.max")
+        .or_else(|| read(c"/sys/fs/cgroup/memory/memory.limit_in_bytes"))?;
+    // v1 writes a number near 2^63 for no limit.
+    Some(limit)
         .filter(|&n| n < 1 << 60)
         .and_then(|n| usize::try_from(n).ok())
 }
