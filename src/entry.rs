@@ -39,9 +39,11 @@ use crate::{Function, platform};
 /// from the crate that calls it ([`identity!`](crate::identity!)) for `--version` and the
 /// start-up line.
 ///
-/// What is not there without std's set-up: the handler that prints "has overflowed its stack"
-/// (an overflow still ends the process, by SIGSEGV) and, on musl, `std::env::args` (use
-/// [`run`] from your own `fn main` if you need them). `std::env::var` works as usual.
+/// What is not there without std's set-up: std's own handler that prints "has overflowed its
+/// stack" — the server installs one of its own the first time its loop is idle, off the cold
+/// start (on SCF before the first request), which prints `fatal: SIGSEGV or SIGBUS: the stack
+/// overflowed …` — and, on musl, `std::env::args` (use [`run`] from your own `fn main` if you
+/// need it). `std::env::var` works as usual.
 /// `fn main() -> ExitCode { scf_lean::run_as(scf_lean::identity!(), MyFunction) }` does the
 /// same the ordinary way, after std's set-up.
 #[macro_export]

@@ -21,6 +21,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -62,8 +63,8 @@ pub struct Server {
     used: usize,
     /// What they may hold together: the setting, or the automatic budget (see `lib.rs`).
     budget: usize,
-    /// The set-up left for after the first request (see `after_first_request`).
-    after_first: bool,
+    /// The set-up left for when the loop is first idle (see `deferred_setup`).
+    deferred: bool,
     /// Started without std's runtime (`main!`): nothing reports a stack overflow unless the
     /// server sets it up.
     pub(crate) report_fatal_signals: bool,
@@ -113,7 +114,7 @@ impl Server {
                 0 => AUTO_BUDGET,
                 n => n,
             },
-            after_first: true,
+            deferred: true,
             report_fatal_signals: false,
             paused: false,
             accept_retry: None,
@@ -177,7 +178,13 @@ impl Server {
         let mut events = Events::with_capacity(EVENTS);
         loop {
             self.shared.log.flush();
-            let timeout = self.timeout(Instant::now());
+            // Until the deferred set-up is done, look without waiting: nothing to do is the
+            // moment for it.
+            let timeout = if self.deferred {
+                Some(Duration::ZERO)
+            } else {
+                self.timeout(Instant::now())
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -215,8 +222,8 @@ impl Server {
                 self.accept_retry = None;
                 self.accept(now, &mut f, false);
             }
-            if self.after_first && self.shared.served > 0 {
-                self.after_first_request();
+            if self.deferred && (events.is_empty() || self.shared.served > 0) {
+                self.deferred_setup();
             }
             if let Some(end) = self.shutdown {
                 if self.open == 0 || now >= end {
@@ -249,8 +256,9 @@ impl Server {
     fn accept<F: Function>(&mut self, now: Instant, f: &mut F, evict: bool) {
         self.paused = false;
         loop {
+            // At the limit, a silent connection makes room, but only for one that is waiting.
             if self.open >= self.shared.config.max_connections
-                && !(evict && self.evict_silent(now, f))
+                && !(evict && self.connection_waiting() && self.evict_silent(now, f))
             {
                 break;
             }
@@ -322,6 +330,13 @@ impl Server {
         cx.room = self.budget.saturating_sub(self.used - conn.counted);
         step(conn, &mut cx);
         self.settle(i, now);
+    }
+
+    /// Whether a connection waits in the listener's queue.
+    fn connection_waiting(&self) -> bool {
+        self.listener
+            .as_ref()
+            .is_some_and(|l| crate::sys::connection_waiting(l.as_raw_fd()))
     }
 
     /// Closes the oldest connection that has not sent a byte since it was accepted; false when
@@ -407,11 +422,13 @@ impl Server {
         }
     }
 
-    /// What waits for the first request to be served, off the cold start's path: the automatic
-    /// memory budget, from the instance's memory limit (half of it), and the report of a fatal
-    /// signal (a stack overflow) when std's runtime is not there to make it.
-    fn after_first_request(&mut self) {
-        self.after_first = false;
+    /// What waits until the loop first has nothing to do — off the cold start's path, since on
+    /// SCF the first request comes only after the platform has seen the port open — or until
+    /// the first request is served, whichever comes first: the automatic memory budget, from
+    /// the instance's memory limit (half of it), and the report of a fatal signal (a stack
+    /// overflow) when std's runtime is not there to make it.
+    fn deferred_setup(&mut self) {
+        self.deferred = false;
         if self.report_fatal_signals {
             crate::sys::report_fatal_signals();
         }

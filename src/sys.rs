@@ -285,14 +285,25 @@ pub(crate) fn cgroup_memory_limit() -> Option<usize> {
 /// write of up to [`PIPE_BUF`] bytes then returns at once; files and terminals are always
 /// writable.
 pub(crate) fn writable(fd: c_int) -> bool {
+    ready_now(fd, libc::POLLOUT)
+}
+
+/// Whether a listening socket has a connection waiting to be accepted (`POLLIN` on a listener:
+/// its accept queue is not empty).
+pub(crate) fn connection_waiting(fd: c_int) -> bool {
+    ready_now(fd, libc::POLLIN)
+}
+
+/// `poll` of one descriptor for `events`, with a zero timeout.
+fn ready_now(fd: c_int, events: libc::c_short) -> bool {
     let mut p = libc::pollfd {
         fd,
-        events: libc::POLLOUT,
+        events,
         revents: 0,
     };
     // SAFETY: `p` is one valid pollfd; a zero timeout does not block.
     let rc = unsafe { libc::poll(&mut p, 1, 0) };
-    rc == 1 && p.revents & libc::POLLOUT != 0
+    rc == 1 && p.revents & events != 0
 }
 
 /// Bytes a pipe takes at once when [`writable`] says so.
@@ -313,8 +324,8 @@ accessed out of bounds; the process ends\n";
 /// Says [`FATAL`] on stderr when the process dies of SIGSEGV or SIGBUS, as std's runtime does for a
 /// stack overflow: a handler on an alternate stack (a 64 KiB mapping), so that it runs even when
 /// the main stack is what overflowed. It then lets the signal kill the process as before
-/// (exit status 128 + 11). Four system calls: the server makes them after its first request, off
-/// the cold start's path; a crash during the very first request stays silent.
+/// (exit status 128 + 11). Four system calls: the server makes them the first time its loop is
+/// idle (or after its first request, if that comes first), off the cold start's path.
 pub(crate) fn report_fatal_signals() {
     const ALT_STACK: usize = 64 * 1024;
     // SAFETY: a private anonymous mapping; checked for failure before use.

@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
 const SECRETS: [&str; 3] = [
@@ -26,14 +27,18 @@ fn example(name: &str) -> PathBuf {
     p.pop();
     p.push("examples");
     p.push(name);
-    if !p.exists() {
-        let ok = Command::new(env!("CARGO"))
-            .args(["build", "--example", name])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "cannot build example {name}");
-    }
+    // `cargo test` builds the examples, `cargo test --test binary` does not: build it here
+    // either way, so that it is never an old one (a no-op when it is up to date).
+    let profile = match bin().parent().and_then(|d| d.file_name()) {
+        Some(d) if d != "debug" => d.to_string_lossy().into_owned(),
+        _ => "dev".into(),
+    };
+    let ok = Command::new(env!("CARGO"))
+        .args(["build", "--profile", &profile, "--example", name])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "cannot build example {name}");
     p
 }
 
@@ -581,25 +586,34 @@ fn test_a_log_pipe_nobody_reads_blocks_nothing() {
 fn test_a_stack_overflow_under_main_macro_says_so_on_stderr() {
     use std::os::unix::process::ExitStatusExt;
     // examples/faults starts with scf_lean::main!: std's runtime, which would report a stack
-    // overflow, never runs; the server reports it itself once the first request is served.
-    let s = Server::start(example("faults"), &[]);
-    let mut c = s.connect();
-    assert_eq!(
-        request(&mut c, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").0,
-        200
-    );
-    c.write_all(b"GET /overflow HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut rest = Vec::new();
-    let _ = c.read_to_end(&mut rest);
-    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
-    let (status, out, _) = s.wait(Duration::from_secs(5));
-    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{status:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("fatal: SIGSEGV or SIGBUS: the stack overflowed"),
-        "stderr: {err}"
-    );
+    // overflow, never runs; the server sets up the report itself the first time it is idle
+    // (on SCF, before the first request: the platform sends it once it has seen the port
+    // open), or once the first request is served.
+    for (idle_first, warm_up) in [(true, false), (false, true)] {
+        let s = Server::start(example("faults"), &[]);
+        if idle_first {
+            thread::sleep(Duration::from_millis(100));
+        }
+        let mut c = s.connect();
+        if warm_up {
+            assert_eq!(
+                request(&mut c, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").0,
+                200
+            );
+        }
+        c.write_all(b"GET /overflow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+        let (status, out, _) = s.wait(Duration::from_secs(5));
+        assert_eq!(status.signal(), Some(libc::SIGSEGV), "{status:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("fatal: SIGSEGV or SIGBUS: the stack overflowed"),
+            "first request: {idle_first}; stderr: {err}"
+        );
+    }
 }
 
 #[test]

@@ -372,4 +372,7 @@ fn test_silent_connections_make_room_when_every_slot_is_taken() {
     silent[0].expect_eof();
     // The connection that spoke was not touched.
     assert_echo(&talker.request(get("/t2")), "GET", "/t2", "", b"");
+    // Nobody else waited: the other silent one kept its slot, and speaks late.
+    sleep(Duration::from_millis(50));
+    assert_echo(&silent[1].request(get("/late")), "GET", "/late", "", b"");
 }
