@@ -99,3 +99,8 @@ with open(out, "w") as o:
         o.write(f"    {p}\n")
     o.write("  }\n}\nINSERT BEFORE .text;\n")
 print(f"{out}: {len(rules)} sections, {total} bytes; not found: {sorted(set(missing))}", file=sys.stderr)
+# The text segment starts 64 KiB-aligned with .init (16 bytes with alignment) before .text.hot.
+if total > 65536 - 16:
+    print(f"warning: {total} bytes do not fit one 64 KiB window: a request maps a second one "
+          "(move the paths a good request does not take out of line: #[cold] #[inline(never)])",
+          file=sys.stderr)

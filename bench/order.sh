@@ -8,6 +8,11 @@
 #
 #   bench/order.sh            # needs valgrind (apt-get install valgrind) and python3
 #
+# The hot code must fit one 64 KiB window (65,520 bytes after .init), or every process maps a
+# second one (+64 KiB RSS): order.py warns. What keeps it there: the paths a good request or
+# start does not take (errors, --help, debug lines, settings) are #[cold] #[inline(never)]
+# functions of their own, not inlined into the loop and Call::run.
+#
 # Rerun it after changing what runs at start-up or per request (a new dependency, a toolchain
 # upgrade, src/server.rs...). A stale script degrades gracefully: a rule whose section no longer
 # exists matches nothing, and the function it named stays where ld would put it anyway (RSS

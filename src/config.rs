@@ -131,16 +131,26 @@ impl Config {
         Ok(c)
     }
 
-    /// Sets `SETTINGS[i]` from `value` (trimmed), or says what it takes.
+    /// Sets `SETTINGS[i]` from `value` (trimmed), or says what it takes. Out of line: SCF sets
+    /// none of these variables unless the function's author does.
+    #[inline(never)]
     fn apply(&mut self, i: usize, value: &[u8]) -> Result<(), ConfigError> {
         let text = std::str::from_utf8(value)
             .map(str::trim)
             .unwrap_or("\u{fffd}");
-        self.set(i, text).map_err(|expected| ConfigError {
-            var: SETTINGS[i].var,
-            value: String::from_utf8_lossy(value).into_owned(),
-            expected,
-        })
+        self.set(i, text)
+            .map_err(|expected| bad_value(i, value, expected))
+    }
+}
+
+/// The error of `SETTINGS[i]`: out of line, since a start that serves never builds one.
+#[cold]
+#[inline(never)]
+fn bad_value(i: usize, value: &[u8], expected: String) -> ConfigError {
+    ConfigError {
+        var: SETTINGS[i].var,
+        value: String::from_utf8_lossy(value).into_owned(),
+        expected,
     }
 }
 

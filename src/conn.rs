@@ -260,11 +260,7 @@ impl<S: Stream> Conn<S> {
     /// The one place where the state changes; the new state's clock starts.
     fn set_state(&mut self, state: State, cx: &mut Cx<'_>) {
         if cx.log.enabled(Level::Debug) {
-            let mut msg = String::from("connection ");
-            msg.push_str(self.state.name());
-            msg.push_str(" -> ");
-            msg.push_str(state.name());
-            cx.log.line(Level::Debug, None, &msg);
+            log_transition(cx.log, &self.state, &state);
         }
         self.state = state;
         self.restart_clock(cx.now, cx.config);
@@ -629,6 +625,17 @@ impl<S: Stream> Conn<S> {
 
 fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// The debug line of a state transition: out of line, off the request's code.
+#[cold]
+#[inline(never)]
+fn log_transition(log: &mut Log, from: &State, to: &State) {
+    let mut msg = String::from("connection ");
+    msg.push_str(from.name());
+    msg.push_str(" -> ");
+    msg.push_str(to.name());
+    log.line(Level::Debug, None, &msg);
 }
 
 /// `now + d`, or far in the future if that does not fit.

@@ -152,21 +152,12 @@ fn serve_process<F: Function>(
     sys::return_freed_memory();
     let config = match Config::from_env() {
         Ok(c) => c,
-        Err(e) => {
-            fail(identity.as_ref(), &format!("bad setting: {e}"));
-            return 2;
-        }
+        Err(e) => return fail(identity.as_ref(), "bad setting", &e, 2),
     };
     let port = config.port;
     let mut server = match Server::bind(config) {
         Ok(s) => s,
-        Err(e) => {
-            fail(
-                identity.as_ref(),
-                &format!("cannot listen on 0.0.0.0:{port}: {e}"),
-            );
-            return 1;
-        }
+        Err(e) => return fail(identity.as_ref(), &listen_on(port), &e, 1),
     };
     server.log_startup(
         identity.as_ref(),
@@ -175,20 +166,34 @@ fn serve_process<F: Function>(
     );
     server.report_fatal_signals = without_std_runtime;
     if let Err(e) = server.handle_signals() {
-        fail(identity.as_ref(), &format!("cannot handle signals: {e}"));
-        return 1;
+        return fail(identity.as_ref(), "cannot handle signals", &e, 1);
     }
     server.serve_code(f)
 }
 
-/// One start-up error line on stderr, in a single write, named after the function.
-fn fail(identity: Option<&Identity>, msg: &str) {
+// The paths a start that serves does not take are functions of their own, out of line: the
+// code of a cold start stays small and together (see src/hot-text.ld).
+
+/// One start-up error line on stderr, `what: error`, in a single write, named after the
+/// function; returns `code`.
+#[cold]
+#[inline(never)]
+fn fail(identity: Option<&Identity>, what: &str, error: &dyn std::fmt::Display, code: u8) -> u8 {
     let name = identity.map_or("scf-lean", |me| me.name);
-    let line = format!("{name}: {msg}\n");
+    let line = format!("{name}: {what}: {error}\n");
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    code
+}
+
+#[cold]
+#[inline(never)]
+fn listen_on(port: u16) -> String {
+    format!("cannot listen on 0.0.0.0:{port}")
 }
 
 /// `--version`, `--help`, or an unknown argument: the exit code.
+#[cold]
+#[inline(never)]
 fn cli(arg: &[u8], identity: Option<&Identity>) -> u8 {
     if arg == b"--version" || arg == b"-V" {
         let mut line = Vec::new();
@@ -201,14 +206,13 @@ fn cli(arg: &[u8], identity: Option<&Identity>) -> u8 {
         print!("{}", help(identity));
         return 0;
     }
+    let arg = format!("{:?}", String::from_utf8_lossy(arg));
     fail(
         identity,
-        &format!(
-            "unknown argument {:?}; try --help",
-            String::from_utf8_lossy(arg)
-        ),
-    );
-    2
+        "unknown argument",
+        &format_args!("{arg}; try --help"),
+        2,
+    )
 }
 
 /// What the platform is for, the usage, and one line per setting of [`config::SETTINGS`].

@@ -6,13 +6,14 @@
 //! (a header the server owns, a status out of range) becomes the JSON error answer, and the
 //! next request is served as usual.
 
+use std::any::Any;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
 use crate::conn::Cx;
 use crate::error::{Error, Reject};
-use crate::log::{Access, Level};
+use crate::log::{Access, Level, Log};
 use crate::platform::{self, Route};
 use crate::request::{Head, Request};
 use crate::response::{Output, Persist, Response};
@@ -52,11 +53,7 @@ impl Call<'_> {
                 .map(|why| (Error::new(why), "invalid response: ")),
             Ok(Err(e)) => Some((e, "function error: ")),
             Err(payload) => {
-                // The log line says what the panic said; the answer does not.
-                let mut line = String::from("function panicked: ");
-                line.push_str(&panic_hook::message(&*payload));
-                cx.log.line(Level::Error, ctx.request_id, &line);
-                resp.set_error(&Error::new("the function panicked"));
+                answer_panic(&*payload, cx.log, ctx.request_id, &mut resp);
                 None
             }
         };
@@ -69,10 +66,7 @@ impl Call<'_> {
                     .then(|| (Reject::OverBudget.to_error(), "over the memory budget: "))
             });
         if let Some((e, what)) = failure {
-            let mut line = String::from(what);
-            line.push_str(&e.to_string());
-            cx.log.line(Level::Error, ctx.request_id, &line);
-            resp.set_error(&e);
+            answer_error(&e, what, cx.log, ctx.request_id, &mut resp);
         }
         let keep = head.keep_alive && !cx.closing;
         let persist = match (keep, head.minor) {
@@ -103,16 +97,48 @@ impl Call<'_> {
     }
 }
 
+// The paths that are not taken on a good request are functions of their own, out of line: the
+// code of every request stays small and together (see src/hot-text.ld).
+
+/// A panic: the log line says what the panic said; the answer does not.
+#[cold]
+#[inline(never)]
+fn answer_panic(
+    payload: &(dyn Any + Send),
+    log: &mut Log,
+    id: Option<&str>,
+    resp: &mut Response<'_>,
+) {
+    let mut line = String::from("function panicked: ");
+    line.push_str(&panic_hook::message(payload));
+    log.line(Level::Error, id, &line);
+    resp.set_error(&Error::new("the function panicked"));
+}
+
+/// An error in place of the function's answer, logged with `what` before it.
+#[cold]
+#[inline(never)]
+fn answer_error(e: &Error, what: &str, log: &mut Log, id: Option<&str>, resp: &mut Response<'_>) {
+    let mut line = String::from(what);
+    line.push_str(&e.to_string());
+    log.line(Level::Error, id, &line);
+    resp.set_error(e);
+}
+
 /// The error that replaces a response past `limit` bytes (header lines and body): it is never
 /// sent in part, and SCF itself would refuse it (407 for more than 6 MB).
 fn too_large(resp: &Response<'_>, limit: usize) -> Option<(Error, &'static str)> {
     let size = resp.size();
-    (size > limit).then(|| {
-        let mut msg = String::from("the response (");
-        msg.push_str(itoa::Buffer::new().format(size));
-        msg.push_str(" bytes) is larger than SCF_LEAN_MAX_RESPONSE_BYTES (");
-        msg.push_str(itoa::Buffer::new().format(limit));
-        msg.push(')');
-        (Error::new(msg), "response too large: ")
-    })
+    (size > limit).then(|| too_large_error(size, limit))
+}
+
+#[cold]
+#[inline(never)]
+fn too_large_error(size: usize, limit: usize) -> (Error, &'static str) {
+    let mut msg = String::from("the response (");
+    msg.push_str(itoa::Buffer::new().format(size));
+    msg.push_str(" bytes) is larger than SCF_LEAN_MAX_RESPONSE_BYTES (");
+    msg.push_str(itoa::Buffer::new().format(limit));
+    msg.push(')');
+    (Error::new(msg), "response too large: ")
 }

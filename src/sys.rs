@@ -255,7 +255,7 @@ pub fn exit(code: c_int) -> ! {
 /// The memory limit of the process's cgroup in bytes (v2 `memory.max`, else v1
 /// `memory.limit_in_bytes`), if one is set. Three system calls a file, into a stack buffer.
 pub(crate) fn cgroup_memory_limit() -> Option<usize> {
-    let read = |path: &CStr| -> Option<u64> {
+    let read = |path: &CStr| -> Option<usize> {
         let mut buf = [0u8; 32];
         // SAFETY: a NUL-terminated path; the flags are valid.
         let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
@@ -268,16 +268,23 @@ pub(crate) fn cgroup_memory_limit() -> Option<usize> {
             libc::close(fd);
             n
         };
-        let text = buf.get(..usize::try_from(n).ok()?)?;
-        // "max" (v2) does not parse: no limit.
-        std::str::from_utf8(text).ok()?.trim().parse().ok()
+        memory_limit(buf.get(..usize::try_from(n).ok()?)?)
     };
-    let limit = read(c"/sys/fs/cgroup/memory.max")
-        .or_else(|| read(c"/sys/fs/cgroup/memory/memory.limit_in_bytes"))?;
-    // v1 writes a number near 2^63 for no limit.
-    Some(limit)
-        .filter(|&n| n < 1 << 60)
-        .and_then(|n| usize::try_from(n).ok())
+    read(c"/sys/fs/cgroup/memory.max")
+        .or_else(|| read(c"/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+}
+
+/// A cgroup memory limit file's text: digits and a newline. "max" (v2) and a number near 2^63
+/// (what v1 writes) mean no limit.
+fn memory_limit(text: &[u8]) -> Option<usize> {
+    let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 || text.get(digits).is_some_and(|&b| b != b'\n') {
+        return None;
+    }
+    let n = text[..digits]
+        .iter()
+        .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+    usize::try_from(n).ok().filter(|&n| (n as u64) < 1 << 60)
 }
 
 /// Whether a write to `fd` would take at least `PIPE_BUF` bytes without blocking: `poll` with
@@ -431,6 +438,18 @@ pub(crate) fn std_fds_open() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_memory_limit_text() {
+        assert_eq!(memory_limit(b"134217728\n"), Some(134_217_728));
+        assert_eq!(memory_limit(b"67108864"), Some(67_108_864));
+        assert_eq!(memory_limit(b"max\n"), None);
+        assert_eq!(memory_limit(b"9223372036854771712\n"), None, "v1: no limit");
+        assert_eq!(memory_limit(b"99999999999999999999\n"), None, "20 digits");
+        assert_eq!(memory_limit(b""), None);
+        assert_eq!(memory_limit(b"12k\n"), None);
+        assert_eq!(memory_limit(b"-1\n"), None);
+    }
 
     #[test]
     fn test_env_scan_reads_names_and_values_in_place() {
