@@ -297,8 +297,18 @@ impl Log {
     }
 
     /// Writes the waiting lines as far as stdout and stderr take them without blocking; once a
-    /// buffer is empty again, says how many lines it dropped.
+    /// buffer is empty again, says how many lines it dropped. Called once per loop turn: with
+    /// nothing waiting (the usual case), four comparisons.
+    #[inline]
     pub fn flush(&mut self) {
+        let idle = |p: &Pipe| p.buf.is_empty() && p.dropped == 0;
+        if idle(&self.out) && idle(&self.err) {
+            return;
+        }
+        self.flush_waiting();
+    }
+
+    fn flush_waiting(&mut self) {
         for i in 0..2 {
             let pipe = if i == 0 { &mut self.out } else { &mut self.err };
             pipe.flush();
