@@ -198,7 +198,7 @@ impl Server {
             self.shared.date.update(SystemTime::now());
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(now, &mut f, true),
+                    LISTENER => self.accept(now, &mut f),
                     SIGNALS => {
                         if let Some(code) = self.on_signal(now) {
                             self.shared.log.flush();
@@ -220,7 +220,7 @@ impl Server {
             }
             if self.accept_retry.is_some_and(|t| t <= now) {
                 self.accept_retry = None;
-                self.accept(now, &mut f, false);
+                self.accept(now, &mut f);
             }
             if self.deferred && (events.is_empty() || self.shared.served > 0) {
                 self.deferred_setup();
@@ -251,15 +251,12 @@ impl Server {
     /// Accepts while the backlog has connections and slots are free, and serves each new
     /// connection at once: the request usually arrives with it, and reading now saves a turn
     /// of the loop (an `epoll_wait`) on every fresh connection.
-    /// With every slot taken, the oldest connection that has not sent a byte makes room (`evict`:
-    /// a new connection is known to wait).
-    fn accept<F: Function>(&mut self, now: Instant, f: &mut F, evict: bool) {
+    /// With every slot or every descriptor taken, the oldest connection that has not sent a byte
+    /// makes room for one that waits in the listener's queue.
+    fn accept<F: Function>(&mut self, now: Instant, f: &mut F) {
         self.paused = false;
         loop {
-            // At the limit, a silent connection makes room, but only for one that is waiting.
-            if self.open >= self.shared.config.max_connections
-                && !(evict && self.connection_waiting() && self.evict_silent(now, f))
-            {
+            if self.open >= self.shared.config.max_connections && !self.make_room(now, f) {
                 break;
             }
             let Some(listener) = &self.listener else {
@@ -295,6 +292,10 @@ impl Server {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if out_of_descriptors(&e) => {
+                    // Under SCF's 1,024 descriptors this comes before the connection limit.
+                    if self.make_room(now, f) {
+                        continue;
+                    }
                     // Pending connections wait in the backlog; try again later.
                     self.paused = true;
                     self.accept_retry = Some(later(now, ACCEPT_RETRY));
@@ -330,6 +331,11 @@ impl Server {
         cx.room = self.budget.saturating_sub(self.used - conn.counted);
         step(conn, &mut cx);
         self.settle(i, now);
+    }
+
+    /// Closes the oldest silent connection if another waits to be accepted; whether it did.
+    fn make_room<F: Function>(&mut self, now: Instant, f: &mut F) -> bool {
+        self.connection_waiting() && self.evict_silent(now, f)
     }
 
     /// Whether a connection waits in the listener's queue.
