@@ -27,9 +27,10 @@ struct Row {
     default: Default,
     /// Whether a value set at start may only lower the build-time one (which sizes an array).
     lower_only: bool,
-    /// Whether the variable set when building bakes a new default in. The log settings are
-    /// read at start only: a shell that exports `SCF_LEAN_LOG_LEVEL=debug` for its runs must
-    /// not change the default of every later build.
+    /// Whether the variable set when building bakes a new default in. `PORT` and the log
+    /// settings are read at start only: a shell that exports `PORT=8080` or
+    /// `SCF_LEAN_LOG_LEVEL=debug` for its runs must not change the default of every later build
+    /// (an image listening on 8080 where SCF sends to 9000).
     at_build: bool,
     /// What it bounds or sets, and what happens past it.
     doc: &'static str,
@@ -72,7 +73,7 @@ const fn millis(min: u64, max: u64) -> Kind {
 
 #[rustfmt::skip]
 const ROWS: &[Row] = &[
-    Row { name: "PORT", field: "port", var: "PORT", kind: number("u16", 0, 65535), default: Platform("DEFAULT_PORT"), lower_only: false, at_build: true,
+    Row { name: "PORT", field: "port", var: "PORT", kind: number("u16", 0, 65535), default: Platform("DEFAULT_PORT"), lower_only: false, at_build: false,
           doc: "TCP port on 0.0.0.0 (Cloud Run and Knative set it too)" },
     Row { name: "MAX_HEAD_BYTES", field: "max_head_bytes", var: "SCF_LEAN_MAX_HEAD_BYTES", kind: number("usize", 256, 1 << 24), default: Num(32 * 1024), lower_only: false, at_build: true,
           doc: "request line + headers, in bytes; past it 431, close" },
@@ -89,7 +90,7 @@ const ROWS: &[Row] = &[
     Row { name: "MAX_CONNECTIONS", field: "max_connections", var: "SCF_LEAN_MAX_CONNECTIONS", kind: number("usize", 1, 1 << 20), default: Num(1024), lower_only: false, at_build: true,
           doc: "open connections (SCF's descriptor limit); past it accepting pauses until one closes" },
     Row { name: "MEMORY_BUDGET_BYTES", field: "memory_budget_bytes", var: "SCF_LEAN_MEMORY_BUDGET_BYTES", kind: number("usize", 0, 1 << 40), default: Num(0), lower_only: false, at_build: true,
-          doc: "bytes all connections may hold in request buffers and responses together (0: half the instance's memory limit, read from its cgroup when the server is first idle, and 32 MiB until then or without one); past it 503, close" },
+          doc: "bytes all connections may hold in request buffers and responses together (0: half the instance's memory limit, read from its cgroup when the server is first idle, and 32 MiB until then or without one; past 256 KiB a connection may use only three quarters of it); past it 503, close" },
     Row { name: "FIRST_BYTE_TIMEOUT_MS", field: "first_byte_timeout", var: "SCF_LEAN_FIRST_BYTE_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(10_000), lower_only: false, at_build: true,
           doc: "a new connection must send its first byte within it, else it is closed; with every slot or descriptor taken, the oldest silent one makes room for a new connection" },
     Row { name: "HEAD_TIMEOUT_MS", field: "head_timeout", var: "SCF_LEAN_HEAD_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(10_000), lower_only: false, at_build: true,

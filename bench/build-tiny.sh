@@ -26,7 +26,9 @@
 # 16 KB less binary, 6 KB less image. RUSTFLAGS replaces .cargo/config.toml's flags, so the
 # static non-PIE flags are spelled out again.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# scf-lean's own binary unless a --manifest-path is given (relative to where you are).
+manifest=()
+[[ " $* " == *" --manifest-path"* ]] || manifest=(--manifest-path "$(dirname "$0")/../Cargo.toml")
 export SCF_LEAN_LINK_ARGS=${SCF_LEAN_LINK_ARGS:--Wl,--build-id=none @hot-text}
 export RUSTFLAGS="-C target-feature=+crt-static,+sse4.2 -C relocation-model=static -C force-unwind-tables=no ${TINY_RUSTFLAGS:-}"
 exec cargo +nightly build --target x86_64-unknown-linux-musl \
@@ -34,4 +36,4 @@ exec cargo +nightly build --target x86_64-unknown-linux-musl \
   --config 'profile.tiny.inherits="release"' \
   --config "profile.tiny.opt-level=\"${OPT_LEVEL:-z}\"" \
   --config 'profile.tiny.panic="immediate-abort"' \
-  --profile tiny "$@"
+  --profile tiny "${manifest[@]}" "$@"

@@ -97,6 +97,8 @@ pub(crate) enum Discard {
     Ended,
     /// The socket is empty for now.
     Blocked,
+    /// It took its share of reads for this turn; more may be waiting.
+    More,
 }
 
 /// A connection's read buffer.
@@ -218,12 +220,13 @@ impl ReadBuf {
         self.start = 0;
     }
 
-    /// Reads and drops input until the socket would block or ends (after the final response).
-    pub fn discard<R: Read>(&mut self, stream: &mut R, spare: &mut Spare) -> Discard {
+    /// Reads and drops input until the socket would block or ends (after the final response),
+    /// at most `reads` times.
+    pub fn discard<R: Read>(&mut self, stream: &mut R, spare: &mut Spare, reads: usize) -> Discard {
         if self.buf.is_empty() {
             self.buf = spare.read_buf();
         }
-        loop {
+        for _ in 0..reads {
             match stream.read(&mut self.buf) {
                 Ok(0) => return Discard::Ended,
                 Ok(_) => {}
@@ -232,6 +235,7 @@ impl ReadBuf {
                 Err(_) => return Discard::Ended,
             }
         }
+        Discard::More
     }
 
     /// Gives the memory back to `spare` (what was buffered is forgotten).

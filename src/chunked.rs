@@ -183,7 +183,9 @@ impl Chunked {
     fn meta(&mut self, next: State, max_meta: usize) -> Result<State, Reject> {
         self.meta += 1;
         if self.meta > max_meta {
-            return Err(Reject::BadRequest("chunk extensions or trailers too large"));
+            return Err(Reject::BadRequest(
+                "chunk extensions or trailers are larger than SCF_LEAN_MAX_CHUNK_META_BYTES",
+            ));
         }
         Ok(next)
     }
@@ -347,7 +349,9 @@ mod tests {
         assert!(decode(ext(META).as_bytes()).is_ok());
         assert_eq!(
             decode(ext(META + 1).as_bytes()),
-            Err(Reject::BadRequest("chunk extensions or trailers too large"))
+            Err(Reject::BadRequest(
+                "chunk extensions or trailers are larger than SCF_LEAN_MAX_CHUNK_META_BYTES"
+            ))
         );
         // A trailer field line counts whole (name, colon, value), less its CRLF.
         let trailer = |n: usize| format!("0\r\nT:{}\r\n\r\n", "t".repeat(n - 2));
@@ -358,7 +362,9 @@ mod tests {
         assert!(decode(bws(META).as_bytes()).is_ok());
         assert_eq!(
             decode(bws(META + 1).as_bytes()),
-            Err(Reject::BadRequest("chunk extensions or trailers too large"))
+            Err(Reject::BadRequest(
+                "chunk extensions or trailers are larger than SCF_LEAN_MAX_CHUNK_META_BYTES"
+            ))
         );
     }
 

@@ -187,7 +187,16 @@ pub(crate) struct Conn<S = TcpStream> {
     pub writable: bool,
     /// The memory it held when the server last counted (`held`).
     pub counted: usize,
+    /// The last drive stopped at its share of the turn ([`PER_TURN`]) with work left: the
+    /// server drives it again next turn (no readiness event will come for what is buffered).
+    pub yielded: bool,
+    /// It is on the server's list to drive again (at most once).
+    pub queued: bool,
 }
+
+/// Requests served (or reads discarded) for one connection in one turn of the loop, before the
+/// others get theirs: a client that pipelines without pause cannot hold the loop.
+pub(crate) const PER_TURN: usize = 16;
 
 impl<S: Stream> Conn<S> {
     pub fn new(stream: S, now: Instant, config: &Config) -> Conn<S> {
@@ -203,6 +212,8 @@ impl<S: Stream> Conn<S> {
             eof: false,
             writable: false,
             counted: 0,
+            yielded: false,
+            queued: false,
         };
         c.restart_clock(now, config);
         c
@@ -285,6 +296,7 @@ impl<S: Stream> Conn<S> {
     /// ends the reading until the next event.
     pub fn drive<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F, read_closed: bool) {
         self.input.short = false;
+        self.yielded = false;
         self.progress(cx, f, !read_closed);
         self.park(cx.spare);
     }
@@ -292,7 +304,7 @@ impl<S: Stream> Conn<S> {
     /// Hands the buffers to `spare` if nothing is in flight: idle with nothing buffered, or
     /// closed.
     fn park(&mut self, spare: &mut Spare) {
-        if !(self.is_idle() || self.is_closed()) {
+        if !(self.is_idle() || self.is_closed() || matches!(self.state, State::Linger)) {
             return;
         }
         self.input.lend(spare);
@@ -303,6 +315,7 @@ impl<S: Stream> Conn<S> {
 
     /// The loop of [`Conn::drive`]; `trust_short` lets a short read end the reading.
     fn progress<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F, trust_short: bool) {
+        let mut served = 0;
         loop {
             if self.out.pending {
                 let before = self.out.sent;
@@ -323,7 +336,12 @@ impl<S: Stream> Conn<S> {
                 State::Linger => return self.discard(cx),
                 _ => {}
             }
+            if served == PER_TURN {
+                self.yielded = true;
+                return;
+            }
             if self.serve(cx, f) {
+                served += 1;
                 continue;
             }
             if self.eof {
@@ -414,6 +432,9 @@ impl<S: Stream> Conn<S> {
                     self.close(cx);
                 } else {
                     self.set_state(State::Linger, cx);
+                    // What is left to read is thrown away through a small buffer: the request's
+                    // and the answer's memory goes back now, not after the linger time.
+                    self.park(cx.spare);
                 }
             }
             // An emptied buffer that grew past its reuse size is dropped by `park`.
@@ -425,9 +446,10 @@ impl<S: Stream> Conn<S> {
 
     /// Reads and drops input after the final response, until EOF.
     fn discard(&mut self, cx: &mut Cx<'_>) {
-        match self.input.discard(&mut self.stream, cx.spare) {
+        match self.input.discard(&mut self.stream, cx.spare, PER_TURN) {
             Discard::Ended => self.close(cx),
             Discard::Blocked => {}
+            Discard::More => self.yielded = true,
         }
     }
 
@@ -610,17 +632,42 @@ impl<S: Stream> Conn<S> {
         let status = self
             .out
             .prepare(resp, input, cx.date.as_bytes(), true, Persist::Close);
-        cx.log.line(Level::Debug, None, r.message());
+        let input = self.input.pending();
+        let mut fields = [httparse::EMPTY_HEADER; 64];
+        let (method, path, request_id) = head_of(input, &mut fields).unwrap_or(("-", "-", None));
+        cx.log.line(Level::Debug, request_id, r.message());
+        let input = self.input.bytes();
         cx.log.access(&Access {
-            request_id: None,
-            method: "-",
-            path: "-",
+            request_id,
+            method,
+            path,
             status,
             bytes: self.out.wire_len(input),
             elapsed: cx.now.saturating_duration_since(self.arrival),
         });
         self.set_state(State::Send { close: true }, cx);
     }
+}
+
+/// The method, path and request id of a refused request, for its log lines, when its head is
+/// whole and well-formed (a body too large, a budget passed, a body that timed out).
+#[cold]
+fn head_of<'i>(
+    input: &'i [u8],
+    fields: &'i mut [httparse::Header<'i>],
+) -> Option<(&'i str, &'i str, Option<&'i str>)> {
+    let mut req = httparse::Request::new(fields);
+    if !req.parse(input).ok()?.is_complete() {
+        return None;
+    }
+    let target = req.path?;
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let id = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("x-scf-request-id"))
+        .and_then(|h| std::str::from_utf8(h.value).ok());
+    Some((req.method?, path, id))
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -702,6 +749,23 @@ mod tests {
     fn responses(c: &mut Conn<Mem<'_>>) -> usize {
         let out = &c.stream().out;
         out.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count()
+    }
+
+    #[test]
+    fn test_a_pipelining_client_gets_its_share_of_a_turn_then_yields() {
+        let mut w = World::new();
+        let input = REQ.repeat(40);
+        let mut a = w.conn(&input, input.len());
+        // All 40 have arrived: one turn answers PER_TURN of them and says there is more.
+        w.event(&mut a, false);
+        assert_eq!(responses(&mut a), PER_TURN);
+        assert!(a.yielded, "work left");
+        // Driven again (as the server does, with no new event), it goes on where it stopped.
+        w.event(&mut a, true);
+        assert_eq!(responses(&mut a), 2 * PER_TURN);
+        w.event(&mut a, true);
+        assert_eq!(responses(&mut a), 40);
+        assert!(!a.yielded, "all answered");
     }
 
     #[test]

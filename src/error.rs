@@ -135,17 +135,20 @@ impl Reject {
         match self {
             Reject::BadRequest(m) | Reject::NotImplemented(m) => m,
             Reject::Timeout => "the request did not arrive in time",
-            Reject::PayloadTooLarge => "the request body is too large",
-            Reject::UriTooLong => "the request target is too long",
+            Reject::PayloadTooLarge => "the request body is larger than SCF_LEAN_MAX_BODY_BYTES",
+            Reject::UriTooLong => "the request target is longer than SCF_LEAN_MAX_TARGET_BYTES",
             Reject::ExpectationFailed => "only Expect: 100-continue is supported",
-            Reject::HeadTooLarge => "the request head is too large or has too many fields",
+            Reject::HeadTooLarge => {
+                "the request head is larger than SCF_LEAN_MAX_HEAD_BYTES or has more fields than SCF_LEAN_MAX_HEADERS"
+            }
             Reject::VersionNotSupported => "only HTTP/1.0 and HTTP/1.1 are supported",
             Reject::OverBudget => "the server's memory is taken by other requests: try again",
         }
     }
 }
 
-/// Parses a JSON event into `T`; an event that is not valid JSON for `T` is a 400 that says why.
+/// Parses a JSON event into `T`; an event that is not valid JSON, or does not fit `T`, is a 400
+/// that says why (`the event is not valid JSON: …` or `the event does not fit T: …`).
 ///
 /// # Errors
 /// A 400 [`Error`] whose message carries serde_json's reason, line and column.
@@ -163,8 +166,17 @@ pub fn from_json<'a, T: serde::Deserialize<'a>>(event: &'a [u8]) -> Result<T, Er
             e.valid_up_to()
         ))
     })?;
-    serde_json::from_str(text)
-        .map_err(|e| Error::bad_request(format!("the event is not valid JSON: {e}")))
+    serde_json::from_str(text).map_err(|e| {
+        let msg = if e.classify() == serde_json::error::Category::Data {
+            // Valid JSON of another shape: say which type it does not fit.
+            let name = std::any::type_name::<T>();
+            let short = name.split('<').next().unwrap_or(name).rsplit("::").next();
+            format!("the event does not fit {}: {e}", short.unwrap_or(name))
+        } else {
+            format!("the event is not valid JSON: {e}")
+        };
+        Error::bad_request(msg)
+    })
 }
 
 /// Appends `{"errorCode":code,"errorMessage":"message"}` to `out`, escaping the message.
@@ -224,6 +236,13 @@ mod tests {
         );
         let n: u32 = from_json(b"7").unwrap();
         assert_eq!(n, 7);
+        // Valid JSON of another shape says so, and names the type.
+        let e = from_json::<u32>(b"\"seven\"").unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert_eq!(
+            e.message(),
+            "the event does not fit u32: invalid type: string \"seven\", expected u32 at line 1 column 7"
+        );
         // Invalid UTF-8 inside a string a type skips is still invalid JSON.
         let e = from_json::<serde::de::IgnoredAny>(b"{\"a\":\"\xff\xfe\"}").unwrap_err();
         assert_eq!(e.status(), 400);

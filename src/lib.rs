@@ -91,7 +91,7 @@
 //! | `SCF_LEAN_MAX_RESPONSE_BYTES` | 6291456 | a function's response (header lines and body), in bytes (SCF refuses more than 6 MB); past it a JSON 500 instead, logged |
 //! | `SCF_LEAN_MAX_CHUNK_META_BYTES` | 16384 | chunk extensions + trailers of one chunked body, in bytes; past it 400, close |
 //! | `SCF_LEAN_MAX_CONNECTIONS` | 1024 | open connections (SCF's descriptor limit); past it accepting pauses until one closes |
-//! | `SCF_LEAN_MEMORY_BUDGET_BYTES` | 0 | bytes all connections may hold in request buffers and responses together (0: half the instance's memory limit, read from its cgroup when the server is first idle, and 32 MiB until then or without one); past it 503, close |
+//! | `SCF_LEAN_MEMORY_BUDGET_BYTES` | 0 | bytes all connections may hold in request buffers and responses together (0: half the instance's memory limit, read from its cgroup when the server is first idle, and 32 MiB until then or without one; past 256 KiB a connection may use only three quarters of it); past it 503, close |
 //! | `SCF_LEAN_FIRST_BYTE_TIMEOUT_MS` | 10000 | a new connection must send its first byte within it, else it is closed; with every slot or descriptor taken, the oldest silent one makes room for a new connection |
 //! | `SCF_LEAN_HEAD_TIMEOUT_MS` | 10000 | a request head that has started must be complete within it; else 408, close |
 //! | `SCF_LEAN_BODY_TIMEOUT_MS` | 30000 | a body may stall this long, and a client may stop reading a response this long; else 408 (or a plain close), close |
@@ -111,7 +111,11 @@
 //! - **The budget** (`SCF_LEAN_MEMORY_BUDGET_BYTES`): all read buffers and held answers
 //!   together. Each connection gets the room the others leave; a read that would grow past it is
 //!   answered 503 and the connection closed, and an answer that would not fit beside its
-//!   request becomes a 503 (the connection kept). The default is half the instance's memory
+//!   request becomes a 503 (the connection kept). Past 256 KiB a connection grows only while
+//!   all together stay within three quarters of the budget: the last quarter is kept for small
+//!   requests, so that a few large uploads held open cannot make everyone else's requests 503.
+//!   A connection closing after an error answer gives its memory back at once, not after its
+//!   linger time. The default is half the instance's memory
 //!   limit — its cgroup's, read when the loop is first idle, off the cold start — and
 //!   32 MiB until then or without one: half of SCF's smallest instance, the other half left to
 //!   the function. Refusing, rather than pausing the reads until memory frees (backpressure),
@@ -139,6 +143,8 @@
 //!   ends the process (SIGSEGV), after a line on stderr.
 //! - Logging never blocks serving: lines go out only as far as the pipe takes them without
 //!   blocking, so a log reader that stalls costs lines (counted), never requests or SIGTERM.
+//! - One client cannot hold the loop: a connection is served at most 16 requests (or 16
+//!   discarding reads) per turn, then the others get theirs, and it goes on next turn.
 //!
 //! ## Non-goals
 //! HTTP/2, TLS (API Gateway terminates it), more than one thread (SCF sends one event at a time

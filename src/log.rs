@@ -351,7 +351,15 @@ fn begin_into(v: &mut Vec<u8>, format: Format, level: Level, request_id: Option<
         Format::Text => {
             v.extend_from_slice(level.name().as_bytes());
             v.extend_from_slice(b" [");
-            push_clean(v, request_id.unwrap_or("-"));
+            // Nor a space or a bracket: the id cannot end its field and forge the rest.
+            let id = request_id.unwrap_or("-").bytes();
+            v.extend(id.map(|b| {
+                if b <= b' ' || b == 0x7f || b == b']' {
+                    b'?'
+                } else {
+                    b
+                }
+            }));
             v.extend_from_slice(b"] ");
         }
         Format::Json => {
@@ -408,6 +416,19 @@ mod tests {
         assert_eq!(
             log.out.buf,
             b"INFO [rid-1] POST /event-invoke 200 42B 17us\n"
+        );
+    }
+
+    #[test]
+    fn test_a_request_id_cannot_forge_the_text_line() {
+        let mut log = Log::new(Level::Info, Format::Text);
+        log.access(&Access {
+            request_id: Some("r1] GET /admin 200 1B 1us\n[x"),
+            ..access()
+        });
+        assert_eq!(
+            log.out.buf,
+            b"INFO [r1?\x3fGET?/admin?200?1B?1us?[x] POST /event-invoke 200 42B 17us\n"
         );
     }
 

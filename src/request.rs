@@ -397,15 +397,32 @@ impl fmt::Debug for Headers<'_> {
     }
 }
 
-/// A header value as `Debug` shows it: the credentials' never.
+/// A header value as `Debug` shows it: the credentials' never — SCF's three, and those a
+/// caller's own credentials travel in.
 pub(crate) enum Value<'a> {
     Text(std::borrow::Cow<'a, str>),
     Redacted,
 }
 
+/// Headers that carry a caller's credentials: `Debug` hides them too (an echo may send them
+/// back to the caller, who sent them; a log line must not keep them).
+const CALLER_CREDENTIALS: [&str; 6] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "x-amz-security-token",
+];
+
 impl<'a> Value<'a> {
     pub(crate) fn of(name: &str, value: &'a [u8]) -> Value<'a> {
-        if platform::is_secret_header(name) {
+        let caller = || {
+            CALLER_CREDENTIALS
+                .iter()
+                .any(|c| name.eq_ignore_ascii_case(c))
+        };
+        if platform::is_secret_header(name) || caller() {
             Value::Redacted
         } else {
             Value::Text(String::from_utf8_lossy(value))

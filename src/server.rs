@@ -68,6 +68,10 @@ pub struct Server {
     /// Started without std's runtime (`main!`): nothing reports a stack overflow unless the
     /// server sets it up.
     pub(crate) report_fatal_signals: bool,
+    /// Connections that stopped at their share of a turn with work left (`Conn::yielded`):
+    /// driven again next turn. Two lists, swapped, so that neither ever reallocates once grown.
+    again: Vec<usize>,
+    again_now: Vec<usize>,
     /// Accepting is paused (at the connection limit, or out of descriptors).
     paused: bool,
     /// When to try `accept` again after running out of descriptors.
@@ -116,6 +120,8 @@ impl Server {
             },
             deferred: true,
             report_fatal_signals: false,
+            again: Vec::new(),
+            again_now: Vec::new(),
             paused: false,
             accept_retry: None,
             signals: None,
@@ -180,7 +186,7 @@ impl Server {
             self.shared.log.flush();
             // Until the deferred set-up is done, look without waiting: nothing to do is the
             // moment for it.
-            let timeout = if self.deferred {
+            let timeout = if self.deferred || !self.again.is_empty() {
                 Some(Duration::ZERO)
             } else {
                 self.timeout(Instant::now())
@@ -214,6 +220,9 @@ impl Server {
                     }
                     Token(i) => self.drive(i, now, &mut f, event.is_read_closed()),
                 }
+            }
+            if !self.again.is_empty() {
+                self.drive_again(now, &mut f);
             }
             if self.next_sweep.is_some_and(|t| t <= now) {
                 self.sweep(now, &mut f);
@@ -311,6 +320,20 @@ impl Server {
         self.paused = true;
     }
 
+    /// Drives the connections that yielded last turn, once each. Their reads go on until they
+    /// would block: what is waiting raised no new event.
+    fn drive_again<F: Function>(&mut self, now: Instant, f: &mut F) {
+        std::mem::swap(&mut self.again, &mut self.again_now);
+        for k in 0..self.again_now.len() {
+            let i = self.again_now[k];
+            if let Some(Some(conn)) = self.slots.get_mut(i) {
+                conn.queued = false;
+            }
+            self.drive(i, now, f, true);
+        }
+        self.again_now.clear();
+    }
+
     fn drive<F: Function>(&mut self, i: usize, now: Instant, f: &mut F, read_closed: bool) {
         let closing = self.shutdown.is_some();
         self.run_conn(i, now, closing, |conn, cx| conn.drive(cx, f, read_closed));
@@ -328,7 +351,7 @@ impl Server {
             return; // a spurious event for a freed slot
         };
         let mut cx = self.shared.cx(now, closing);
-        cx.room = self.budget.saturating_sub(self.used - conn.counted);
+        cx.room = room(self.budget, self.used - conn.counted);
         step(conn, &mut cx);
         self.settle(i, now);
     }
@@ -375,6 +398,10 @@ impl Server {
         let held = if conn.is_closed() { 0 } else { conn.held() };
         self.used = self.used - conn.counted + held;
         conn.counted = held;
+        if conn.yielded && !conn.queued && !conn.is_closed() {
+            conn.queued = true;
+            self.again.push(i);
+        }
         if conn.is_closed() {
             // Dropping the stream closes it, which also takes it out of the epoll set.
             self.slots[i] = None;
@@ -492,9 +519,47 @@ impl StopHandle {
     }
 }
 
+/// What a connection may hold when the others hold `others` bytes: the budget less theirs;
+/// but past [`SMALL_HOLD`] only while all together stay within three quarters of the budget.
+/// The last quarter is kept for small requests and answers, so that a few large uploads
+/// cannot take the memory every other client needs (`lib.rs`, "Memory").
+fn room(budget: usize, others: usize) -> usize {
+    let all = budget.saturating_sub(others);
+    let large = (budget - budget / 4).saturating_sub(others);
+    large.max(all.min(SMALL_HOLD))
+}
+
+/// What every connection may hold from the budget's last quarter, buffers reused from other
+/// connections included (up to 64 KiB each, `buf.rs`): a request and its answer of about
+/// 100 KiB each are served while large ones hold the rest.
+const SMALL_HOLD: usize = 256 * 1024;
+
 fn out_of_descriptors(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_room_keeps_the_last_quarter_for_small_requests() {
+        let budget = 1 << 20;
+        // Alone: three quarters for a large request.
+        assert_eq!(room(budget, 0), 786_432);
+        // The large share taken: a small request still gets SMALL_HOLD.
+        assert_eq!(room(budget, 786_432), SMALL_HOLD);
+        assert_eq!(room(budget, 700_000), SMALL_HOLD);
+        // Never more than what the whole budget leaves.
+        assert_eq!(room(budget, budget - 1000), 1000);
+        assert_eq!(room(budget, budget), 0);
+        assert_eq!(room(budget, budget + 5), 0);
+        assert_eq!(room(budget, 900_000), budget - 900_000);
+        // A budget under SMALL_HOLD: all of it, never past it.
+        assert_eq!(room(10_000, 0), 10_000);
+        assert_eq!(room(10_000, 9_000), 1_000);
+    }
 }

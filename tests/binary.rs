@@ -47,9 +47,19 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// A running binary; killed on drop (also when a test panics) unless it was waited for.
 struct Server {
-    child: Child,
+    child: Option<Child>,
     port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Server {
@@ -63,7 +73,10 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let s = Server { child, port };
+        let s = Server {
+            child: Some(child),
+            port,
+        };
         let until = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < until, "server did not listen");
@@ -78,10 +91,14 @@ impl Server {
         s
     }
 
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     fn signal(&self, sig: i32) {
         let rc = Command::new("kill")
             .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
+            .arg(self.pid().to_string())
             .status()
             .unwrap();
         assert!(rc.success());
@@ -90,13 +107,14 @@ impl Server {
     /// Waits for the exit (at most `limit`), then returns its status, output and the time taken.
     fn wait(mut self, limit: Duration) -> (ExitStatus, Output, Duration) {
         let t = Instant::now();
+        let child = self.child.as_mut().unwrap();
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let out = self.child.wait_with_output().unwrap();
+            if let Some(status) = child.try_wait().unwrap() {
+                let out = self.child.take().unwrap().wait_with_output().unwrap();
                 return (status, out, t.elapsed());
             }
             if t.elapsed() > limit {
-                let _ = self.child.kill();
+                // Drop kills it.
                 panic!("server did not exit within {limit:?}");
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -265,6 +283,29 @@ fn test_credentials_never_reach_logs_or_echoes() {
             );
         }
     }
+}
+
+#[test]
+fn test_a_refused_request_is_logged_with_its_method_path_and_request_id() {
+    let s = Server::start(bin(), &[("SCF_LEAN_MAX_BODY_BYTES", "10")]);
+    let mut c = s.connect();
+    c.write_all(
+        b"POST /event-invoke HTTP/1.1\r\nHost: x\r\nX-Scf-Request-Id: rid-413\r\n\
+          Content-Length: 11\r\n\r\n",
+    )
+    .unwrap();
+    let (status, _, body) = read_response(&mut c);
+    assert_eq!(status, 413);
+    assert!(
+        String::from_utf8_lossy(&body).contains("larger than SCF_LEAN_MAX_BODY_BYTES"),
+        "{body:?}"
+    );
+    drop(c);
+    let (_, out, _) = s.stop();
+    assert!(
+        out.contains("INFO [rid-413] POST /event-invoke 413 "),
+        "{out}"
+    );
 }
 
 #[test]
@@ -561,7 +602,7 @@ fn test_a_log_pipe_nobody_reads_blocks_nothing() {
     // Once the pipe drains, a line says how many were lost.
     let mut s = Server::start(bin(), &[]);
     assert_eq!(hammer(&s, 6000), 6000);
-    let mut stdout = s.child.stdout.take().unwrap();
+    let mut stdout = s.child.as_mut().unwrap().stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut all = Vec::new();
         let _ = stdout.read_to_end(&mut all);

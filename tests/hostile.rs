@@ -817,10 +817,18 @@ fn test_slow_readers_of_large_answers_stay_within_the_memory_budget() {
          (503); server VmHWM {hwm} kB"
     );
     assert_eq!(ok + refused, n, "{statuses:?}");
-    assert!(ok >= 1 && refused >= 1, "{statuses:?}");
+    // They cannot all fit; how many get through depends on how their bodies interleave (when
+    // they all grow together, each may be refused).
+    assert!(refused >= 1, "{statuses:?}");
     // The budget (32 MiB) plus one function answer built before it is weighed, and the server
     // itself.
     assert!(hwm < 48 * 1024, "VmHWM {hwm} kB");
+    // Their memory is back: one more such request, read at once, is answered.
+    drop(conns);
+    thread::sleep(Duration::from_millis(100));
+    let mut s = connect(addr);
+    s.write_all(&post("/slow", &vec![b'a'; size])).unwrap();
+    assert_eq!(read_response(&mut s).0, 200);
     assert!(server.alive());
 }
 

@@ -25,7 +25,11 @@ fn test_expect_continue_over_body_limit_is_413_without_100() {
     let mut c = Client::connect(addr);
     c.send("POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 17\r\n\r\n");
     // The first bytes are the final answer, not `100 Continue`.
-    expect_rejected(&mut c, 413, "the request body is too large");
+    expect_rejected(
+        &mut c,
+        413,
+        "the request body is larger than SCF_LEAN_MAX_BODY_BYTES",
+    );
 }
 
 /// `GET /` whose head is exactly `n` bytes, padded with one header.
@@ -53,7 +57,7 @@ fn test_head_bytes_at_limit_ok_past_is_431() {
     expect_rejected(
         &mut c,
         431,
-        "the request head is too large or has too many fields",
+        "the request head is larger than SCF_LEAN_MAX_HEAD_BYTES or has more fields than SCF_LEAN_MAX_HEADERS",
     );
     // A head that never ends is refused as soon as it is past the limit.
     let mut c = Client::connect(addr);
@@ -64,7 +68,7 @@ fn test_head_bytes_at_limit_ok_past_is_431() {
     expect_rejected(
         &mut c,
         431,
-        "the request head is too large or has too many fields",
+        "the request head is larger than SCF_LEAN_MAX_HEAD_BYTES or has more fields than SCF_LEAN_MAX_HEADERS",
     );
 }
 
@@ -88,7 +92,7 @@ fn test_header_count_at_limit_ok_past_is_431() {
     expect_rejected(
         &mut c,
         431,
-        "the request head is too large or has too many fields",
+        "the request head is larger than SCF_LEAN_MAX_HEAD_BYTES or has more fields than SCF_LEAN_MAX_HEADERS",
     );
 }
 
@@ -104,11 +108,19 @@ fn test_target_length_at_limit_ok_past_is_414() {
     assert_echo(&c.request(get(&t)), "GET", &t, "", b"");
     let mut c = Client::connect(addr);
     c.send(get(&target(65)));
-    expect_rejected(&mut c, 414, "the request target is too long");
+    expect_rejected(
+        &mut c,
+        414,
+        "the request target is longer than SCF_LEAN_MAX_TARGET_BYTES",
+    );
     // A request line that never ends is refused once it cannot fit.
     let mut c = Client::connect(addr);
     c.send(format!("GET {}", target(200)));
-    expect_rejected(&mut c, 414, "the request target is too long");
+    expect_rejected(
+        &mut c,
+        414,
+        "the request target is longer than SCF_LEAN_MAX_TARGET_BYTES",
+    );
 }
 
 #[test]
@@ -124,11 +136,19 @@ fn test_body_limit_content_length_at_ok_past_is_413_and_closes() {
     // Past it: refused from the head alone, the body sent anyway is dropped.
     let mut c = Client::connect(addr);
     c.send(post("/ref", &pattern(65)));
-    expect_rejected(&mut c, 413, "the request body is too large");
+    expect_rejected(
+        &mut c,
+        413,
+        "the request body is larger than SCF_LEAN_MAX_BODY_BYTES",
+    );
     // Refused without waiting for a body that is never sent.
     let mut c = Client::connect(addr);
     c.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n");
-    expect_rejected(&mut c, 413, "the request body is too large");
+    expect_rejected(
+        &mut c,
+        413,
+        "the request body is larger than SCF_LEAN_MAX_BODY_BYTES",
+    );
 }
 
 #[test]
@@ -152,7 +172,11 @@ fn test_rejected_request_with_unread_body_still_gets_its_answer() {
         }
         w.shutdown(std::net::Shutdown::Write)
     });
-    expect_rejected(&mut c, 413, "the request body is too large");
+    expect_rejected(
+        &mut c,
+        413,
+        "the request body is larger than SCF_LEAN_MAX_BODY_BYTES",
+    );
     writer.join().unwrap().expect("the whole body is taken in");
 }
 
@@ -176,7 +200,11 @@ fn test_body_limit_chunked_at_ok_past_is_413() {
     assert_eq!(r.text(), format!("{}{}", "a".repeat(32), "b".repeat(32)));
     let mut c = Client::connect(addr);
     c.send(chunked("/ref", &body(65)));
-    expect_rejected(&mut c, 413, "the request body is too large");
+    expect_rejected(
+        &mut c,
+        413,
+        "the request body is larger than SCF_LEAN_MAX_BODY_BYTES",
+    );
 }
 
 #[test]
@@ -185,7 +213,7 @@ fn test_chunk_meta_limit_at_ok_past_is_400() {
         max_chunk_meta_bytes: 32,
         ..quiet()
     });
-    let msg = "chunk extensions or trailers too large";
+    let msg = "chunk extensions or trailers are larger than SCF_LEAN_MAX_CHUNK_META_BYTES";
     // The extension counts from its `;`.
     let ext = |n: usize| format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(n - 1));
     let mut c = Client::connect(addr);
@@ -296,14 +324,50 @@ fn test_memory_budget_at_and_past_the_limit() {
         memory_budget_bytes: budget,
         ..quiet()
     });
-    // A request the budget holds, with room for its small answer: served.
-    let fits = ref_post_of_total(budget - 256);
+    // One large request may take three quarters of the budget (the last quarter is kept for
+    // small ones). One that fits, with room for its small answer: served.
+    let large = budget / 4 * 3;
+    let fits = ref_post_of_total(large - 256);
     let mut c = Client::connect(addr);
     assert_eq!(c.request(&fits).status, 200);
-    // One byte past the whole budget: refused with 503 once its buffer would grow past it.
+    // One byte past it: refused with 503 once its buffer would grow past it.
     let mut c = Client::connect(addr);
-    c.send(ref_post_of_total(budget + 1));
+    c.send(ref_post_of_total(large + 1));
     expect_rejected(&mut c, 503, OVER_BUDGET);
+}
+
+#[test]
+fn test_large_uploads_leave_room_for_small_requests() {
+    let (_server, addr) = server(Config {
+        memory_budget_bytes: 4 << 20,
+        ..quiet()
+    });
+    // Four uploads of 1,000,000 bytes hold all but the last 1,000 bytes of their bodies: the
+    // whole budget, if they could. Three fit in three quarters; the fourth is refused.
+    let mut large: Vec<Client> = (0..4)
+        .map(|_| {
+            let mut c = Client::connect(addr);
+            c.send("POST /ref HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n");
+            c.send(pattern(999_000));
+            sleep(Duration::from_millis(50));
+            c
+        })
+        .collect();
+    expect_rejected(&mut large[3], 503, OVER_BUDGET);
+    // Small requests (100,000 bytes) and their answers still have room, one after another; a
+    // larger one does not.
+    for _ in 0..3 {
+        let mut c = Client::connect(addr);
+        assert_eq!(c.request(post("/ref", &pattern(100_000))).status, 200);
+    }
+    let mut c = Client::connect(addr);
+    c.send(post("/ref", &pattern(300_000)));
+    expect_rejected(&mut c, 503, OVER_BUDGET);
+    // The three held uploads finish.
+    for c in &mut large[..3] {
+        c.send(&pattern(1_000_000)[999_000..]);
+        assert_eq!(c.read_response().status, 200);
+    }
 }
 
 #[test]
@@ -312,11 +376,11 @@ fn test_memory_budget_is_shared_by_all_connections() {
         memory_budget_bytes: 1 << 20,
         ..quiet()
     });
-    // A holds 800,000 bytes of a request whose body is still arriving.
-    let body = pattern(800_000);
+    // A holds 700,000 bytes of a request whose body is still arriving.
+    let body = pattern(700_000);
     let mut a = Client::connect(addr);
-    a.send("POST /ref HTTP/1.1\r\nHost: t\r\nContent-Length: 800000\r\n\r\n");
-    a.send(&body[..700_000]);
+    a.send("POST /ref HTTP/1.1\r\nHost: t\r\nContent-Length: 700000\r\n\r\n");
+    a.send(&body[..600_000]);
     sleep(Duration::from_millis(200));
     // B needs 300,000 more than what is left: 503, and it never goes over.
     let mut b = Client::connect(addr);
@@ -329,7 +393,7 @@ fn test_memory_budget_is_shared_by_all_connections() {
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.header("connection"), None);
     // A finishes; its memory is free again, and the others are served.
-    a.send(&body[700_000..]);
+    a.send(&body[600_000..]);
     assert!(a.read_response().body == body);
     let mut b = Client::connect(addr);
     assert_eq!(b.request(post("/ref", &pattern(300_000))).status, 200);

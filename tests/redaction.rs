@@ -1,5 +1,6 @@
-//! The credentials SCF passes (`X-Scf-Secret-Id`, `X-Scf-Secret-Key`, `X-Scf-Session-Token`)
-//! never show in a `Debug` print, whatever the case of their names: a function author's
+//! The credentials SCF passes (`X-Scf-Secret-Id`, `X-Scf-Secret-Key`, `X-Scf-Session-Token`),
+//! and those a caller's own travel in (`Authorization`, `Cookie`, `X-Api-Key`…), never show in
+//! a `Debug` print, whatever the case of their names: a function author's
 //! `eprintln!("{req:?}")` must not put them in the logs.
 
 use scf_lean::testing::TestServer;
@@ -58,6 +59,34 @@ fn debug_of_request_headers_context_and_response_redacts_the_credentials() {
         }
         assert_clean("Response", &format!("{out:?}"));
     }
+}
+
+#[test]
+fn debug_hides_the_callers_own_credentials_too() {
+    let headers: [(&str, &[u8]); 6] = [
+        ("Host", b"h"),
+        ("authorization", b"Bearer tok-VALUE-4"),
+        ("Proxy-Authorization", b"Basic cHJveHk6VALUE-5"),
+        ("COOKIE", b"session=VALUE-6"),
+        ("X-Api-Key", b"apikey-VALUE-7"),
+        ("X-Amz-Security-Token", b"amz-VALUE-8"),
+    ];
+    let req = Request::new("GET", "/p", &headers, b"");
+    let mut out = Response::new();
+    out.header("Set-Cookie", "session=VALUE-9; HttpOnly");
+    for (what, printed) in [
+        ("Request", format!("{req:?}")),
+        ("Headers", format!("{:?}", req.headers())),
+        ("Response", format!("{out:?}")),
+    ] {
+        assert!(!printed.contains("VALUE-"), "{what}: {printed}");
+        assert!(printed.contains("<redacted>"), "{what}: {printed}");
+    }
+    // The function itself reads them as they are.
+    assert_eq!(
+        req.header("Authorization"),
+        Some(&b"Bearer tok-VALUE-4"[..])
+    );
 }
 
 /// Prints what it gets, as a careless function would, and answers with that print.

@@ -163,7 +163,7 @@ cases! {
     cl_empty, "RFC 9110 §8.6 (1*DIGIT)", post("Content-Length: \r\n", "") => Reject(400, "invalid Content-Length");
     cl_overflow, "RFC 9110 §8.6 (overflow is invalid)", post("Content-Length: 18446744073709551616\r\n", "") => Reject(400, "Content-Length overflows");
     cl_overflow_long, "RFC 9110 §8.6 (overflow is invalid)", post("Content-Length: 99999999999999999999999999999999\r\n", "") => Reject(400, "Content-Length overflows");
-    cl_past_limit, "RFC 9110 §15.5.14 (413)", post("Content-Length: 7340032\r\n", "") => Reject(413, "the request body is too large");
+    cl_past_limit, "RFC 9110 §15.5.14 (413)", post("Content-Length: 7340032\r\n", "") => Reject(413, "the request body is larger than SCF_LEAN_MAX_BODY_BYTES");
     cl_leading_zeros, "RFC 9110 §8.6 (1*DIGIT)", post("Content-Length: 003\r\n", "abc") => Serve("POST", "/p", b"abc");
     cl_tabs_around, "RFC 9110 §5.5 (OWS around a value)", post("Content-Length:\t3\t\r\n", "abc") => Serve("POST", "/p", b"abc");
     cl_space_before_colon, "RFC 9112 §5.1 (no whitespace before the colon)", post("Content-Length : 3\r\n", "abc") => Reject(400, "invalid header name");
@@ -172,7 +172,7 @@ cases! {
 
     // --- Chunk sizes. ---
     chunk_size_overflow, "RFC 9112 §7.1 (chunk-size overflow)", chunked("10000000000000000\r\nx\r\n0\r\n\r\n") => Reject(400, "chunk size too long");
-    chunk_size_u64_max, "RFC 9112 §7.1 (chunk-size past the body limit)", chunked("ffffffffffffffff\r\nx\r\n0\r\n\r\n") => Reject(413, "the request body is too large");
+    chunk_size_u64_max, "RFC 9112 §7.1 (chunk-size past the body limit)", chunked("ffffffffffffffff\r\nx\r\n0\r\n\r\n") => Reject(413, "the request body is larger than SCF_LEAN_MAX_BODY_BYTES");
     chunk_size_leading_zeros_overflow, "RFC 9112 §7.1 (chunk-size overflow)", chunked("00000000000000001\r\nx\r\n0\r\n\r\n") => Reject(400, "chunk size too long");
     chunk_size_hex_junk, "RFC 9112 §7.1 (chunk-size = 1*HEXDIG)", chunked("5g\r\nhello\r\n0\r\n\r\n") => Reject(400, "invalid chunk size");
     chunk_size_0x, "RFC 9112 §7.1 (chunk-size = 1*HEXDIG)", chunked("0x5\r\nhello\r\n0\r\n\r\n") => Reject(400, "invalid chunk size");
@@ -203,18 +203,18 @@ cases! {
     // --- Chunk extensions and trailers: accepted, skipped, capped. ---
     chunk_extensions, "RFC 9112 §7.1.1 (extensions ignored)", chunked("3;a=b;c=\"d e\" ; f\r\nabc\r\n0;last\r\n\r\n") => Serve("POST", "/p", b"abc");
     chunk_ext_at_cap, "RFC 9112 §7.1.1 (extensions capped at 16 KiB)", chunk_ext(META) => Serve("POST", "/p", b"x");
-    chunk_ext_over_cap, "RFC 9112 §7.1.1 (extensions capped at 16 KiB)", chunk_ext(META + 1) => Reject(400, "chunk extensions or trailers too large");
-    chunk_ext_huge, "RFC 9112 §7.1.1 (extensions capped at 16 KiB)", chunk_ext(64 * 1024) => Reject(400, "chunk extensions or trailers too large");
+    chunk_ext_over_cap, "RFC 9112 §7.1.1 (extensions capped at 16 KiB)", chunk_ext(META + 1) => Reject(400, "chunk extensions or trailers are larger than SCF_LEAN_MAX_CHUNK_META_BYTES");
+    chunk_ext_huge, "RFC 9112 §7.1.1 (extensions capped at 16 KiB)", chunk_ext(64 * 1024) => Reject(400, "chunk extensions or trailers are larger than SCF_LEAN_MAX_CHUNK_META_BYTES");
     chunk_ext_nul, "RFC 9112 §7.1.1 (no CTL in an extension)", chunked("3;a\x00b\r\nabc\r\n0\r\n\r\n") => Reject(400, "invalid chunk extension");
     chunk_ext_bare_lf, "RFC 9112 §7.1.1 (no CTL in an extension)", chunked("3;a\nb\r\nabc\r\n0\r\n\r\n") => Reject(400, "invalid chunk extension");
     chunk_trailers, "RFC 9112 §7.1.2 (trailers skipped)", chunked("3\r\nabc\r\n0\r\nX-T: 1\r\nY: 2\r\n\r\n") => Serve("POST", "/p", b"abc");
     chunk_trailer_at_cap, "RFC 9112 §7.1.2 (trailers capped at 16 KiB)", trailer(META) => Serve("POST", "/p", b"x");
-    chunk_trailer_over_cap, "RFC 9112 §7.1.2 (trailers capped at 16 KiB)", trailer(META + 1) => Reject(400, "chunk extensions or trailers too large");
+    chunk_trailer_over_cap, "RFC 9112 §7.1.2 (trailers capped at 16 KiB)", trailer(META + 1) => Reject(400, "chunk extensions or trailers are larger than SCF_LEAN_MAX_CHUNK_META_BYTES");
     chunk_trailer_no_colon, "RFC 9112 §7.1.2 (a trailer is a field line)", chunked("0\r\nT\r\n\r\n") => Reject(400, "invalid trailer field");
     chunk_trailer_space_before_colon, "RFC 9112 §5.1 (no whitespace before the colon)", chunked("0\r\nT : v\r\n\r\n") => Reject(400, "invalid trailer field");
     chunk_trailer_obs_fold, "RFC 9112 §5.2 (obs-fold rejected)", chunked("0\r\nT: v\r\n w\r\n\r\n") => Reject(400, "invalid trailer field");
     chunk_bws_after_size_at_cap, "RFC 9112 §7.1 (BWS counts as chunk metadata)", chunked(&format!("1{}\r\nx\r\n0\r\n\r\n", " ".repeat(META))) => Serve("POST", "/p", b"x");
-    chunk_bws_after_size_over_cap, "RFC 9112 §7.1 (BWS counts as chunk metadata)", chunked(&format!("1{}\r\nx\r\n0\r\n\r\n", " ".repeat(META + 1))) => Reject(400, "chunk extensions or trailers too large");
+    chunk_bws_after_size_over_cap, "RFC 9112 §7.1 (BWS counts as chunk metadata)", chunked(&format!("1{}\r\nx\r\n0\r\n\r\n", " ".repeat(META + 1))) => Reject(400, "chunk extensions or trailers are larger than SCF_LEAN_MAX_CHUNK_META_BYTES");
     chunk_trailer_nul, "RFC 9112 §7.1.2 (no CTL in a trailer)", chunked("0\r\nT: a\x00b\r\n\r\n") => Reject(400, "invalid chunked framing: lines must end in CRLF");
 
     // --- NUL and control bytes in the head. ---

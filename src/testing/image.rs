@@ -162,8 +162,10 @@ impl Image {
         let tag = format!("localhost/{title}-test:{}-{safe}", std::process::id());
         let tag: String = tag.chars().take(120).collect();
         let mut cmd = engine.command();
+        // Without the layer cache: buildah (podman 4) reuses a cached `LABEL` layer whatever
+        // value its build argument has now, and a FROM scratch image takes no time to build.
         cmd.current_dir(dir)
-            .args(["build", "-q", "-f", dockerfile, "-t", &tag]);
+            .args(["build", "-q", "--no-cache", "-f", dockerfile, "-t", &tag]);
         for a in args {
             cmd.arg(format!("--build-arg={a}"));
         }
