@@ -160,23 +160,34 @@ impl Reject {
 /// ```
 pub fn from_json<'a, T: serde::Deserialize<'a>>(event: &'a [u8]) -> Result<T, Error> {
     // JSON is UTF-8 (RFC 8259 §8.1), also inside the strings that a type skips.
-    let text = std::str::from_utf8(event).map_err(|e| {
-        Error::bad_request(format!(
-            "the event is not valid JSON: invalid UTF-8 at byte {}",
-            e.valid_up_to()
-        ))
-    })?;
-    serde_json::from_str(text).map_err(|e| {
-        let msg = if e.classify() == serde_json::error::Category::Data {
-            // Valid JSON of another shape: say which type it does not fit.
-            let name = std::any::type_name::<T>();
-            let short = name.split('<').next().unwrap_or(name).rsplit("::").next();
-            format!("the event does not fit {}: {e}", short.unwrap_or(name))
-        } else {
-            format!("the event is not valid JSON: {e}")
-        };
-        Error::bad_request(msg)
-    })
+    let text = std::str::from_utf8(event).map_err(|e| not_utf8(e.valid_up_to()))?;
+    serde_json::from_str(text).map_err(|e| not_json(&e, std::any::type_name::<T>()))
+}
+
+// The errors of `from_json`, out of line: the request's code stays small (src/hot-text.ld).
+
+#[cold]
+#[inline(never)]
+fn not_utf8(at: usize) -> Error {
+    Error::bad_request(format!(
+        "the event is not valid JSON: invalid UTF-8 at byte {at}"
+    ))
+}
+
+#[cold]
+#[inline(never)]
+fn not_json(e: &serde_json::Error, type_name: &str) -> Error {
+    let msg = if e.classify() == serde_json::error::Category::Data {
+        // Valid JSON of another shape: say which type it does not fit.
+        let short = type_name.split('<').next().unwrap_or(type_name);
+        format!(
+            "the event does not fit {}: {e}",
+            short.rsplit("::").next().unwrap_or(short)
+        )
+    } else {
+        format!("the event is not valid JSON: {e}")
+    };
+    Error::bad_request(msg)
 }
 
 /// Appends `{"errorCode":code,"errorMessage":"message"}` to `out`, escaping the message.

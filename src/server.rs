@@ -321,7 +321,9 @@ impl Server {
     }
 
     /// Drives the connections that yielded last turn, once each. Their reads go on until they
-    /// would block: what is waiting raised no new event.
+    /// would block: what is waiting raised no new event. Out of line: only a pipelining client
+    /// gets here.
+    #[inline(never)]
     fn drive_again<F: Function>(&mut self, now: Instant, f: &mut F) {
         std::mem::swap(&mut self.again, &mut self.again_now);
         for k in 0..self.again_now.len() {
