@@ -19,7 +19,7 @@
 # LTO, one codegen unit, stripped) and changes opt-level and panic. .cargo/config.toml's
 # non-PIE static flags apply as for the stable build, and of build.rs's musl link arguments
 # --build-id=none and the hot-text ordering (src/hot-text.ld: 20 us off a cold start, side by
-# side, for 72 bytes), not the 64 KiB segment alignment: a 96 KB binary already fits in a few
+# side, for 72 bytes), not the 64 KiB segment alignment: a 116 KB binary already fits in a few
 # fault-around windows (120 KiB idle RSS either way), and the padding would take it to 264 KB.
 #
 # Nothing unwinds in this build, so no unwind tables are emitted (`force-unwind-tables=no`):
