@@ -263,6 +263,11 @@ impl<S: Stream> Conn<S> {
         matches!(self.state, State::New)
     }
 
+    /// Since when it has been open without sending a byte, if it has not spoken yet.
+    pub fn silent_since(&self) -> Option<Instant> {
+        self.is_new().then_some(self.arrival)
+    }
+
     /// The memory it holds: its read buffer and its response buffers.
     pub fn held(&self) -> usize {
         self.input.capacity() + self.out.capacity()

@@ -372,16 +372,21 @@ impl Server {
 
     /// Closes the oldest connection that has not sent a byte since it was accepted; false when
     /// there is none.
+    /// Only one silent for [`SILENT_AFTER`] counts: a client's request follows its connection
+    /// within a round trip, and one accepted a moment ago is not silent, only new.
     fn evict_silent<F: Function>(&mut self, now: Instant, f: &mut F) -> bool {
         let oldest = self
             .slots
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| c.as_ref().filter(|c| c.is_new()).map(|c| (c.deadline(), i)))
+            .filter_map(|(i, c)| Some((c.as_ref()?.silent_since()?, i)))
             .min();
-        let Some((_, i)) = oldest else {
+        let Some((since, i)) = oldest else {
             return false;
         };
+        if now.saturating_duration_since(since) < SILENT_AFTER {
+            return false;
+        }
         self.shared.log.line(
             Level::Debug,
             None,
@@ -530,6 +535,9 @@ fn room(budget: usize, others: usize) -> usize {
     let large = (budget - budget / 4).saturating_sub(others);
     large.max(all.min(SMALL_HOLD))
 }
+
+/// How long a connection must have sent nothing before it may be closed to make room.
+const SILENT_AFTER: Duration = Duration::from_millis(200);
 
 /// What every connection may hold from the budget's last quarter, buffers reused from other
 /// connections included (up to 64 KiB each, `buf.rs`): a request and its answer of about

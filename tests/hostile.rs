@@ -842,7 +842,8 @@ fn test_a_silent_flood_does_not_keep_a_new_client_out() {
     let n = knob("HOSTILE_SILENT", 1100) as usize;
     let mut server = Proc::start(&[("SCF_LEAN_LOG_LEVEL", "off")], Some(1024));
     let silent: Vec<TcpStream> = (0..n).map(|_| connect(server.addr)).collect();
-    thread::sleep(Duration::from_millis(300));
+    // Silent for longer than a request takes to follow its connection (200 ms).
+    thread::sleep(Duration::from_millis(500));
     let t = Instant::now();
     let mut c = connect(server.addr);
     c.write_all(GET).unwrap();

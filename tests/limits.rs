@@ -427,7 +427,8 @@ fn test_silent_connections_make_room_when_every_slot_is_taken() {
     let mut talker = Client::connect(addr);
     assert_echo(&talker.request(get("/t")), "GET", "/t", "", b"");
     let mut silent: Vec<Client> = (0..2).map(|_| Client::connect(addr)).collect();
-    sleep(Duration::from_millis(50));
+    // Silent for longer than a request takes to follow its connection (200 ms).
+    sleep(Duration::from_millis(300));
     // Every slot is taken; a new client is served at once: the oldest silent one makes room.
     let t = Instant::now();
     let mut c = Client::connect(addr);
@@ -439,4 +440,22 @@ fn test_silent_connections_make_room_when_every_slot_is_taken() {
     // Nobody else waited: the other silent one kept its slot, and speaks late.
     sleep(Duration::from_millis(50));
     assert_echo(&silent[1].request(get("/late")), "GET", "/late", "", b"");
+}
+
+#[test]
+fn test_a_connection_accepted_a_moment_ago_is_new_not_silent() {
+    let (_server, addr) = server(Config {
+        max_connections: 1,
+        ..quiet()
+    });
+    // It connects, and its request follows 50 ms later: meanwhile another client arrives, and
+    // waits rather than taking its slot.
+    let mut first = Client::connect(addr);
+    sleep(Duration::from_millis(10));
+    let mut second = Client::connect(addr);
+    second.send(get("/2"));
+    sleep(Duration::from_millis(50));
+    assert_echo(&first.request(get("/1")), "GET", "/1", "", b"");
+    drop(first);
+    assert_echo(&second.read_response(), "GET", "/2", "", b"");
 }
