@@ -194,8 +194,9 @@ pub(crate) struct Conn<S = TcpStream> {
     pub queued: bool,
 }
 
-/// Requests served (or reads discarded) for one connection in one turn of the loop, before the
-/// others get theirs: a client that pipelines without pause cannot hold the loop.
+/// Requests served, reads made or reads discarded for one connection in one turn of the loop,
+/// before the others get theirs: a client that pipelines or uploads without pause cannot hold
+/// the loop.
 pub(crate) const PER_TURN: usize = 16;
 
 impl<S: Stream> Conn<S> {
@@ -320,7 +321,7 @@ impl<S: Stream> Conn<S> {
 
     /// The loop of [`Conn::drive`]; `trust_short` lets a short read end the reading.
     fn progress<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F, trust_short: bool) {
-        let mut served = 0;
+        let (mut served, mut reads) = (0, 0);
         loop {
             if self.out.pending {
                 let before = self.out.sent;
@@ -365,6 +366,12 @@ impl<S: Stream> Conn<S> {
                 Fill::Data => {
                     if let State::Body { .. } = self.state {
                         self.restart_clock(cx.now, cx.config);
+                    }
+                    reads += 1;
+                    if reads == PER_TURN {
+                        // A body that keeps coming (in 1-byte chunks, say) takes its share too.
+                        self.yielded = true;
+                        return;
                     }
                 }
                 Fill::Eof => self.eof = true,
@@ -771,6 +778,27 @@ mod tests {
         w.event(&mut a, true);
         assert_eq!(responses(&mut a), 40);
         assert!(!a.yielded, "all answered");
+    }
+
+    #[test]
+    fn test_a_body_that_keeps_coming_gets_its_share_of_a_turn_then_yields() {
+        let mut w = World::new();
+        let mut input =
+            b"POST /event-invoke HTTP/1.1\r\nHost: a\r\nContent-Length: 3000\r\n\r\n".to_vec();
+        input.extend(std::iter::repeat_n(b' ', 2998));
+        input.extend(b"{}");
+        let mut a = w.conn(&input, input.len());
+        // It has all arrived, but comes 100 bytes a read (and a short read is not trusted to
+        // have emptied the socket): one turn takes PER_TURN reads.
+        a.stream().piece = 100;
+        w.event(&mut a, true);
+        assert!(a.yielded);
+        assert_eq!(a.stream().reads, PER_TURN);
+        assert_eq!(responses(&mut a), 0);
+        while a.yielded {
+            w.event(&mut a, true);
+        }
+        assert_eq!(responses(&mut a), 1);
     }
 
     #[test]

@@ -143,8 +143,8 @@
 //!   ends the process (SIGSEGV), after a line on stderr.
 //! - Logging never blocks serving: lines go out only as far as the pipe takes them without
 //!   blocking, so a log reader that stalls costs lines (counted), never requests or SIGTERM.
-//! - One client cannot hold the loop: a connection is served at most 16 requests (or 16
-//!   discarding reads) per turn, then the others get theirs, and it goes on next turn.
+//! - One client cannot hold the loop: a connection gets at most 16 requests served, 16 reads
+//!   or 16 discarding reads per turn, then the others get theirs, and it goes on next turn.
 //!
 //! ## Non-goals
 //! HTTP/2, TLS (API Gateway terminates it), more than one thread (SCF sends one event at a time

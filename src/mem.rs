@@ -20,6 +20,8 @@ pub(crate) struct Mem<'d> {
     pub shut: bool,
     /// Reads made, `EAGAIN` and EOF included.
     pub reads: usize,
+    /// The most one read hands out (a peer that sends in small pieces).
+    pub piece: usize,
 }
 
 impl<'d> Mem<'d> {
@@ -33,6 +35,7 @@ impl<'d> Mem<'d> {
             out: Vec::new(),
             shut: false,
             reads: 0,
+            piece: usize::MAX,
         }
     }
 }
@@ -46,7 +49,7 @@ impl Read for Mem<'_> {
         if self.pos == self.arrived {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let n = buf.len().min(self.arrived - self.pos);
+        let n = buf.len().min(self.arrived - self.pos).min(self.piece);
         buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
