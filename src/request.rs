@@ -12,6 +12,7 @@
 //! here, with the status it earns; the body itself is framed by the connection (`conn.rs`) and,
 //! when chunked, decoded by `chunked.rs`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Instant;
 
@@ -19,6 +20,7 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::error::{Error, Reject};
 use crate::platform;
+use crate::uri::{self, QueryParams, Segments};
 
 /// How the body of a request is delimited (RFC 9112 §6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -381,8 +383,15 @@ impl<'a> Headers<'a> {
         (0..h.len()).filter_map(move |i| h.get_index(i))
     }
 
-    /// The value of the first field named `name` (any case).
-    pub fn get(&self, name: &str) -> Option<&'a [u8]> {
+    /// The value of the first field named `name` (any case) as text; `None` when there is none
+    /// or its value is not UTF-8 ([`Headers::get_bytes`] has it then).
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.get_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The value of the first field named `name` (any case), as sent.
+    pub fn get_bytes(&self, name: &str) -> Option<&'a [u8]> {
         self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
@@ -522,14 +531,60 @@ impl<'a> Request<'a> {
         self.target
     }
 
-    /// The path, without the query; for an absolute-form target, without scheme and authority.
+    /// The path as sent (percent-encoded), without the query; for an absolute-form target,
+    /// without scheme and authority.
     pub fn path(&self) -> &'a str {
         split_target(self.target).0
+    }
+
+    /// The path percent-decoded: `/users/%37` is `/users/7`. Borrowed (no allocation) when
+    /// nothing is encoded. Route on [`Request::segments`] rather than on this: a decoded `%2F`
+    /// is a `/` that was not a separator.
+    pub fn path_decoded(&self) -> Cow<'a, str> {
+        uri::decode(self.path(), false)
+    }
+
+    /// The path's segments, each percent-decoded, empty ones (a trailing `/`, `//`) skipped:
+    /// `/users/42/` gives `users`, `42`. What a `match` routes on:
+    ///
+    /// ```
+    /// # use scf_lean::Request;
+    /// let req = Request::new("GET", "/users/%37", &[], b"");
+    /// let mut s = req.segments();
+    /// let answer = match (req.method(), s.next().as_deref(), s.next(), s.next()) {
+    ///     ("GET", Some("users"), Some(id), None) => format!("user {id}"),
+    ///     _ => "no such route".to_string(),
+    /// };
+    /// assert_eq!(answer, "user 7");
+    /// ```
+    pub fn segments(&self) -> Segments<'a> {
+        Segments::new(self.path())
     }
 
     /// The raw query, without `?`; `""` when there is none.
     pub fn query(&self) -> &'a str {
         split_target(self.target).1
+    }
+
+    /// The first query parameter named `name`, percent-decoded (`+` is a space): for
+    /// `?name=Ada%20Lovelace`, `Ada Lovelace`; `""` for `?flag` or `?flag=`. Borrowed (no
+    /// allocation) when nothing is encoded.
+    ///
+    /// ```
+    /// # use scf_lean::Request;
+    /// let req = Request::new("GET", "/?name=Ada%20Lovelace&n=3", &[], b"");
+    /// assert_eq!(req.query_param("name").as_deref(), Some("Ada Lovelace"));
+    /// assert_eq!(req.query_param("n").and_then(|n| n.parse::<u32>().ok()), Some(3));
+    /// assert_eq!(req.query_param("missing"), None);
+    /// ```
+    pub fn query_param(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.query_params().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// Every query parameter in order, names and values percent-decoded (`+` is a space);
+    /// repeated names come once each.
+    pub fn query_params(&self) -> QueryParams<'a> {
+        QueryParams::new(self.query())
     }
 
     /// The minor HTTP version: 1 for HTTP/1.1, 0 for HTTP/1.0.
@@ -542,9 +597,23 @@ impl<'a> Request<'a> {
         self.headers
     }
 
-    /// The value of the first header named `name` (any case).
-    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+    /// The value of the first header named `name` (any case) as text: `None` when there is none
+    /// or its value is not UTF-8 ([`Request::header_bytes`] has it then).
+    ///
+    /// ```
+    /// # use scf_lean::Request;
+    /// let headers = [("User-Agent", &b"curl/8"[..])];
+    /// let req = Request::new("GET", "/", &headers, b"");
+    /// assert_eq!(req.header("user-agent").unwrap_or("-"), "curl/8");
+    /// assert_eq!(req.header("x-missing").unwrap_or("-"), "-");
+    /// ```
+    pub fn header(&self, name: &str) -> Option<&'a str> {
         self.headers.get(name)
+    }
+
+    /// The value of the first header named `name` (any case), as sent.
+    pub fn header_bytes(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers.get_bytes(name)
     }
 
     /// The body, chunked coding already removed.
@@ -560,9 +629,10 @@ impl<'a> Request<'a> {
     /// The body parsed as JSON into `T`.
     ///
     /// # Errors
-    /// A 400 [`Error`] naming what is wrong with the JSON.
+    /// A 400 [`Error`] that says what is wrong: `the body is not valid JSON: …` or `the body does
+    /// not fit T: missing field …`.
     pub fn json<T: serde::Deserialize<'a>>(&self) -> Result<T, Error> {
-        crate::error::from_json(self.body)
+        crate::error::parse_json("the body", self.body)
     }
 }
 
@@ -753,9 +823,22 @@ mod tests {
         assert!(r.is_head());
         assert_eq!(r.path(), "/p/q");
         assert_eq!(r.query(), "x=1&y");
-        assert_eq!(r.header("x-A"), Some(&b"1"[..]));
+        assert_eq!(r.header("x-A"), Some("1"));
+        assert_eq!(r.header_bytes("x-A"), Some(&b"1"[..]));
         assert_eq!(r.headers().len(), 3);
         assert_eq!(r.body(), b"body");
+        // A value that is not UTF-8 (obs-text) is there as bytes only.
+        let h2 = [("X-Latin", &b"caf\xe9"[..])];
+        let r2 = Request::new("GET", "/caf%C3%A9/x?q=%E9", &h2, b"");
+        assert_eq!(r2.header("x-latin"), None);
+        assert_eq!(r2.header_bytes("x-latin"), Some(&b"caf\xe9"[..]));
+        assert_eq!(r2.path_decoded(), "/café/x");
+        assert!(matches!(
+            Request::new("GET", "/plain", &[], b"").path_decoded(),
+            Cow::Borrowed("/plain")
+        ));
+        assert_eq!(r2.query_param("q").as_deref(), Some("\u{FFFD}"));
+        assert_eq!(r2.query_params().count(), 1);
         let r = Request::new("GET", "http://h", &h, b"");
         assert_eq!((r.path(), r.query()), ("/", ""));
         // The authority ends at the first `/`, `?` or `#` (RFC 3986 §3.2).

@@ -39,7 +39,7 @@ impl Function for Mirror {
             );
             return Ok(());
         }
-        let test = String::from_utf8_lossy(req.header("x-test").unwrap_or(b"-")).into_owned();
+        let test = req.header("x-test").unwrap_or("-").to_string();
         out.header("X-Method", req.method());
         out.body_mut()
             .extend_from_slice(format!("{} {} {test} ", req.method(), req.target()).as_bytes());
