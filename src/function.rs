@@ -61,7 +61,7 @@ pub trait Function {
 /// An event function over raw bytes: `|event, ctx, out| …`.
 pub fn event_fn<F>(f: F) -> EventFn<F>
 where
-    F: FnMut(&[u8], &Context<'_>, &mut Response<'_>) -> Result<(), Error>,
+    F: for<'a> FnMut(&'a [u8], &Context<'a>, &mut Response<'a>) -> Result<(), Error>,
 {
     EventFn(f)
 }
@@ -89,7 +89,7 @@ where
 /// An HTTP function: `|req, out| …`.
 pub fn http_fn<F>(f: F) -> HttpFn<F>
 where
-    F: FnMut(&Request<'_>, &mut Response<'_>) -> Result<(), Error>,
+    F: for<'a> FnMut(&Request<'a>, &mut Response<'a>) -> Result<(), Error>,
 {
     HttpFn(f)
 }
@@ -105,7 +105,7 @@ pub struct HttpFn<F>(F);
 
 impl<F> Function for EventFn<F>
 where
-    F: FnMut(&[u8], &Context<'_>, &mut Response<'_>) -> Result<(), Error>,
+    F: for<'a> FnMut(&'a [u8], &Context<'a>, &mut Response<'a>) -> Result<(), Error>,
 {
     fn event<'a>(
         &mut self,
@@ -136,7 +136,7 @@ where
 
 impl<F> Function for HttpFn<F>
 where
-    F: FnMut(&Request<'_>, &mut Response<'_>) -> Result<(), Error>,
+    F: for<'a> FnMut(&Request<'a>, &mut Response<'a>) -> Result<(), Error>,
 {
     fn http<'a>(&mut self, req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
         (self.0)(req, out)
@@ -184,6 +184,29 @@ mod tests {
         assert_eq!((e.status(), e.code()), (500, -1));
         let e = f.event(b"{not json", &ctx, &mut out).unwrap_err();
         assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn test_closures_answer_with_a_slice_of_their_input() {
+        let mut h = http_fn(|req, out| {
+            out.set_body_ref(req.body());
+            Ok(())
+        });
+        let req = Request::new("POST", "/", &[], b"as sent");
+        let mut out = Response::new();
+        h.http(&req, &mut out).unwrap();
+        assert_eq!(out.body(), b"as sent");
+        let mut e = event_fn(|event, ctx, out| {
+            out.set_body_ref(&event[1..event.len() - 1]);
+            out.header("X-Id", ctx.request_id.unwrap_or("-"));
+            Ok(())
+        });
+        let mut out = Response::new();
+        e.event(b"[1]", &Context::default(), &mut out).unwrap();
+        assert_eq!(
+            (out.body(), out.header_value("x-id")),
+            (&b"1"[..], Some("-"))
+        );
     }
 
     #[test]
