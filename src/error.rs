@@ -11,12 +11,24 @@
 use std::borrow::Cow;
 use std::fmt;
 
-/// An error a function returns: an HTTP status, an integer code and a message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An error a function returns: an HTTP status, an integer code, a message and any header
+/// lines the error response needs (`WWW-Authenticate` on a 401, `Retry-After` on a 429 or 503).
+///
+/// ```
+/// use scf_lean::Error;
+/// let e = Error::new("slow down").with_status(429).with_header("Retry-After", "2");
+/// assert_eq!((e.status(), e.code(), e.message()), (429, 429, "slow down"));
+/// assert_eq!(e.headers().next(), Some(("Retry-After", "2")));
+/// ```
+///
+/// `Debug` shows a credential header's value (`Set-Cookie`, `Authorization`…) as `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Error {
     status: u16,
     code: Option<i64>,
     message: Cow<'static, str>,
+    /// Header lines for the error response (no allocation while there are none).
+    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
 }
 
 impl Error {
@@ -26,6 +38,7 @@ impl Error {
             status: 500,
             code: None,
             message: message.into(),
+            headers: Vec::new(),
         }
     }
 
@@ -55,6 +68,24 @@ impl Error {
         self
     }
 
+    /// The same error with a header line on its response. The body stays the JSON error, so
+    /// `Content-Type` cannot be set here; a header the server owns (`Content-Length`,
+    /// `Transfer-Encoding`, `Connection`, `Date`), an invalid name or value turns the answer
+    /// into a plain 500, as on [`Response::header`](crate::Response::header).
+    pub fn with_header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Error {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The header lines added with [`Error::with_header`], in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (&**n, &**v))
+    }
+
     /// The HTTP status of the response.
     pub fn status(&self) -> u16 {
         self.status
@@ -68,6 +99,21 @@ impl Error {
     /// The `errorMessage` of the body.
     pub fn message(&self) -> &str {
         &self.message
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers = self
+            .headers
+            .iter()
+            .map(|(n, v)| (&**n, crate::request::Value::of(n, v.as_bytes())));
+        f.debug_struct("Error")
+            .field("status", &self.status)
+            .field("code", &self.code)
+            .field("message", &self.message)
+            .field("headers", &crate::response::DebugMap(headers))
+            .finish()
     }
 }
 
@@ -159,33 +205,41 @@ impl Reject {
 /// assert_eq!(scf_lean::from_json::<serde_json::Value>(b"{").unwrap_err().status(), 400);
 /// ```
 pub fn from_json<'a, T: serde::Deserialize<'a>>(event: &'a [u8]) -> Result<T, Error> {
+    parse_json("the event", event)
+}
+
+/// [`from_json`] for `what` (`the event`, `the body`), as the error messages name it.
+pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(
+    what: &'static str,
+    bytes: &'a [u8],
+) -> Result<T, Error> {
     // JSON is UTF-8 (RFC 8259 §8.1), also inside the strings that a type skips.
-    let text = std::str::from_utf8(event).map_err(|e| not_utf8(e.valid_up_to()))?;
-    serde_json::from_str(text).map_err(|e| not_json(&e, std::any::type_name::<T>()))
+    let text = std::str::from_utf8(bytes).map_err(|e| not_utf8(what, e.valid_up_to()))?;
+    serde_json::from_str(text).map_err(|e| not_json(what, &e, std::any::type_name::<T>()))
 }
 
 // The errors of `from_json`, out of line: the request's code stays small (src/hot-text.ld).
 
 #[cold]
 #[inline(never)]
-fn not_utf8(at: usize) -> Error {
+fn not_utf8(what: &str, at: usize) -> Error {
     Error::bad_request(format!(
-        "the event is not valid JSON: invalid UTF-8 at byte {at}"
+        "{what} is not valid JSON: invalid UTF-8 at byte {at}"
     ))
 }
 
 #[cold]
 #[inline(never)]
-fn not_json(e: &serde_json::Error, type_name: &str) -> Error {
+fn not_json(what: &str, e: &serde_json::Error, type_name: &str) -> Error {
     let msg = if e.classify() == serde_json::error::Category::Data {
         // Valid JSON of another shape: say which type it does not fit.
         let short = type_name.split('<').next().unwrap_or(type_name);
         format!(
-            "the event does not fit {}: {e}",
+            "{what} does not fit {}: {e}",
             short.rsplit("::").next().unwrap_or(short)
         )
     } else {
-        format!("the event is not valid JSON: {e}")
+        format!("{what} is not valid JSON: {e}")
     };
     Error::bad_request(msg)
 }
@@ -228,6 +282,38 @@ mod tests {
     }
 
     #[test]
+    fn test_an_errors_headers_are_kept_on_its_answer_and_redacted_in_debug() {
+        let e = Error::new("sign in")
+            .with_status(401)
+            .with_header("WWW-Authenticate", "Bearer")
+            .with_header("Set-Cookie", "session=SECRET-1");
+        let mut out = crate::Response::new();
+        out.header("X-Before", "dropped");
+        out.set_error(&e);
+        assert_eq!(out.status(), 401);
+        assert_eq!(out.header_value("www-authenticate"), Some("Bearer"));
+        assert_eq!(out.header_value("content-type"), Some("application/json"));
+        assert_eq!(out.header_value("x-before"), None);
+        assert_eq!(out.invalid(), None);
+        let printed = format!("{e:?}");
+        assert!(
+            printed.contains("\"WWW-Authenticate\": \"Bearer\""),
+            "{printed}"
+        );
+        assert!(!printed.contains("SECRET"), "{printed}");
+        // What the body owns, the error cannot set: the answer is invalid (a plain 500 then).
+        for (name, value) in [
+            ("Content-Type", "text/plain"),
+            ("Date", "x"),
+            ("X-A", "a\nb"),
+        ] {
+            let mut out = crate::Response::new();
+            out.set_error(&Error::bad_request("x").with_header(name, value));
+            assert!(out.invalid().is_some(), "{name}");
+        }
+    }
+
+    #[test]
     fn test_question_mark_converts_std_errors() {
         fn f() -> Result<u8, Error> {
             Ok("300".parse::<u8>()?)
@@ -246,6 +332,12 @@ mod tests {
             "{e}"
         );
         let n: u32 = from_json(b"7").unwrap();
+        // The body of an HTTP request is named as such.
+        let e = parse_json::<serde_json::Value>("the body", b"[").unwrap_err();
+        assert!(
+            e.message().starts_with("the body is not valid JSON: EOF"),
+            "{e}"
+        );
         assert_eq!(n, 7);
         // Valid JSON of another shape says so, and names the type.
         let e = from_json::<u32>(b"\"seven\"").unwrap_err();

@@ -215,7 +215,10 @@ impl<'a> Response<'a> {
     }
 
     /// Turns the response into the error answer (keeping its buffers): the one place an error
-    /// body is built, for a function's errors and the server's own.
+    /// body is built, for a function's errors and the server's own. Header lines the function
+    /// added before failing are dropped; the error's own ([`Error::with_header`]) are kept, and
+    /// an invalid one makes the answer invalid ([`Response::invalid`]), for the caller to
+    /// replace with a plain 500.
     pub(crate) fn set_error(&mut self, e: &Error) {
         self.status = e.status();
         self.headers.clear();
@@ -229,6 +232,14 @@ impl<'a> Response<'a> {
         crate::error::write_json(&mut self.body, e.code(), e.message());
         self.headers
             .extend_from_slice(b"Content-Type: application/json\r\n");
+        for (name, value) in e.headers() {
+            if name.eq_ignore_ascii_case("content-type") {
+                self.invalid
+                    .get_or_insert("an error's body is JSON: it cannot set Content-Type");
+            } else {
+                self.header(name, value);
+            }
+        }
     }
 
     /// Its parts, for the connection to send.
@@ -260,7 +271,7 @@ impl fmt::Debug for Response<'_> {
 }
 
 /// An iterator of pairs shown as a map.
-struct DebugMap<I>(I);
+pub(crate) struct DebugMap<I>(pub I);
 
 impl<K: fmt::Debug, V: fmt::Debug, I: Iterator<Item = (K, V)> + Clone> fmt::Debug for DebugMap<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
