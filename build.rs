@@ -105,8 +105,8 @@ const ROWS: &[Row] = &[
           doc: "after a response that closes the connection, unread input is drained this long, so that the close does not reset the response away" },
     Row { name: "SHUTDOWN_GRACE_MS", field: "shutdown_grace", var: "SCF_LEAN_SHUTDOWN_GRACE_MS", kind: millis(0, 1 << 40), default: Num(2_000), lower_only: false, at_build: true,
           doc: "after SIGTERM or SIGINT, requests in flight may finish within it; then the process exits" },
-    Row { name: "LOG_LEVEL", field: "log_level", var: "SCF_LEAN_LOG_LEVEL", kind: Kind::Word { ty: "Level", words: &["off", "error", "info", "debug"] }, default: Word("info"), lower_only: false, at_build: false,
-          doc: "log level: off, error, info or debug" },
+    Row { name: "LOG_LEVEL", field: "log_level", var: "SCF_LEAN_LOG_LEVEL", kind: Kind::Word { ty: "Level", words: &["off", "error", "warn", "info", "debug"] }, default: Word("info"), lower_only: false, at_build: false,
+          doc: "log level: off, error, warn, info or debug" },
     Row { name: "LOG_FORMAT", field: "log_format", var: "SCF_LEAN_LOG_FORMAT", kind: Kind::Word { ty: "Format", words: &["text", "json"] }, default: Word("text"), lower_only: false, at_build: false,
           doc: "log line format: text or json" },
 ];

@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! curl -s localhost:9000/error            # 500 {"errorCode":500,"errorMessage":"..."}
-//! curl -s localhost:9000/custom           # 503 with errorCode -1
+//! curl -si localhost:9000/custom          # 503 with errorCode -1 and Retry-After: 5
+//! curl -si localhost:9000/private         # 401 with WWW-Authenticate (logged at WARN)
+//! curl -s localhost:9000/log              # ok, after a line at each level (with the id)
 //! curl -s localhost:9000/panic            # 500 {"errorCode":500,"errorMessage":"the function panicked"}
 //! curl -s localhost:9000/header           # 500: a header value with a line break is refused
 //! curl -s -d '{"n":1}' localhost:9000/event-invoke   # {"n":2}
@@ -13,11 +15,18 @@
 //!                                         # ends (SIGSEGV), SCF starts a new instance
 //! ```
 //!
-//! Every failure is logged on stderr with the request id (`X-Scf-Request-Id`).
+//! Every failure is logged with the request id (`X-Scf-Request-Id`): a 5xx or a panic at ERROR
+//! on stderr, a 4xx at WARN on stdout.
 
 use scf_lean::{Context, Error, Function, Request, Response};
 
 struct Faults;
+
+/// Built once, before the server starts: a line logged here has no request id.
+fn function() -> Faults {
+    scf_lean::info!("faults: ready to fail");
+    Faults
+}
 
 /// A typed event: `{"n": <integer>}`.
 struct Event {
@@ -46,7 +55,22 @@ impl Function for Faults {
     fn http<'a>(&mut self, req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
         match req.path() {
             "/error" => Err(Error::new("something went wrong")),
-            "/custom" => Err(Error::new("try later").with_status(503).with_code(-1)),
+            "/custom" => Err(Error::new("try later")
+                .with_status(503)
+                .with_code(-1)
+                .with_header("Retry-After", "5")),
+            "/private" => Err(Error::new("sign in first")
+                .with_status(401)
+                .with_header("WWW-Authenticate", "Bearer realm=\"faults\"")),
+            "/bad-error-header" => Err(Error::bad_request("x").with_header("Content-Length", "1")),
+            "/log" => {
+                scf_lean::debug!("debug from {}", req.path());
+                scf_lean::info!("info from {}", req.path());
+                scf_lean::warn!("warn from {}", req.path());
+                scf_lean::error!("error from {}", req.path());
+                out.set_body_static(b"logged");
+                Ok(())
+            }
             "/panic" => panic!("the function hit a bug"),
             "/header" => {
                 out.header("X-Bad", "a\r\nInjected: yes");
@@ -75,4 +99,4 @@ fn deep(n: u64) -> u64 {
     deep(n + 1).wrapping_add(frame[7])
 }
 
-scf_lean::main!(Faults);
+scf_lean::main!(function());

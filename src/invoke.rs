@@ -17,7 +17,7 @@ use crate::log::{Access, Level, Log};
 use crate::platform::{self, Route};
 use crate::request::{Head, Request};
 use crate::response::{Output, Persist, Response};
-use crate::{Function, panic_hook};
+use crate::{Function, logger, panic_hook};
 
 /// One complete request, borrowed from the connection's read buffer.
 pub(crate) struct Call<'b> {
@@ -41,12 +41,14 @@ impl Call<'_> {
         let ctx = req.context();
         let route = platform::route(head.method, req.path());
         let mut resp = out.response();
-        let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            panic_hook::guard(|| match route {
-                Route::Event => f.event(req.body(), ctx, &mut resp),
-                Route::Http => f.http(&req, &mut resp),
-            })
-        }));
+        let result = logger::lend(cx.log, ctx.request_id, || {
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                panic_hook::guard(|| match route {
+                    Route::Event => f.event(req.body(), ctx, &mut resp),
+                    Route::Http => f.http(&req, &mut resp),
+                })
+            }))
+        });
         let failure = match result {
             Ok(Ok(())) => resp
                 .invalid()
@@ -115,14 +117,27 @@ fn answer_panic(
     resp.set_error(&Error::new("the function panicked"));
 }
 
-/// An error in place of the function's answer, logged with `what` before it.
+/// An error in place of the function's answer, logged with `what` before it: at `warn` for a
+/// 4xx (the caller's mistake), at `error` for a 5xx. An error whose own headers are invalid
+/// becomes a plain 500 that says so.
 #[cold]
 #[inline(never)]
 fn answer_error(e: &Error, what: &str, log: &mut Log, id: Option<&str>, resp: &mut Response<'_>) {
+    let level = if e.status() < 500 {
+        Level::Warn
+    } else {
+        Level::Error
+    };
     let mut line = String::from(what);
     line.push_str(&e.to_string());
-    log.line(Level::Error, id, &line);
+    log.line(level, id, &line);
     resp.set_error(e);
+    if let Some(why) = resp.invalid() {
+        let mut line = String::from("invalid error response: ");
+        line.push_str(why);
+        log.line(Level::Error, id, &line);
+        resp.set_error(&Error::new(why));
+    }
 }
 
 /// The error that replaces a response past `limit` bytes (header lines and body): it is never

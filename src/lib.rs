@@ -99,7 +99,7 @@
 //! | `SCF_LEAN_IDLE_TIMEOUT_MS` | 900000 | an idle keep-alive connection is closed after it (long: the proxy in front reuses connections, and closing first races with its next request) |
 //! | `SCF_LEAN_LINGER_MS` | 2000 | after a response that closes the connection, unread input is drained this long, so that the close does not reset the response away |
 //! | `SCF_LEAN_SHUTDOWN_GRACE_MS` | 2000 | after SIGTERM or SIGINT, requests in flight may finish within it; then the process exits |
-//! | `SCF_LEAN_LOG_LEVEL` | info | log level: off, error, info or debug |
+//! | `SCF_LEAN_LOG_LEVEL` | info | log level: off, error, warn, info or debug |
 //! | `SCF_LEAN_LOG_FORMAT` | text | log line format: text or json |
 //!
 //! ## Memory: every buffer has a bound, and so has their sum
@@ -171,6 +171,7 @@ mod function;
 pub mod fuzzing;
 mod invoke;
 mod log;
+mod logger;
 #[cfg(any(test, feature = "fuzzing"))]
 mod mem;
 mod panic_hook;
@@ -180,6 +181,7 @@ mod scf;
 mod server;
 mod sys;
 pub mod testing;
+mod uri;
 mod version;
 
 /// The platform served: Tencent Cloud SCF. Another platform is a sibling of `scf.rs` with the
@@ -192,9 +194,12 @@ pub use entry::{run, run_as, start};
 pub use error::{Error, from_json};
 pub use function::{EventFn, Function, HttpFn, JsonFn, event_fn, http_fn, json_fn};
 pub use log::{Format, Level};
+#[doc(hidden)]
+pub use logger::__log;
 pub use platform::{Env, env, is_secret_header};
 pub use request::{Headers, Request};
 pub use response::Response;
 pub use server::{ACCEPT_RETRY, Server, StopHandle};
 pub use sys::{Args, exit};
+pub use uri::{QueryParams, Segments};
 pub use version::Identity;

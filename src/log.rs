@@ -26,8 +26,10 @@ use crate::version::{COMMIT, Identity, VERSION};
 pub enum Level {
     /// Nothing at all.
     Off,
-    /// Function errors, panics and start-up failures.
+    /// 5xx answers and panics of the function, start-up failures.
     Error,
+    /// Also the 4xx answers of the function (the caller's mistake, not the function's).
+    Warn,
     /// Also the start-up line and one access line per request (the default).
     Info,
     /// Also the reason of each protocol error and connection events.
@@ -35,11 +37,12 @@ pub enum Level {
 }
 
 impl Level {
-    /// `off`, `error`, `info` or `debug`, in any case.
+    /// `off`, `error`, `warn`, `info` or `debug`, in any case.
     pub fn parse(s: &str) -> Option<Level> {
         [
             ("off", Level::Off),
             ("error", Level::Error),
+            ("warn", Level::Warn),
             ("info", Level::Info),
             ("debug", Level::Debug),
         ]
@@ -52,6 +55,7 @@ impl Level {
         match self {
             Level::Off => "OFF",
             Level::Error => "ERROR",
+            Level::Warn => "WARN",
             Level::Info => "INFO",
             Level::Debug => "DEBUG",
         }
@@ -123,7 +127,14 @@ impl Pipe {
     fn flush(&mut self) {
         let mut sent = 0;
         while sent < self.buf.len() && crate::sys::writable(self.fd) {
-            let end = self.buf.len().min(sent + crate::sys::PIPE_BUF);
+            let mut end = self.buf.len().min(sent + crate::sys::PIPE_BUF);
+            if end < self.buf.len() {
+                // Whole lines per write (each under PIPE_BUF is atomic): a line a function logs
+                // from another thread never lands inside one of these.
+                if let Some(nl) = self.buf[sent..end].iter().rposition(|&b| b == b'\n') {
+                    end = sent + nl + 1;
+                }
+            }
             match crate::sys::write(self.fd, &self.buf[sent..end]) {
                 Ok(0) => break,
                 Ok(n) => sent += n,
@@ -280,16 +291,7 @@ impl Log {
             &mut self.out
         };
         let from = pipe.buf.len();
-        begin_into(&mut pipe.buf, format, level, request_id);
-        match format {
-            Format::Text => push_clean(&mut pipe.buf, msg),
-            Format::Json => {
-                pipe.buf.extend_from_slice(b"\"msg\":");
-                push_str(&mut pipe.buf, msg);
-                pipe.buf.push(b'}');
-            }
-        }
-        pipe.buf.push(b'\n');
+        render(&mut pipe.buf, format, level, request_id, msg);
         pipe.keep_or_drop(from);
         if level == Level::Error {
             self.flush();
@@ -334,10 +336,36 @@ impl Log {
         }
     }
 
+    /// The lines waiting for stdout and for stderr.
+    #[cfg(test)]
+    pub fn waiting(&self) -> (&[u8], &[u8]) {
+        (&self.out.buf, &self.err.buf)
+    }
+
     /// Whether lines are waiting for a descriptor that did not take them yet.
     pub fn pending(&self) -> bool {
         !self.out.buf.is_empty() || !self.err.buf.is_empty()
     }
+}
+
+/// Appends one line: `msg` at `level` about the request `request_id`, in `format`.
+pub(crate) fn render(
+    v: &mut Vec<u8>,
+    format: Format,
+    level: Level,
+    request_id: Option<&str>,
+    msg: &str,
+) {
+    begin_into(v, format, level, request_id);
+    match format {
+        Format::Text => push_clean(v, msg),
+        Format::Json => {
+            v.extend_from_slice(b"\"msg\":");
+            push_str(v, msg);
+            v.push(b'}');
+        }
+    }
+    v.push(b'\n');
 }
 
 fn begin(format: Format, level: Level, request_id: Option<&str>) -> Vec<u8> {

@@ -105,6 +105,8 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let addr = listener.local_addr()?;
         let budget = config.memory_budget_bytes;
+        // A function's lines outside an invocation follow this server's settings.
+        crate::logger::set_settings(config.log_level, config.log_format);
         Ok(Server {
             poll,
             listener: Some(listener),

@@ -228,9 +228,11 @@ fn test_event_and_http_echo_through_the_binary() {
             .unwrap()
             .contains("not valid JSON")
     );
-    let (status, _, err) = s.stop();
+    let (status, out, err) = s.stop();
     assert!(status.success());
-    assert!(err.contains("ERROR [rid-2] function error: 400"), "{err}");
+    // A 400 is the caller's mistake: WARN on stdout.
+    assert!(out.contains("WARN [rid-2] function error: 400"), "{out}");
+    assert!(!err.contains("rid-2"), "{err}");
 }
 
 #[test]
@@ -328,19 +330,41 @@ fn test_function_failures_are_logged_with_the_request_id() {
     // The server goes on serving after a panic, on the same connection.
     let (status, _, body) = request(&mut c, &get("/ok"));
     assert_eq!((status, &body[..]), (200, &b"ok"[..]));
-    let (status, _, body) = request(&mut c, &get("/custom"));
+    let (status, head, body) = request(&mut c, &get("/custom"));
     assert_eq!(status, 503);
     assert_eq!(body, br#"{"errorCode":-1,"errorMessage":"try later"}"#);
+    assert!(head.contains("\r\nRetry-After: 5\r\n"), "{head}");
+    let (status, head, body) = request(&mut c, &get("/private"));
+    assert_eq!(status, 401);
+    assert_eq!(body, br#"{"errorCode":401,"errorMessage":"sign in first"}"#);
+    assert!(
+        head.contains("\r\nWWW-Authenticate: Bearer realm=\"faults\"\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("Content-Type: application/json"), "{head}");
+    // A header the server owns on an error: a plain 500 that says so, no header of its own.
+    let (status, head, body) = request(&mut c, &get("/bad-error-header"));
+    assert_eq!(status, 500);
+    assert!(
+        String::from_utf8_lossy(&body).contains("the server writes this response header itself")
+    );
+    assert!(!head.contains("Content-Length: 1\r\n"), "{head}");
     let (status, _, body) = request(&mut c, &get("/header"));
     assert_eq!(status, 500);
     assert!(String::from_utf8_lossy(&body).contains("invalid response header value"));
     let (status, _, _) = request(&mut c, &get("/error"));
     assert_eq!(status, 500);
-    let (_, _, err) = s.stop();
+    let (_, out, err) = s.stop();
     assert!(
         err.contains("ERROR [id-panic] function panicked: panicked at examples/faults.rs"),
         "{err}"
     );
+    // A 4xx is the caller's mistake: WARN on stdout, not ERROR.
+    assert!(
+        out.contains("WARN [id-private] function error: 401: sign in first"),
+        "{out}"
+    );
+    assert!(!err.contains("id-private"), "{err}");
     assert!(err.contains("the function hit a bug"), "{err}");
     assert!(
         err.contains("ERROR [id-custom] function error: 503 (code -1): try later"),
@@ -356,6 +380,59 @@ fn test_function_failures_are_logged_with_the_request_id() {
     );
     // The default panic hook's anonymous line does not appear.
     assert!(!err.contains("thread 'main' panicked"), "{err}");
+}
+
+#[test]
+fn test_a_functions_own_lines_go_through_the_servers_log() {
+    for format in ["text", "json"] {
+        let s = Server::start(
+            example("faults"),
+            &[
+                ("SCF_LEAN_LOG_LEVEL", "debug"),
+                ("SCF_LEAN_LOG_FORMAT", format),
+            ],
+        );
+        let mut c = s.connect();
+        let raw = "GET /log HTTP/1.1\r\nHost: x\r\nX-Scf-Request-Id: id-log\r\n\r\n";
+        let (status, _, body) = request(&mut c, raw);
+        assert_eq!((status, &body[..]), (200, &b"logged"[..]));
+        let (_, out, err) = s.stop();
+        if format == "text" {
+            // Built before the server started: no request id.
+            assert!(out.contains("INFO [-] faults: ready to fail\n"), "{out}");
+            for level in ["DEBUG", "INFO", "WARN"] {
+                let line = format!("{level} [id-log] {} from /log\n", level.to_lowercase());
+                assert!(out.contains(&line), "{line} in {out}");
+            }
+            assert!(err.contains("ERROR [id-log] error from /log\n"), "{err}");
+            // In order, before the access line.
+            let info = out.find("INFO [id-log] info from").unwrap();
+            assert!(info < out.find("INFO [id-log] GET /log 200").unwrap());
+        } else {
+            let lines: Vec<serde_json::Value> = out
+                .lines()
+                .chain(err.lines())
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+                .collect();
+            let ready = lines.iter().find(|l| l["msg"] == "faults: ready to fail");
+            assert_eq!(ready.unwrap()["requestId"], serde_json::Value::Null);
+            for level in ["DEBUG", "INFO", "WARN", "ERROR"] {
+                let msg = format!("{} from /log", level.to_lowercase());
+                let line = lines.iter().find(|l| l["msg"] == msg.as_str()).unwrap();
+                assert_eq!(
+                    (&line["level"], &line["requestId"]),
+                    (&level.into(), &"id-log".into())
+                );
+            }
+        }
+    }
+    // At the default level: no debug line.
+    let s = Server::start(example("faults"), &[]);
+    let mut c = s.connect();
+    request(&mut c, "GET /log HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (_, out, _) = s.stop();
+    assert!(out.contains("INFO [-] info from /log"), "{out}");
+    assert!(!out.contains("debug from"), "{out}");
 }
 
 #[test]
@@ -378,7 +455,7 @@ fn test_json_log_lines_parse() {
     assert_eq!(access["path"], "/event-invoke");
     let error = lines
         .iter()
-        .find(|l| l["level"] == "ERROR" && l["requestId"] == "rid-k")
+        .find(|l| l["level"] == "WARN" && l["requestId"] == "rid-k")
         .unwrap();
     assert!(error["msg"].as_str().unwrap().contains("not valid JSON"));
 }

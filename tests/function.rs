@@ -136,3 +136,74 @@ fn test_borrowed_body_echoes_exactly() {
         assert_eq!(c.read_response().body, vec![b'a' + i; 100 * usize::from(i)]);
     }
 }
+
+/// The request helpers a small HTTP function routes and reads with, over the wire: segments
+/// and query parameters percent-decoded, a header as text, the body answered by reference, an
+/// error that keeps its header, and a body error that names the body.
+#[test]
+fn test_request_helpers_and_errors_with_headers_over_http() {
+    use scf_lean::testing::TestServer;
+    use scf_lean::{Error, http_fn};
+    let server = TestServer::start(http_fn(|req, out| {
+        let mut s = req.segments();
+        match (req.method(), s.next().as_deref(), s.next(), s.next()) {
+            ("GET", Some("users"), Some(id), None) => {
+                let greeting = req.query_param("greeting").unwrap_or("hello".into());
+                let agent = req.header("user-agent").unwrap_or("-");
+                out.json(&serde_json::json!({
+                    "id": id, "greeting": greeting, "agent": agent, "path": req.path_decoded(),
+                }))
+            }
+            ("POST", Some("echo"), None, None) => {
+                out.set_body_ref(req.body());
+                Ok(())
+            }
+            ("POST", Some("orders"), None, None) => {
+                #[derive(serde::Deserialize)]
+                struct Order {
+                    #[allow(dead_code)]
+                    qty: u32,
+                }
+                let _order: Order = req.json()?;
+                Ok(())
+            }
+            ("GET", Some("private"), None, None) => Err(Error::new("sign in first")
+                .with_status(401)
+                .with_header("WWW-Authenticate", "Bearer")),
+            _ => Err(Error::not_found("no such route")),
+        }
+    }));
+    let r = server.request(
+        "GET",
+        "/users/%37/?greeting=good+day%2C%20Ada",
+        &[("User-Agent", "t/1")],
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json::<serde_json::Value>(),
+        serde_json::json!({"id": "7", "greeting": "good day, Ada", "agent": "t/1", "path": "/users/7/"})
+    );
+    let r = server.request("POST", "/echo", &[], "as sent");
+    assert_eq!((r.status, r.text().as_str()), (200, "as sent"));
+    let r = server.request("POST", "/orders", &[], r#"{"qty":"x"}"#);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text()
+            .contains("the body does not fit Order: invalid type"),
+        "{}",
+        r.text()
+    );
+    let r = server.request("POST", "/orders", &[], "{}");
+    assert!(
+        r.text()
+            .contains("the body does not fit Order: missing field `qty`")
+    );
+    let r = server.request("POST", "/orders", &[], "{");
+    assert!(r.text().contains("the body is not valid JSON: EOF"));
+    let r = server.get("/private");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(server.get("/users/1/extra").status, 404);
+}

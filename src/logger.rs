@@ -1,0 +1,287 @@
+//! The function's own log: [`error!`](crate::error!), [`warn!`](crate::warn!),
+//! [`info!`](crate::info!) and [`debug!`](crate::debug!), written through the server's log.
+//!
+//! ```
+//! scf_lean::info!("order {} stored in {} ms", 42, 3);
+//! ```
+//!
+//! A line has the server's shape (text or JSON, `SCF_LEAN_LOG_FORMAT`), passes its level filter
+//! (`SCF_LEAN_LOG_LEVEL`) and, inside an invocation, carries the request id:
+//!
+//! ```text
+//! INFO [8c6f-41] order 42 stored in 3 ms
+//! {"level":"INFO","time":"2026-12-02T10:00:00.000Z","requestId":"8c6f-41","msg":"order 42 stored in 3 ms"}
+//! ```
+//!
+//! How: while the server calls the function, it lends the function its [`Log`] through a
+//! thread-local slot, with the request id. A line logged then goes into the log's buffer like
+//! the server's own lines: it never blocks the loop (a pipe nobody reads loses lines, counted,
+//! never the server), `error` lines go to stderr, the others to stdout, in order with the
+//! access line. Outside an invocation — while the function is built, in a test, on a thread of
+//! its own — there is no request id and no loop to block: the line is written at once with one
+//! `write` (whole, so it never lands inside another line), at the level and format of the
+//! last server started in the process, or of the environment before one starts.
+//!
+//! The macros format with `std::fmt` only when the level is enabled. No `log` or `tracing`
+//! dependency: a facade would cost a crate, a global registration and its bytes for what this
+//! module does in a few lines.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::log::{self, Format, Level, Log};
+
+/// Logs at `error` (stderr): the function failed at something it must report.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)+) => { $crate::__log($crate::Level::Error, ::core::format_args!($($arg)+)) };
+}
+
+/// Logs at `warn`: something is wrong, but the function coped.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)+) => { $crate::__log($crate::Level::Warn, ::core::format_args!($($arg)+)) };
+}
+
+/// Logs at `info` (the default level).
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)+) => { $crate::__log($crate::Level::Info, ::core::format_args!($($arg)+)) };
+}
+
+/// Logs at `debug` (shown with `SCF_LEAN_LOG_LEVEL=debug`).
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)+) => { $crate::__log($crate::Level::Debug, ::core::format_args!($($arg)+)) };
+}
+
+/// The lending slot: the server's log while it calls the function, and the request id.
+struct Slot {
+    log: Option<Log>,
+    /// The request id, copied (the slot outlives the request's borrow) into a buffer that is
+    /// kept from call to call.
+    id: String,
+    has_id: bool,
+}
+
+thread_local! {
+    static LENT: RefCell<Slot> = const {
+        RefCell::new(Slot { log: None, id: String::new(), has_id: false })
+    };
+}
+
+/// Level and format outside an invocation: `UNSET`, or `level | format << 4`.
+static SETTINGS: AtomicU8 = AtomicU8::new(UNSET);
+const UNSET: u8 = u8::MAX;
+
+/// Sets the level and format of lines logged outside an invocation (a server starting).
+pub(crate) fn set_settings(level: Level, format: Format) {
+    SETTINGS.store(level as u8 | (format as u8) << 4, Ordering::Relaxed);
+}
+
+fn settings() -> (Level, Format) {
+    let mut s = SETTINGS.load(Ordering::Relaxed);
+    if s == UNSET {
+        let var = |k| std::env::var(k).unwrap_or_default();
+        let level = Level::parse(&var("SCF_LEAN_LOG_LEVEL")).unwrap_or(Level::Info);
+        let format = Format::parse(&var("SCF_LEAN_LOG_FORMAT")).unwrap_or(Format::Text);
+        set_settings(level, format);
+        s = SETTINGS.load(Ordering::Relaxed);
+    }
+    let level = [
+        Level::Off,
+        Level::Error,
+        Level::Warn,
+        Level::Info,
+        Level::Debug,
+    ]
+    .into_iter()
+    .find(|l| *l as u8 == s & 0xf)
+    .unwrap_or(Level::Info);
+    let format = if s >> 4 == Format::Json as u8 {
+        Format::Json
+    } else {
+        Format::Text
+    };
+    (level, format)
+}
+
+/// Runs `call` (one invocation of the function) with `log` lent to the function's log lines.
+#[inline]
+pub(crate) fn lend<R>(log: &mut Log, request_id: Option<&str>, call: impl FnOnce() -> R) -> R {
+    /// Gives the log back, also if `call` unwinds.
+    struct Back<'l>(&'l mut Log);
+    impl Drop for Back<'_> {
+        fn drop(&mut self) {
+            let own = LENT.try_with(|slot| slot.try_borrow_mut().ok()?.log.take());
+            if let Ok(Some(own)) = own {
+                *self.0 = own;
+            }
+        }
+    }
+    let mut own = Some(std::mem::replace(log, Log::new(Level::Off, Format::Text)));
+    let _ = LENT.try_with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut()
+            && slot.log.is_none()
+        {
+            slot.id.clear();
+            slot.id.push_str(request_id.unwrap_or(""));
+            slot.has_id = request_id.is_some();
+            slot.log = own.take();
+        }
+    });
+    if let Some(own) = own {
+        // The slot is taken or gone (a thread ending): keep the log, lend nothing.
+        *log = own;
+        return call();
+    }
+    let _back = Back(log);
+    call()
+}
+
+/// The macros' entry: not part of the API.
+#[doc(hidden)]
+pub fn __log(level: Level, args: fmt::Arguments<'_>) {
+    // Inside an invocation: the lent log's level; else the process's.
+    let lent = LENT
+        .try_with(|slot| {
+            slot.try_borrow()
+                .ok()
+                .and_then(|s| s.log.as_ref().map(|l| l.enabled(level)))
+        })
+        .ok()
+        .flatten();
+    match lent {
+        Some(false) => {}
+        Some(true) => {
+            // Formatted before the slot is borrowed: a `Display` that logs only finds it free.
+            let msg = message(args);
+            let done = LENT.try_with(|slot| {
+                let Ok(mut slot) = slot.try_borrow_mut() else {
+                    return false;
+                };
+                let slot = &mut *slot;
+                let Some(log) = slot.log.as_mut() else {
+                    return false;
+                };
+                log.line(level, slot.has_id.then_some(slot.id.as_str()), &msg);
+                true
+            });
+            if done != Ok(true) {
+                at_once(level, settings().1, &msg);
+            }
+        }
+        None => {
+            let (min, format) = settings();
+            if level != Level::Off && level <= min {
+                at_once(level, format, &message(args));
+            }
+        }
+    }
+}
+
+fn message(args: fmt::Arguments<'_>) -> std::borrow::Cow<'static, str> {
+    match args.as_str() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(args.to_string()),
+    }
+}
+
+/// A line outside an invocation: one blocking `write` of the whole line (not on the loop's
+/// thread, or not while it serves).
+#[cold]
+fn at_once(level: Level, format: Format, msg: &str) {
+    let mut line = Vec::with_capacity(64 + msg.len());
+    log::render(&mut line, format, level, None, msg);
+    let fd = if level == Level::Error { 2 } else { 1 };
+    let mut sent = 0;
+    while sent < line.len() {
+        match crate::sys::write(fd, &line[sent..]) {
+            Ok(0) => break,
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(b: &[u8]) -> &str {
+        std::str::from_utf8(b).unwrap()
+    }
+
+    #[test]
+    fn test_lines_in_an_invocation_carry_its_id_and_go_into_the_servers_log() {
+        let mut log = Log::new(Level::Info, Format::Text);
+        let r = lend(&mut log, Some("req-7"), || {
+            crate::info!("stored {} of {}", 2, 3);
+            crate::debug!("not at info");
+            crate::warn!("odd input");
+            5
+        });
+        assert_eq!(r, 5);
+        let (out, err) = log.waiting();
+        assert_eq!(
+            text(out),
+            "INFO [req-7] stored 2 of 3\nWARN [req-7] odd input\n"
+        );
+        assert!(err.is_empty());
+        // Given back: the next invocation lends it again, with its own id (or none).
+        lend(&mut log, None, || crate::info!("no id"));
+        assert!(text(log.waiting().0).ends_with("INFO [-] no id\n"));
+    }
+
+    #[test]
+    fn test_json_lines_escape_the_message() {
+        let mut log = Log::new(Level::Debug, Format::Json);
+        lend(&mut log, Some("r\"1"), || {
+            crate::debug!("a \"quoted\"\nline")
+        });
+        let line = text(log.waiting().0);
+        let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!(v["level"], "DEBUG");
+        assert_eq!(v["requestId"], "r\"1");
+        assert_eq!(v["msg"], "a \"quoted\"\nline");
+    }
+
+    #[test]
+    fn test_a_display_that_logs_and_a_panic_inside_leave_the_log_whole() {
+        struct Chatty;
+        impl fmt::Display for Chatty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                crate::info!("from inside Display");
+                f.write_str("chatty")
+            }
+        }
+        let mut log = Log::new(Level::Info, Format::Text);
+        lend(&mut log, Some("r"), || crate::info!("{}", Chatty));
+        let out = text(log.waiting().0).to_string();
+        assert!(out.contains("INFO [r] from inside Display\n"), "{out}");
+        assert!(out.ends_with("INFO [r] chatty\n"), "{out}");
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            lend(&mut log, Some("r"), || {
+                crate::info!("before the panic");
+                panic!("boom")
+            })
+        }));
+        assert!(caught.is_err());
+        // The log came back with the line, and the slot is free for the next invocation.
+        assert!(text(log.waiting().0).ends_with("INFO [r] before the panic\n"));
+        lend(&mut log, Some("s"), || crate::info!("after"));
+        assert!(text(log.waiting().0).ends_with("INFO [s] after\n"));
+    }
+
+    #[test]
+    fn test_the_level_of_the_lent_log_filters() {
+        let mut log = Log::new(Level::Error, Format::Text);
+        lend(&mut log, Some("r"), || {
+            crate::warn!("filtered");
+            crate::info!("filtered");
+        });
+        assert!(log.waiting().0.is_empty());
+    }
+}
