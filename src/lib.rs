@@ -23,6 +23,47 @@
 //! }));
 //! ```
 //!
+//! What a function reads and answers with, in one HTTP function (all of it borrowed from the
+//! request unless something had to be decoded):
+//!
+//! ```
+//! use scf_lean::{Error, Request, Response};
+//!
+//! fn users<'a>(req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
+//!     let mut path = req.segments(); // percent-decoded, empty ones skipped
+//!     match (req.method(), path.next().as_deref(), path.next(), path.next()) {
+//!         ("GET", Some("users"), Some(id), None) => {
+//!             let lang = req.query_param("lang").unwrap_or("en".into()); // ?lang=zh%2DCN
+//!             let agent = req.header("user-agent").unwrap_or("-");
+//!             scf_lean::info!("user {id} in {lang} for {agent}"); // with the request id
+//!             out.json(&serde_json::json!({ "id": id, "lang": lang }))
+//!         }
+//!         ("POST", Some("echo"), None, None) => {
+//!             out.set_body_ref(req.body()); // answered without a copy
+//!             Ok(())
+//!         }
+//!         (_, Some("admin"), ..) => Err(Error::new("sign in first")
+//!             .with_status(401) // logged at WARN: the caller's mistake
+//!             .with_header("WWW-Authenticate", "Bearer")),
+//!         _ => Err(Error::not_found("no such route")),
+//!     }
+//! }
+//!
+//! let mut f = scf_lean::http_fn(users);
+//! # use scf_lean::Function;
+//! let mut out = Response::new();
+//! f.http(&Request::new("GET", "/users/%37?lang=zh%2DCN", &[], b""), &mut out).unwrap();
+//! assert_eq!(out.body(), br#"{"id":"7","lang":"zh-CN"}"#);
+//! let e = f.http(&Request::new("GET", "/admin", &[], b""), &mut out).unwrap_err();
+//! assert_eq!(e.headers().next(), Some(("WWW-Authenticate", "Bearer")));
+//! ```
+//!
+//! [`info!`] and its siblings [`error!`], [`warn!`], [`debug!`] write through the server's log
+//! (text or JSON, its level, the request id) and never block it; a function's `Err` is logged
+//! at WARN for a 4xx and at ERROR for a 5xx, a panic at ERROR (the README's Logging section
+//! has the table). `req.json()` answers a 400 that says `the body is not valid JSON` or
+//! `the body does not fit Order: missing field qty`; [`from_json`] says `the event …`.
+//!
 //! The template (`template/` in the repository) is a function's project: its `src/main.rs`
 //! (this crate's own binary too, the reference echo), tests, `Dockerfile` and README.
 //!
@@ -45,7 +86,8 @@
 //! - `buf.rs`: the read buffer (fill, compact, grow, discard) and the spare buffers idle
 //!   connections lend to busy ones.
 //! - `request.rs`: request framing, the single pass over the headers, and the [`Request`] a
-//!   function sees; `chunked.rs`: the chunked body decoder, in place.
+//!   function sees; `chunked.rs`: the chunked body decoder, in place; `uri.rs`: the target's
+//!   percent-decoding, query parameters and path segments.
 //! - `invoke.rs`: calling the function — the request, the route, the caught panic, the error
 //!   and access log lines.
 //! - `response.rs`: the [`Response`] a function fills, the error body (function's and server's
@@ -55,7 +97,8 @@
 //!   The rest of the crate reaches it as `platform` and never names SCF's headers or paths.
 //! - `context.rs`: the [`Context`] a function sees; `function.rs`: the [`Function`] trait and
 //!   the closure adapters; `error.rs`: errors and their JSON shape.
-//! - `config.rs`: the settings, one row each in `build.rs`; `log.rs`: log lines; `date.rs`: the
+//! - `config.rs`: the settings, one row each in `build.rs`; `log.rs`: log lines; `logger.rs`:
+//!   the function's own log lines (the macros, the log lent during a call); `date.rs`: the
 //!   `Date` header; `version.rs`: scf-lean's version and commit, the function's [`Identity`];
 //!   `panic_hook.rs`: panic messages for the log; `base64.rs`; `sys.rs`: `signalfd`, the
 //!   process CPU clock, the environment read in place, the arguments of a process started by a

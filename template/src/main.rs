@@ -33,6 +33,8 @@ impl Function for Echo {
         // small stack of the open brackets: one 8-byte allocation for a nested event).
         // For a typed event, write `let e: MyEvent = scf_lean::from_json(event)?;` instead.
         scf_lean::from_json::<serde::de::IgnoredAny>(event)?;
+        // A log line with the request id (shown with SCF_LEAN_LOG_LEVEL=debug).
+        scf_lean::debug!("an event of {} bytes", event.len());
         out.content_type("application/json");
         let body = out.body_mut();
         if event.len() <= ECHO_MAX {
