@@ -8,8 +8,9 @@
 #
 #   bench/order.sh            # needs valgrind (apt-get install valgrind) and python3
 #
-# The hot code must fit one 64 KiB window (65,520 bytes after .init), or every process maps a
-# second one (+64 KiB RSS): order.py warns. What keeps it there: the paths a good request or
+# The code of start-up and requests must fit one 64 KiB window (65,520 bytes after .init), or
+# every process maps a second one (+64 KiB RSS): order.py warns. Code first run at shutdown is
+# laid out last and may spill past it (one more page mapped as the process exits). What keeps it there: the paths a good request or
 # start does not take (errors, --help, debug lines, settings) are #[cold] #[inline(never)]
 # functions of their own, not inlined into the loop and Call::run.
 #

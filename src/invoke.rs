@@ -17,7 +17,7 @@ use crate::log::{Access, Level, Log};
 use crate::platform::{self, Route};
 use crate::request::{Head, Request};
 use crate::response::{Output, Persist, Response};
-use crate::{Function, logger, panic_hook};
+use crate::{Function, panic_hook, scope};
 
 /// One complete request, borrowed from the connection's read buffer.
 pub(crate) struct Call<'b> {
@@ -41,12 +41,12 @@ impl Call<'_> {
         let ctx = req.context();
         let route = platform::route(head.method, req.path());
         let mut resp = out.response();
-        let result = logger::lend(cx.log, ctx.request_id, || {
-            panic::catch_unwind(AssertUnwindSafe(|| {
-                panic_hook::guard(|| match route {
-                    Route::Event => f.event(req.body(), ctx, &mut resp),
-                    Route::Http => f.http(&req, &mut resp),
-                })
+        // In the call's scope: the panic hook keeps a panic's text, the log is lent to the
+        // function's own lines with the request id.
+        let result = scope::call(cx.log, ctx.request_id, || {
+            panic::catch_unwind(AssertUnwindSafe(|| match route {
+                Route::Event => f.event(req.body(), ctx, &mut resp),
+                Route::Http => f.http(&req, &mut resp),
             }))
         });
         let failure = match result {

@@ -98,7 +98,8 @@
 //! - `context.rs`: the [`Context`] a function sees; `function.rs`: the [`Function`] trait and
 //!   the closure adapters; `error.rs`: errors and their JSON shape.
 //! - `config.rs`: the settings, one row each in `build.rs`; `log.rs`: log lines; `logger.rs`:
-//!   the function's own log lines (the macros, the log lent during a call); `date.rs`: the
+//!   the function's own log lines (the macros); `scope.rs`: what the thread knows during a call
+//!   (the log lent to the function, the panic caught); `date.rs`: the
 //!   `Date` header; `version.rs`: scf-lean's version and commit, the function's [`Identity`];
 //!   `panic_hook.rs`: panic messages for the log; `base64.rs`; `sys.rs`: `signalfd`, the
 //!   process CPU clock, the environment read in place, the arguments of a process started by a
@@ -221,6 +222,7 @@ mod panic_hook;
 mod request;
 mod response;
 mod scf;
+mod scope;
 mod server;
 mod sys;
 pub mod testing;

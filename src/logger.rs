@@ -13,8 +13,8 @@
 //! {"level":"INFO","time":"2026-12-02T10:00:00.000Z","requestId":"8c6f-41","msg":"order 42 stored in 3 ms"}
 //! ```
 //!
-//! How: while the server calls the function, it lends the function its [`Log`] through a
-//! thread-local slot, with the request id. A line logged then goes into the log's buffer like
+//! How: while the server calls the function, it lends the function its log through the call's
+//! scope (`scope.rs`), with the request id. A line logged then goes into the log's buffer like
 //! the server's own lines: it never blocks the loop (a pipe nobody reads loses lines, counted,
 //! never the server), `error` lines go to stderr, the others to stdout, in order with the
 //! access line. Outside an invocation — while the function is built, in a test, on a thread of
@@ -26,11 +26,11 @@
 //! dependency: a facade would cost a crate, a global registration and its bytes for what this
 //! module does in a few lines.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::log::{self, Format, Level, Log};
+use crate::log::{self, Format, Level};
+use crate::scope;
 
 /// Logs at `error` (stderr): the function failed at something it must report.
 #[macro_export]
@@ -54,21 +54,6 @@ macro_rules! info {
 #[macro_export]
 macro_rules! debug {
     ($($arg:tt)+) => { $crate::__log($crate::Level::Debug, ::core::format_args!($($arg)+)) };
-}
-
-/// The lending slot: the server's log while it calls the function, and the request id.
-struct Slot {
-    log: Option<Log>,
-    /// The request id, copied (the slot outlives the request's borrow) into a buffer that is
-    /// kept from call to call.
-    id: String,
-    has_id: bool,
-}
-
-thread_local! {
-    static LENT: RefCell<Slot> = const {
-        RefCell::new(Slot { log: None, id: String::new(), has_id: false })
-    };
 }
 
 /// Level and format outside an invocation: `UNSET`, or `level | format << 4`.
@@ -107,72 +92,25 @@ fn settings() -> (Level, Format) {
     (level, format)
 }
 
-/// Runs `call` (one invocation of the function) with `log` lent to the function's log lines.
-#[inline]
-pub(crate) fn lend<R>(log: &mut Log, request_id: Option<&str>, call: impl FnOnce() -> R) -> R {
-    /// Gives the log back, also if `call` unwinds.
-    struct Back<'l>(&'l mut Log);
-    impl Drop for Back<'_> {
-        fn drop(&mut self) {
-            let own = LENT.try_with(|slot| slot.try_borrow_mut().ok()?.log.take());
-            if let Ok(Some(own)) = own {
-                *self.0 = own;
-            }
-        }
-    }
-    let mut own = Some(std::mem::replace(log, Log::new(Level::Off, Format::Text)));
-    let _ = LENT.try_with(|slot| {
-        if let Ok(mut slot) = slot.try_borrow_mut()
-            && slot.log.is_none()
-        {
-            slot.id.clear();
-            slot.id.push_str(request_id.unwrap_or(""));
-            slot.has_id = request_id.is_some();
-            slot.log = own.take();
-        }
-    });
-    if let Some(own) = own {
-        // The slot is taken or gone (a thread ending): keep the log, lend nothing.
-        *log = own;
-        return call();
-    }
-    let _back = Back(log);
-    call()
-}
-
 /// The macros' entry: not part of the API.
 #[doc(hidden)]
 pub fn __log(level: Level, args: fmt::Arguments<'_>) {
     // Inside an invocation: the lent log's level; else the process's.
-    let lent = LENT
-        .try_with(|slot| {
-            slot.try_borrow()
-                .ok()
-                .and_then(|s| s.log.as_ref().map(|l| l.enabled(level)))
-        })
-        .ok()
-        .flatten();
-    match lent {
-        Some(false) => {}
-        Some(true) => {
-            // Formatted before the slot is borrowed: a `Display` that logs only finds it free.
+    let scope = scope::current();
+    let lent = scope.and_then(|s| s.try_borrow().ok()?.log.as_ref().map(|l| l.enabled(level)));
+    match (scope, lent) {
+        (_, Some(false)) => {}
+        (Some(scope), Some(true)) => {
+            // Formatted before the scope is borrowed: a `Display` that logs only finds it free.
             let msg = message(args);
-            let done = LENT.try_with(|slot| {
-                let Ok(mut slot) = slot.try_borrow_mut() else {
-                    return false;
-                };
-                let slot = &mut *slot;
-                let Some(log) = slot.log.as_mut() else {
-                    return false;
-                };
-                log.line(level, slot.has_id.then_some(slot.id.as_str()), &msg);
-                true
-            });
-            if done != Ok(true) {
+            let written = scope
+                .try_borrow_mut()
+                .is_ok_and(|mut s| s.line(level, &msg));
+            if !written {
                 at_once(level, settings().1, &msg);
             }
         }
-        None => {
+        _ => {
             let (min, format) = settings();
             if level != Level::Off && level <= min {
                 at_once(level, format, &message(args));
@@ -209,6 +147,8 @@ fn at_once(level: Level, format: Format, msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::Log;
+    use crate::scope::call as lend;
 
     fn text(b: &[u8]) -> &str {
         std::str::from_utf8(b).unwrap()

@@ -7,14 +7,8 @@
 //! is nothing to catch: the hook is left alone and the process ends.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
 
-thread_local! {
-    /// Set while a function runs on this thread.
-    static IN_FUNCTION: Cell<bool> = const { Cell::new(false) };
-    /// The last caught panic, as the hook described it.
-    static LAST: RefCell<Option<String>> = const { RefCell::new(None) };
-}
+use crate::scope;
 
 /// Installs the hook (once per process; later calls do nothing).
 pub(crate) fn install() {
@@ -24,29 +18,21 @@ pub(crate) fn install() {
         ONCE.call_once(|| {
             let default = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
-                if IN_FUNCTION.with(Cell::get) {
-                    let text = info.to_string().replace('\n', " ");
-                    LAST.with(|l| *l.borrow_mut() = Some(text));
-                } else {
-                    default(info);
+                // A function's panic (its scope free to take the text), else the default's line.
+                let mut scope = scope::current().and_then(|s| s.try_borrow_mut().ok());
+                match scope.as_mut().filter(|s| s.in_function) {
+                    Some(s) => s.last_panic = Some(info.to_string().replace('\n', " ")),
+                    None => default(info),
                 }
             }));
         });
     }
 }
 
-/// Runs `f` marked as function code, so that the hook keeps its panic for the request's log line.
-pub(crate) fn guard<R>(f: impl FnOnce() -> R) -> R {
-    IN_FUNCTION.with(|c| c.set(true));
-    let r = f();
-    IN_FUNCTION.with(|c| c.set(false));
-    r
-}
-
 /// What a caught panic said: the hook's text (message and location) if it ran, else the payload.
 pub(crate) fn message(payload: &(dyn Any + Send)) -> String {
-    IN_FUNCTION.with(|c| c.set(false));
-    if let Some(text) = LAST.with(|l| l.borrow_mut().take()) {
+    let last = scope::current().and_then(|s| s.try_borrow_mut().ok()?.last_panic.take());
+    if let Some(text) = last {
         return text;
     }
     if let Some(s) = payload.downcast_ref::<&str>() {

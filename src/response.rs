@@ -20,6 +20,11 @@ use crate::request::Value;
 /// A body buffer larger than this is freed when an error answer replaces what it held.
 const ERROR_BUF: usize = 64 * 1024;
 
+/// Bytes reserved for the head the server writes: status line, `Date`, `Content-Length` and
+/// `Connection` take 78 for a usual answer, at most 145 (the longest reason phrase, a 20-digit
+/// length, `keep-alive`).
+const HEAD_ROOM: usize = 160;
+
 /// Header names the server owns: a function that sets one gets a 500 instead.
 const RESERVED: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
 
@@ -398,6 +403,9 @@ impl Output {
         let no_body = status == 204 || status == 304;
         let head = &mut self.head;
         head.clear();
+        // Room for a whole head at once: grown 8, 16, 32, 64, 128 on a connection's first
+        // response, each step a realloc (and on musl, a page mapped or unmapped).
+        head.reserve(HEAD_ROOM);
         head.extend_from_slice(b"HTTP/1.1 ");
         head.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
         head.push(b' ');
