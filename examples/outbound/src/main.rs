@@ -71,8 +71,14 @@ impl Function for Outbound {
     }
 
     fn http<'a>(&mut self, req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
-        match (req.method(), req.path().strip_prefix("/users/")) {
-            ("GET", Some(name)) => out.json(&self.user(name, req.context())?),
+        let mut path = req.segments();
+        match (
+            req.method(),
+            path.next().as_deref(),
+            path.next(),
+            path.next(),
+        ) {
+            ("GET", Some("users"), Some(name), None) => out.json(&self.user(&name, req.context())?),
             _ => Err(Error::not_found("the route is GET /users/<name>")),
         }
     }
@@ -90,7 +96,20 @@ impl Outbound {
         }
         let timeout = call_timeout(ctx)?;
         let url = format!("{}/users/{name}", self.api);
-        match self.agent.get(&url).timeout(timeout).call() {
+        let start = std::time::Instant::now();
+        let answer = self.agent.get(&url).timeout(timeout).call();
+        // A line with the request id: what was asked, how it went, how long it took.
+        let status = match &answer {
+            Ok(a) => a.status(),
+            Err(ureq::Error::Status(s, _)) => *s,
+            Err(ureq::Error::Transport(_)) => 0,
+        };
+        let ms = start.elapsed().as_millis();
+        scf_lean::info!(
+            "GET {url}: {status} in {ms} ms (timeout {} ms)",
+            timeout.as_millis()
+        );
+        match answer {
             // Read to the end (into_json does): the connection goes back to the pool.
             Ok(answer) => answer.into_json().map_err(|e| failed(&url, timeout, &e)),
             Err(ureq::Error::Status(status, answer)) => {
@@ -142,7 +161,10 @@ fn failed(url: &str, timeout: Duration, e: &(dyn std::error::Error + 'static)) -
         }
         cause = c.source();
     }
-    Error::new(format!("the API failed: GET {url}: {e}")).with_status(502)
+    // ureq's own errors start with the URL: said once.
+    let text = e.to_string();
+    let text = text.strip_prefix(&format!("{url}: ")).unwrap_or(&text);
+    Error::new(format!("the API failed: GET {url}: {text}")).with_status(502)
 }
 
 /// The function for the API at `api` (a base URL), trusting the embedded roots and the
