@@ -144,6 +144,7 @@
 //! | `SCF_LEAN_LINGER_MS` | 2000 | after a response that closes the connection, unread input is drained this long, so that the close does not reset the response away |
 //! | `SCF_LEAN_SHUTDOWN_GRACE_MS` | 2000 | after SIGTERM or SIGINT, requests in flight may finish within it; then the process exits |
 //! | `SCF_LEAN_LOG_LEVEL` | info | log level: off, error, warn, info or debug |
+//! | `SCF_LEAN_LOG_MESSAGE_BYTES` | 16384 | a message a function logs (scf_lean::info! and the others), in bytes; past it the rest is cut and the line says how much |
 //! | `SCF_LEAN_LOG_FORMAT` | text | log line format: text or json |
 //!
 //! ## Memory: every buffer has a bound, and so has their sum

@@ -26,9 +26,11 @@
 //! dependency: a facade would cost a crate, a global registration and its bytes for what this
 //! module does in a few lines.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
+use crate::config::Config;
 use crate::log::{self, Format, Level};
 use crate::scope;
 
@@ -60,18 +62,40 @@ macro_rules! debug {
 static SETTINGS: AtomicU8 = AtomicU8::new(UNSET);
 const UNSET: u8 = u8::MAX;
 
-/// Sets the level and format of lines logged outside an invocation (a server starting).
-pub(crate) fn set_settings(level: Level, format: Format) {
+/// The longest message, `SCF_LEAN_LOG_MESSAGE_BYTES`; 0 until a server starts or the
+/// environment is read.
+static MAX_MESSAGE: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the level and format of lines logged outside an invocation, and the longest message of
+/// every line (a server starting).
+pub(crate) fn set_settings(config: &Config) {
+    store(config.log_level, config.log_format);
+    MAX_MESSAGE.store(config.log_message_bytes, Ordering::Relaxed);
+}
+
+fn store(level: Level, format: Format) {
     SETTINGS.store(level as u8 | (format as u8) << 4, Ordering::Relaxed);
+}
+
+fn max_message() -> usize {
+    match MAX_MESSAGE.load(Ordering::Relaxed) {
+        0 => {
+            settings();
+            MAX_MESSAGE.load(Ordering::Relaxed)
+        }
+        n => n,
+    }
 }
 
 fn settings() -> (Level, Format) {
     let mut s = SETTINGS.load(Ordering::Relaxed);
     if s == UNSET {
-        let var = |k| std::env::var(k).unwrap_or_default();
-        let level = Level::parse(&var("SCF_LEAN_LOG_LEVEL")).unwrap_or(Level::Info);
-        let format = Format::parse(&var("SCF_LEAN_LOG_FORMAT")).unwrap_or(Format::Text);
-        set_settings(level, format);
+        // No server yet: the settings as one would read them from the environment (their
+        // defaults if one is malformed: the server would refuse to start then).
+        let config = Config::from_env().unwrap_or_default();
+        store(config.log_level, config.log_format);
+        let max = config.log_message_bytes;
+        let _ = MAX_MESSAGE.compare_exchange(0, max, Ordering::Relaxed, Ordering::Relaxed);
         s = SETTINGS.load(Ordering::Relaxed);
     }
     let level = [
@@ -119,11 +143,34 @@ pub fn __log(level: Level, args: fmt::Arguments<'_>) {
     }
 }
 
-fn message(args: fmt::Arguments<'_>) -> std::borrow::Cow<'static, str> {
-    match args.as_str() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(args.to_string()),
+/// The message of a line, cut past `SCF_LEAN_LOG_MESSAGE_BYTES` (the line then says how much
+/// was cut): a bound per line keeps the log's buffers within theirs (`LOG_BUFFER`), whatever a
+/// function logs.
+fn message(args: fmt::Arguments<'_>) -> Cow<'static, str> {
+    let mut msg = match args.as_str() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(args.to_string()),
+    };
+    let max = max_message();
+    if msg.len() > max {
+        msg = Cow::Owned(cut(&msg, max));
     }
+    msg
+}
+
+#[cold]
+#[inline(never)]
+fn cut(msg: &str, max: usize) -> String {
+    let mut end = max;
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut s = String::with_capacity(end + 40);
+    s.push_str(&msg[..end]);
+    s.push_str("… (");
+    s.push_str(itoa::Buffer::new().format(msg.len() - end));
+    s.push_str(" more bytes cut)");
+    s
 }
 
 /// A line outside an invocation: one blocking `write` of the whole line (not on the loop's
@@ -147,6 +194,7 @@ fn at_once(level: Level, format: Format, msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config;
     use crate::log::Log;
     use crate::scope::call as lend;
 
@@ -213,6 +261,38 @@ mod tests {
         assert!(text(log.waiting().0).ends_with("INFO [r] before the panic\n"));
         lend(&mut log, Some("s"), || crate::info!("after"));
         assert!(text(log.waiting().0).ends_with("INFO [s] after\n"));
+    }
+
+    #[test]
+    fn test_a_huge_message_is_cut_and_says_so() {
+        let mut log = Log::new(Level::Info, Format::Text);
+        let max = config::LOG_MESSAGE_BYTES;
+        assert_eq!(max_message(), max);
+        let big = "é".repeat(max); // two bytes a char: cut inside one
+        lend(&mut log, Some("r"), || crate::info!("{big}"));
+        let out = text(log.waiting().0).to_string();
+        let want = format!(
+            "INFO [r] {}… ({} more bytes cut)\n",
+            "é".repeat(max / 2),
+            max
+        );
+        assert_eq!(out, want);
+        // At the limit exactly: whole; one byte past it: cut.
+        let mut log = Log::new(Level::Info, Format::Text);
+        lend(&mut log, None, || crate::info!("{}", "a".repeat(max)));
+        assert_eq!(
+            text(log.waiting().0),
+            format!("INFO [-] {}\n", "a".repeat(max))
+        );
+        let mut log = Log::new(Level::Info, Format::Text);
+        lend(&mut log, None, || crate::info!("{}", "a".repeat(max + 1)));
+        let want = format!("INFO [-] {}… (1 more bytes cut)\n", "a".repeat(max));
+        assert_eq!(text(log.waiting().0), want);
+        // Many of them: the buffer keeps its bound, and a count of what it dropped.
+        for _ in 0..100 {
+            lend(&mut log, Some("r"), || crate::info!("{big}"));
+        }
+        assert!(log.waiting().0.len() <= crate::log::LOG_BUFFER);
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let budget = config.memory_budget_bytes;
         // A function's lines outside an invocation follow this server's settings.
-        crate::logger::set_settings(config.log_level, config.log_format);
+        crate::logger::set_settings(&config);
         Ok(Server {
             poll,
             listener: Some(listener),
