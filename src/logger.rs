@@ -27,6 +27,7 @@
 //! module does in a few lines.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
@@ -116,30 +117,42 @@ fn settings() -> (Level, Format) {
     (level, format)
 }
 
-/// The macros' entry: not part of the API.
+/// The macros' entry: not part of the API. Out of line, so that a log call costs its site a
+/// call; the writing is out of line again, off the path of a line that is filtered out.
 #[doc(hidden)]
+#[inline(never)]
 pub fn __log(level: Level, args: fmt::Arguments<'_>) {
     // Inside an invocation: the lent log's level; else the process's.
     let scope = scope::current();
     let lent = scope.and_then(|s| s.try_borrow().ok()?.log.as_ref().map(|l| l.enabled(level)));
     match (scope, lent) {
         (_, Some(false)) => {}
-        (Some(scope), Some(true)) => {
-            // Formatted before the scope is borrowed: a `Display` that logs only finds it free.
-            let msg = message(args);
-            let written = scope
-                .try_borrow_mut()
-                .is_ok_and(|mut s| s.line(level, &msg));
-            if !written {
-                at_once(level, settings().1, &msg);
-            }
-        }
-        _ => {
-            let (min, format) = settings();
-            if level != Level::Off && level <= min {
-                at_once(level, format, &message(args));
-            }
-        }
+        (Some(scope), Some(true)) => write_lent(scope, level, args),
+        _ => write_at_once(level, args),
+    }
+}
+
+/// A line into the lent log.
+#[cold]
+#[inline(never)]
+fn write_lent(scope: &RefCell<scope::Scope>, level: Level, args: fmt::Arguments<'_>) {
+    // Formatted before the scope is borrowed: a `Display` that logs only finds it free.
+    let msg = message(args);
+    let written = scope
+        .try_borrow_mut()
+        .is_ok_and(|mut s| s.line(level, &msg));
+    if !written {
+        at_once(level, settings().1, &msg);
+    }
+}
+
+/// A line outside an invocation, if its level is enabled.
+#[cold]
+#[inline(never)]
+fn write_at_once(level: Level, args: fmt::Arguments<'_>) {
+    let (min, format) = settings();
+    if level != Level::Off && level <= min {
+        at_once(level, format, &message(args));
     }
 }
 
