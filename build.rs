@@ -107,6 +107,8 @@ const ROWS: &[Row] = &[
           doc: "after SIGTERM or SIGINT, requests in flight may finish within it; then the process exits" },
     Row { name: "LOG_LEVEL", field: "log_level", var: "SCF_LEAN_LOG_LEVEL", kind: Kind::Word { ty: "Level", words: &["off", "error", "warn", "info", "debug"] }, default: Word("info"), lower_only: false, at_build: false,
           doc: "log level: off, error, warn, info or debug" },
+    Row { name: "LOG_MESSAGE_BYTES", field: "log_message_bytes", var: "SCF_LEAN_LOG_MESSAGE_BYTES", kind: number("usize", 64, 1 << 16), default: Num(16 * 1024), lower_only: false, at_build: true,
+          doc: "a message a function logs (scf_lean::info! and the others), in bytes; past it the rest is cut and the line says how much" },
     Row { name: "LOG_FORMAT", field: "log_format", var: "SCF_LEAN_LOG_FORMAT", kind: Kind::Word { ty: "Format", words: &["text", "json"] }, default: Word("text"), lower_only: false, at_build: false,
           doc: "log line format: text or json" },
 ];
