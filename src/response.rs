@@ -121,26 +121,35 @@ impl<'a> Response<'a> {
     pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
         if name.is_empty() || !name.bytes().all(is_token) {
             self.invalid.get_or_insert("invalid response header name");
-        } else if !value
-            .bytes()
-            .all(|b| b == b'\t' || (b >= b' ' && b != 0x7f))
-        {
-            self.invalid.get_or_insert("invalid response header value");
         } else if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
             self.invalid
                 .get_or_insert("the server writes this response header itself");
         } else {
-            self.headers.extend_from_slice(name.as_bytes());
-            self.headers.extend_from_slice(b": ");
-            self.headers.extend_from_slice(value.as_bytes());
-            self.headers.extend_from_slice(b"\r\n");
+            self.line(name, value);
         }
         self
     }
 
-    /// Sets `Content-Type`.
+    /// Sets `Content-Type` (as [`Response::header`], without checking a name it knows).
     pub fn content_type(&mut self, value: &str) -> &mut Self {
-        self.header("Content-Type", value)
+        self.line("Content-Type", value);
+        self
+    }
+
+    /// Adds `name: value` if the value is valid (the name is).
+    #[inline]
+    fn line(&mut self, name: &str, value: &str) {
+        if !value
+            .bytes()
+            .all(|b| b == b'\t' || (b >= b' ' && b != 0x7f))
+        {
+            self.invalid.get_or_insert("invalid response header value");
+            return;
+        }
+        self.headers.extend_from_slice(name.as_bytes());
+        self.headers.extend_from_slice(b": ");
+        self.headers.extend_from_slice(value.as_bytes());
+        self.headers.extend_from_slice(b"\r\n");
     }
 
     /// The value of the first header line named `name` (any case) added so far.
