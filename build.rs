@@ -74,7 +74,7 @@ const fn millis(min: u64, max: u64) -> Kind {
 #[rustfmt::skip]
 const ROWS: &[Row] = &[
     Row { name: "PORT", field: "port", var: "PORT", kind: number("u16", 0, 65535), default: Platform("DEFAULT_PORT"), lower_only: false, at_build: false,
-          doc: "TCP port on 0.0.0.0 (Cloud Run and Knative set it too)" },
+          doc: "TCP port on 0.0.0.0 (0: a free port, named in the start-up line; Cloud Run and Knative set it too)" },
     Row { name: "MAX_HEAD_BYTES", field: "max_head_bytes", var: "SCF_LEAN_MAX_HEAD_BYTES", kind: number("usize", 256, 1 << 24), default: Num(32 * 1024), lower_only: false, at_build: true,
           doc: "request line + headers, in bytes; past it 431, close" },
     Row { name: "MAX_HEADERS", field: "max_headers", var: "SCF_LEAN_MAX_HEADERS", kind: number("usize", 1, 1024), default: Num(100), lower_only: true, at_build: true,

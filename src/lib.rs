@@ -62,7 +62,8 @@
 //! (text or JSON, its level, the request id) and never block it; a function's `Err` is logged
 //! at WARN for a 4xx and at ERROR for a 5xx, a panic at ERROR (the README's Logging section
 //! has the table). `req.json()` answers a 400 that says `the body is not valid JSON` or
-//! `the body does not fit Order: missing field qty`; [`from_json`] says `the event …`.
+//! ``the body does not fit Order: missing field `qty` at line 1 column 30``; [`from_json`] says
+//! `the event …`.
 //!
 //! The template (`template/` in the repository) is a function's project: its `src/main.rs`
 //! (this crate's own binary too, the reference echo), tests, `Dockerfile` and README.
@@ -127,7 +128,7 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `PORT` | 9000 | TCP port on 0.0.0.0 (Cloud Run and Knative set it too) |
+//! | `PORT` | 9000 | TCP port on 0.0.0.0 (0: a free port, named in the start-up line; Cloud Run and Knative set it too) |
 //! | `SCF_LEAN_MAX_HEAD_BYTES` | 32768 | request line + headers, in bytes; past it 431, close |
 //! | `SCF_LEAN_MAX_HEADERS` | 100 | header fields per request; past it 431, close (at start only lowered: the build-time value sizes a stack array) |
 //! | `SCF_LEAN_MAX_TARGET_BYTES` | 8192 | request target (path + query), in bytes; past it 414, close |

@@ -629,8 +629,8 @@ impl<'a> Request<'a> {
     /// The body parsed as JSON into `T`.
     ///
     /// # Errors
-    /// A 400 [`Error`] that says what is wrong: `the body is not valid JSON: …` or `the body does
-    /// not fit T: missing field …`.
+    /// A 400 [`Error`] that says what is wrong: `the body is not valid JSON: …` or ``the body does
+    /// not fit Order: missing field `qty` at line 1 column 30``.
     pub fn json<T: serde::Deserialize<'a>>(&self) -> Result<T, Error> {
         crate::error::parse_json("the body", self.body)
     }

@@ -166,6 +166,10 @@ impl Image {
         // value its build argument has now, and a FROM scratch image takes no time to build.
         cmd.current_dir(dir)
             .args(["build", "-q", "--no-cache", "-f", dockerfile, "-t", &tag]);
+        if engine.0.first().is_some_and(|c| c.ends_with("podman")) {
+            // Nor an intermediate image per instruction, which `rmi` of the tag leaves behind.
+            cmd.arg("--layers=false");
+        }
         for a in args {
             cmd.arg(format!("--build-arg={a}"));
         }
