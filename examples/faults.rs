@@ -11,9 +11,13 @@
 //! curl -s -d '{"n":1}' localhost:9000/event-invoke   # {"n":2}
 //! curl -s -d 'nope' localhost:9000/event-invoke      # 400: the event is not valid JSON
 //! curl -s -d '{"n":9223372036854775807}' localhost:9000/event-invoke   # 400: n + 1 overflows
+//! curl -s -d '{"panic":true}' localhost:9000/event-invoke              # 500: a panic
 //! curl -s localhost:9000/overflow         # the stack overflows: a line on stderr, the process
 //!                                         # ends (SIGSEGV), SCF starts a new instance
 //! ```
+//!
+//! `FAULTS_INIT=fail cargo run --example faults` shows an initialization that fails: one line on
+//! stderr, exit code 1, no invocation served.
 //!
 //! Every failure is logged with the request id (`X-Scf-Request-Id`): a 5xx or a panic at ERROR
 //! on stderr, a 4xx at WARN on stdout.
@@ -34,6 +38,19 @@ struct Event {
 }
 
 impl Function for Faults {
+    /// Once, before the first invocation. `FAULTS_INIT=fail` or `panic` makes it fail (the
+    /// process logs why and exits 1); `slow` takes 300 ms (requests wait in the queue).
+    fn init(&mut self) -> Result<(), Error> {
+        match std::env::var("FAULTS_INIT").as_deref() {
+            Ok("fail") => return Err(Error::new("the database is unreachable")),
+            Ok("panic") => panic!("init hit a bug"),
+            Ok("slow") => std::thread::sleep(std::time::Duration::from_millis(300)),
+            _ => {}
+        }
+        scf_lean::info!("faults: initialized");
+        Ok(())
+    }
+
     fn event<'a>(
         &mut self,
         event: &'a [u8],
@@ -41,6 +58,9 @@ impl Function for Faults {
         out: &mut Response<'a>,
     ) -> Result<(), Error> {
         let v: serde_json::Value = scf_lean::from_json(event)?;
+        if v["panic"] == true {
+            panic!("the job hit a bug");
+        }
         let e = Event {
             n: v["n"]
                 .as_i64()

@@ -154,6 +154,9 @@ fn serve_process<F: Function>(
         Ok(c) => c,
         Err(e) => return fail(identity.as_ref(), "bad setting", &e, 2),
     };
+    if let Some(event) = platform::job_event() {
+        return crate::job::run(f, &config, identity.as_ref(), &event);
+    }
     let port = config.port;
     let mut server = match Server::bind(config) {
         Ok(s) => s,
@@ -178,7 +181,12 @@ fn serve_process<F: Function>(
 /// function; returns `code`.
 #[cold]
 #[inline(never)]
-fn fail(identity: Option<&Identity>, what: &str, error: &dyn std::fmt::Display, code: u8) -> u8 {
+pub(crate) fn fail(
+    identity: Option<&Identity>,
+    what: &str,
+    error: &dyn std::fmt::Display,
+    code: u8,
+) -> u8 {
     let name = identity.map_or("scf-lean", |me| me.name);
     let line = format!("{name}: {what}: {error}\n");
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());

@@ -34,6 +34,19 @@ use crate::{Context, Error, Request, Response};
 /// The `'a` lifetime is the request's: a response may borrow from the event or request it
 /// answers ([`Response::set_body_ref`]) and is then sent without a copy.
 pub trait Function {
+    /// Runs once, before the first invocation: open a connection, load a model, read a file.
+    /// The server is already listening (SCF's first request waits in the queue meanwhile, so
+    /// start-up and initialization overlap); a job runs it before its event. Lines logged
+    /// here (`scf_lean::info!`) have no request id.
+    ///
+    /// # Errors
+    /// An error (or a panic) is logged at ERROR with its message and the process exits with
+    /// code 1, before any invocation: SCF reports the instance failed and starts another,
+    /// rather than keep an instance that can only fail.
+    fn init(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// `POST /event-invoke`: `event` is the request body, the event JSON as SCF sent it.
     ///
     /// # Errors

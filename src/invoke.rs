@@ -99,6 +99,30 @@ impl Call<'_> {
     }
 }
 
+/// Runs the function's [`Function::init`] in a call scope (its lines logged, a panic caught):
+/// the reason it failed, if it did.
+#[cold]
+#[inline(never)]
+pub(crate) fn init<F: Function>(f: &mut F, log: &mut Log) -> Result<(), String> {
+    let started = Instant::now();
+    let result = scope::call(log, None, || {
+        panic::catch_unwind(AssertUnwindSafe(|| f.init()))
+    });
+    match result {
+        Ok(Ok(())) => {
+            if log.enabled(Level::Debug) {
+                let mut line = String::from("init took ");
+                line.push_str(itoa::Buffer::new().format(started.elapsed().as_micros()));
+                line.push_str(" us");
+                log.line(Level::Debug, None, &line);
+            }
+            Ok(())
+        }
+        Ok(Err(e)) => Err(format!("init failed: {e}")),
+        Err(payload) => Err(format!("init panicked: {}", panic_hook::message(&*payload))),
+    }
+}
+
 // The paths that are not taken on a good request are functions of their own, out of line: the
 // code of every request stays small and together (see src/hot-text.ld).
 

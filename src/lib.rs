@@ -216,6 +216,7 @@ mod function;
 #[doc(hidden)]
 pub mod fuzzing;
 mod invoke;
+mod job;
 mod log;
 mod logger;
 #[cfg(any(test, feature = "fuzzing"))]

@@ -13,6 +13,9 @@
 //!   temporary keys: [`is_secret_header`] names them, so that echoes and logs leave them out.
 //! - **Environment:** `SCF_FUNCTIONNAME`, `SCF_FUNCTIONVERSION` and `USER_CODE_ROOT`, read once
 //!   ([`env`]).
+//! - **Job functions:** SCF's second image type binds no port: the event is in
+//!   `SCF_CUSTOM_CONTAINER_EVENT` ([`JOB_EVENT`]), the context in the environment
+//!   ([`JobEnv`]), and the exit code is the result (`job.rs`).
 //!
 //! The connection and the framing code call these and never name `X-Scf-` or `/event-invoke`.
 //! Another platform (Alibaba Function Compute's `POST /invoke` and `x-fc-*` headers, Huawei
@@ -32,6 +35,70 @@ pub(crate) const HELP: &str = "\
 An HTTP server for a Tencent Cloud SCF image function: POST /event-invoke goes to the
 event handler, every other request to the HTTP handler.
 ";
+
+/// The variable that holds a job function's event: set, the process is a job (`job.rs`).
+pub(crate) const JOB_EVENT: &str = "SCF_CUSTOM_CONTAINER_EVENT";
+
+/// The event of a job function, if the process is one.
+pub(crate) fn job_event() -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStringExt;
+    std::env::var_os(JOB_EVENT).map(OsStringExt::into_vec)
+}
+
+/// The context a job function gets, from the environment SCF sets for it: the function's name,
+/// version and namespace, region, AppId, Uin and the role's temporary credentials. A job has no
+/// request id, timeout or memory headers.
+#[derive(Default)]
+pub(crate) struct JobEnv {
+    namespace: Option<String>,
+    region: Option<String>,
+    appid: Option<String>,
+    uin: Option<String>,
+    secret_id: Option<String>,
+    secret_key: Option<String>,
+    session_token: Option<String>,
+}
+
+impl JobEnv {
+    pub fn read() -> JobEnv {
+        let mut e = JobEnv::default();
+        let wanted = |name: &[u8]| name.starts_with(b"TENCENTCLOUD_") || name == b"SCF_NAMESPACE";
+        crate::sys::for_each_env(wanted, |name, value| {
+            let field = match name {
+                b"SCF_NAMESPACE" => &mut e.namespace,
+                b"TENCENTCLOUD_REGION" => &mut e.region,
+                b"TENCENTCLOUD_APPID" => &mut e.appid,
+                b"TENCENTCLOUD_UIN" => &mut e.uin,
+                b"TENCENTCLOUD_SECRETID" => &mut e.secret_id,
+                b"TENCENTCLOUD_SECRETKEY" => &mut e.secret_key,
+                b"TENCENTCLOUD_SESSIONTOKEN" => &mut e.session_token,
+                _ => return,
+            };
+            if field.is_none() && !value.is_empty() {
+                *field = std::str::from_utf8(value).ok().map(str::to_owned);
+            }
+        });
+        e
+    }
+
+    pub fn context(&self) -> Context<'_> {
+        let env = env();
+        Context {
+            name: env.function_name.as_deref(),
+            version: env.function_version.as_deref(),
+            namespace: self.namespace.as_deref(),
+            region: self.region.as_deref(),
+            appid: self.appid.as_deref(),
+            uin: self.uin.as_deref(),
+            credentials: crate::context::Credentials {
+                secret_id: self.secret_id.as_deref(),
+                secret_key: self.secret_key.as_deref(),
+                session_token: self.session_token.as_deref(),
+            },
+            ..Context::default()
+        }
+    }
+}
 
 /// Which handler of a function a request goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -182,6 +182,9 @@ impl Server {
     /// [`Server::serve`], returning the exit code as a number.
     pub(crate) fn serve_code<F: Function>(mut self, mut f: F) -> u8 {
         panic_hook::install();
+        if let Err(why) = crate::invoke::init(&mut f, &mut self.shared.log) {
+            return init_failed(&mut self.shared.log, &why);
+        }
         let _ = crate::platform::env();
         let mut events = Events::with_capacity(EVENTS);
         loop {
@@ -551,6 +554,19 @@ fn out_of_descriptors(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
+}
+
+/// The end of a process whose function did not initialize: the reason at ERROR, exit code 1.
+#[cold]
+#[inline(never)]
+fn init_failed(log: &mut crate::log::Log, why: &str) -> u8 {
+    log.line(Level::Error, None, why);
+    let until = Instant::now() + Duration::from_secs(1);
+    while log.pending() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+        log.flush();
+    }
+    1
 }
 
 #[cfg(test)]

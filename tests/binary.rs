@@ -747,3 +747,176 @@ fn test_an_integer_overflow_in_the_example_is_a_400_not_a_wrap() {
     let (status, _, body) = request(&mut c, &event_request("rid-n", r#"{"n":41}"#));
     assert_eq!((status, body), (200, br#"{"n":42}"#.to_vec()));
 }
+
+/// Runs a binary as an SCF job function: the event in `SCF_CUSTOM_CONTAINER_EVENT`, no port.
+/// `PORT` names a port this test holds, so a binary that tried to listen would fail (exit 1).
+fn job(path: PathBuf, event: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let held = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let mut child = Command::new(path)
+        .env("PORT", port.to_string())
+        .env("SCF_CUSTOM_CONTAINER_EVENT", event)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the job did not exit within 10 s");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn test_a_job_runs_the_event_once_and_exits_zero_with_the_answer() {
+    let env = [
+        ("SCF_FUNCTIONNAME", "nightly-report"),
+        ("TENCENTCLOUD_REGION", "ap-guangzhou"),
+        ("TENCENTCLOUD_SECRETID", SECRETS[0]),
+        ("TENCENTCLOUD_SECRETKEY", SECRETS[1]),
+        ("TENCENTCLOUD_SESSIONTOKEN", SECRETS[2]),
+        ("SCF_LEAN_LOG_LEVEL", "debug"),
+    ];
+    let (code, out, err) = job(bin(), r#"{"Type":"Timer","Message":"go"}"#, &env);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // The function's own debug line first, then the answer as the last line.
+    assert!(out.starts_with("DEBUG [-] init took "), "{out}");
+    assert!(out.contains("\nDEBUG [-] an event of 31 bytes\n{"), "{out}");
+    let answer: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(answer["event"]["Message"], "go");
+    assert_eq!(answer["context"]["function_name"], "nightly-report");
+    assert_eq!(answer["context"]["tencentcloud_region"], "ap-guangzhou");
+    assert_eq!(answer["context"]["request_id"], serde_json::Value::Null);
+    assert!(!out.contains("listening"), "{out}");
+    for secret in SECRETS {
+        assert!(!out.contains(secret) && !err.contains(secret), "{out}{err}");
+    }
+    // An example function: its answer, exit 0.
+    let (code, out, _) = job(example("faults"), r#"{"n":41}"#, &[]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            Some(0),
+            "INFO [-] faults: ready to fail\nINFO [-] faults: initialized\n{\"n\":42}\n"
+        )
+    );
+}
+
+#[test]
+fn test_a_job_that_fails_or_panics_exits_one_with_the_error_on_stderr() {
+    let (code, out, err) = job(example("faults"), r#"{"n":"x"}"#, &[]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.contains("ERROR [-] function error: 400: \"n\" must be an integer"),
+        "{err}"
+    );
+    assert!(!out.contains("errorCode"), "{out}");
+    let (code, _, err) = job(example("faults"), r#"{"panic":true}"#, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("ERROR [-] function panicked: panicked at examples/faults.rs"),
+        "{err}"
+    );
+    assert!(err.contains("the job hit a bug"), "{err}");
+    assert!(!err.contains("thread 'main' panicked"), "{err}");
+}
+
+#[test]
+fn test_an_empty_or_malformed_job_event_is_a_clear_exit_two() {
+    for (event, why) in [
+        ("", "SCF_CUSTOM_CONTAINER_EVENT is empty"),
+        (" \n", "SCF_CUSTOM_CONTAINER_EVENT is empty"),
+        (
+            "{",
+            "SCF_CUSTOM_CONTAINER_EVENT is not valid JSON: EOF while parsing an object",
+        ),
+        (
+            "{\"a\":1} x",
+            "SCF_CUSTOM_CONTAINER_EVENT is not valid JSON: trailing characters",
+        ),
+    ] {
+        let (code, out, err) = job(bin(), event, &[]);
+        assert_eq!(code, Some(2), "{event:?}: {out}{err}");
+        assert!(
+            err.starts_with(&format!("scf-lean: bad event: {why}")),
+            "{event:?}: {err}"
+        );
+        assert_eq!(out, "", "{event:?}");
+    }
+}
+
+#[test]
+fn test_a_failing_init_is_logged_and_exits_one_before_any_invocation() {
+    for (how, line) in [
+        (
+            "fail",
+            "ERROR [-] init failed: 500: the database is unreachable\n",
+        ),
+        (
+            "panic",
+            "ERROR [-] init panicked: panicked at examples/faults.rs",
+        ),
+    ] {
+        let (code, out, err) = {
+            let mut child = Command::new(example("faults"))
+                .env("PORT", free_port().to_string())
+                .env("FAULTS_INIT", how)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let until = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > until {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{how}: did not exit");
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+            let o = child.wait_with_output().unwrap();
+            let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+            (o.status.code(), text(o.stdout), text(o.stderr))
+        };
+        assert_eq!(code, Some(1), "{how}: {out}{err}");
+        assert!(err.contains(line), "{how}: {err}");
+        assert!(!out.contains("faults: initialized"), "{how}: {out}");
+        // The same in a job: no event handled.
+        let (code, out, err) = job(example("faults"), r#"{"n":1}"#, &[("FAULTS_INIT", how)]);
+        assert_eq!(code, Some(1), "{how}: {out}{err}");
+        assert!(err.contains(line), "{how}: {err}");
+        assert!(!out.contains("\"n\""), "{how}: {out}");
+    }
+}
+
+#[test]
+fn test_a_request_that_arrives_during_init_is_served_after_it() {
+    // Listening comes first: the request waits in the queue while init runs (300 ms).
+    let s = Server::start(example("faults"), &[("FAULTS_INIT", "slow")]);
+    let t = Instant::now();
+    let mut c = s.connect();
+    let (status, _, body) = request(&mut c, &event_request("rid-init", r#"{"n":1}"#));
+    assert_eq!((status, &body[..]), (200, &br#"{"n":2}"#[..]));
+    let waited = t.elapsed();
+    let (_, out, _) = s.stop();
+    let init = out.find("faults: initialized").unwrap();
+    assert!(
+        init < out.find("INFO [rid-init] POST /event-invoke 200").unwrap(),
+        "{out}"
+    );
+    // Connected before init ended, answered after it.
+    assert!(waited > Duration::from_millis(100), "{waited:?}");
+}

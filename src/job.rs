@@ -1,0 +1,105 @@
+//! Job functions: SCF's second image type. No port: the event is in the environment variable
+//! `SCF_CUSTOM_CONTAINER_EVENT` (at most 128 KB), the process runs the event handler once and
+//! its exit code is the result; SCF releases the instance when it exits.
+//!
+//! The same binary serves both types: [`run`] is chosen at start when the variable is set.
+//!
+//! | outcome | stdout | stderr | exit |
+//! |---|---|---|---|
+//! | the function answers | the function's log lines, then the answer's body and a newline | | 0 |
+//! | it returns an error | its log lines | `ERROR [-] function error: 400: …` | 1 |
+//! | it panics, or its answer is invalid | its log lines | `ERROR [-] function panicked: …` | 1 |
+//! | its [`Function::init`] fails | its log lines | `ERROR [-] init failed: …` | 1 |
+//! | the event is empty or not JSON | | `<name>: bad event: SCF_CUSTOM_CONTAINER_EVENT is …` | 2 |
+//!
+//! The function's lines (`scf_lean::info!`…) go through the server's log as in an invocation,
+//! without a request id; the context is what the environment gives (`platform::JobEnv`).
+
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::log::{Level, Log};
+use crate::platform::{self, JOB_EVENT};
+use crate::version::Identity;
+use crate::{Function, Response, panic_hook, scope};
+
+/// How long the log may take to drain into stdout and stderr at the end.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Runs `f` once on `event`; the process exit code.
+pub(crate) fn run<F: Function>(
+    mut f: F,
+    config: &Config,
+    identity: Option<&Identity>,
+    event: &[u8],
+) -> u8 {
+    if let Err(why) = check(event) {
+        return crate::entry::fail(identity, "bad event", &why, 2);
+    }
+    panic_hook::install();
+    crate::logger::set_settings(config);
+    let mut log = Log::new(config.log_level, config.log_format);
+    let job = platform::JobEnv::read();
+    let ctx = job.context();
+    if let Err(why) = crate::invoke::init(&mut f, &mut log) {
+        log.line(Level::Error, None, &why);
+        drain(&mut log);
+        return 1;
+    }
+    let mut out = Response::new();
+    let result = scope::call(&mut log, None, || {
+        panic::catch_unwind(AssertUnwindSafe(|| f.event(event, &ctx, &mut out)))
+    });
+    let failure = match result {
+        Ok(Ok(())) => out.invalid().map(|why| format!("invalid response: {why}")),
+        Ok(Err(e)) => Some(format!("function error: {e}")),
+        Err(payload) => Some(format!(
+            "function panicked: {}",
+            panic_hook::message(&*payload)
+        )),
+    };
+    if let Some(line) = &failure {
+        log.line(Level::Error, None, line);
+    }
+    drain(&mut log);
+    if failure.is_some() {
+        return 1;
+    }
+    let mut answer = out.body().to_vec();
+    answer.push(b'\n');
+    write_all(1, &answer);
+    0
+}
+
+/// Why an event cannot be run: empty, or not JSON.
+fn check(event: &[u8]) -> Result<(), String> {
+    if event.iter().all(u8::is_ascii_whitespace) {
+        return Err(format!("{JOB_EVENT} is empty"));
+    }
+    crate::error::parse_json::<serde::de::IgnoredAny>(JOB_EVENT, event)
+        .map(drop)
+        .map_err(|e: Error| e.message().to_owned())
+}
+
+/// Writes what the log holds, waiting for slow readers up to [`DRAIN`].
+fn drain(log: &mut Log) {
+    let until = Instant::now() + DRAIN;
+    log.flush();
+    while log.pending() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+        log.flush();
+    }
+}
+
+fn write_all(fd: i32, mut b: &[u8]) {
+    while !b.is_empty() {
+        match crate::sys::write(fd, b) {
+            Ok(0) => return,
+            Ok(n) => b = &b[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
