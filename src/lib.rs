@@ -65,6 +65,12 @@
 //! ``the body does not fit Order: missing field `qty` at line 1 column 30``; [`from_json`] says
 //! `the event …`.
 //!
+//! One binary, three modes: `POST /event-invoke` goes to [`Function::event`], every other
+//! request to [`Function::http`], and with `SCF_CUSTOM_CONTAINER_EVENT` set (an SCF job
+//! function) no port is bound: `event` runs once on that event, its answer goes to stdout and
+//! the exit code is the result (`job.rs`). [`Function::init`] runs once after `listen` and
+//! before the first invocation; its failure ends the process (exit 1) with the reason logged.
+//!
 //! The template (`template/` in the repository) is a function's project: its `src/main.rs`
 //! (this crate's own binary too, the reference echo), tests, `Dockerfile` and README.
 //!
@@ -89,8 +95,8 @@
 //! - `request.rs`: request framing, the single pass over the headers, and the [`Request`] a
 //!   function sees; `chunked.rs`: the chunked body decoder, in place; `uri.rs`: the target's
 //!   percent-decoding, query parameters and path segments.
-//! - `invoke.rs`: calling the function — the request, the route, the caught panic, the error
-//!   and access log lines.
+//! - `invoke.rs`: calling the function — its init, the request, the route, the caught panic,
+//!   the error and access log lines; `job.rs`: a job function's one run.
 //! - `response.rs`: the [`Response`] a function fills, the error body (function's and server's
 //!   alike), and the vectored write that sends it.
 //! - `scf.rs`: the platform contract — port, routing (`POST /event-invoke` → event), the
