@@ -161,11 +161,20 @@ impl State {
 pub(crate) trait Stream: Read + Write {
     /// Shuts the write side (a FIN after the last response); errors do not matter here.
     fn shutdown_write(&self);
+
+    /// The socket's descriptor, for a function that streams its answer (`stream.rs`).
+    fn fd(&self) -> Option<i32> {
+        None
+    }
 }
 
 impl Stream for TcpStream {
     fn shutdown_write(&self) {
         let _ = self.shutdown(Shutdown::Write);
+    }
+
+    fn fd(&self) -> Option<i32> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(self))
     }
 }
 
@@ -526,6 +535,7 @@ impl<S: Stream> Conn<S> {
                     headers: &headers,
                     body: body_start..next,
                     arrival: self.arrival,
+                    fd: self.stream.fd(),
                 }
                 .run(f, &mut self.out, cx);
                 return self.answering(cx, next, keep);
@@ -607,6 +617,7 @@ impl<S: Stream> Conn<S> {
             headers: &headers,
             body: body_start..body_end,
             arrival: self.arrival,
+            fd: self.stream.fd(),
         }
         .run(f, &mut self.out, cx);
         // The raw bytes after a chunked body were moved right behind its decoded data.

@@ -17,7 +17,7 @@ use crate::log::{Access, Level, Log};
 use crate::platform::{self, Route};
 use crate::request::{Head, Request};
 use crate::response::{Output, Persist, Response};
-use crate::{Function, panic_hook, scope};
+use crate::{Function, panic_hook, scope, stream};
 
 /// One complete request, borrowed from the connection's read buffer.
 pub(crate) struct Call<'b> {
@@ -30,6 +30,8 @@ pub(crate) struct Call<'b> {
     pub body: Range<usize>,
     /// When the head began to arrive.
     pub arrival: Instant,
+    /// The socket, for an answer the function streams.
+    pub fd: Option<i32>,
 }
 
 impl Call<'_> {
@@ -37,18 +39,35 @@ impl Call<'_> {
     /// whether the connection stays open after it.
     pub fn run<F: Function>(self, f: &mut F, out: &mut Output, cx: &mut Cx<'_>) -> bool {
         let head = self.head;
-        let req = Request::from_head(head, &self.headers[..head.fields], &self.input[self.body]);
+        let req = Request::from_head(
+            head,
+            &self.headers[..head.fields],
+            &self.input[self.body.clone()],
+        );
         let ctx = req.context();
         let route = platform::route(head.method, req.path());
         let mut resp = out.response();
         // In the call's scope: the panic hook keeps a panic's text, the log is lent to the
         // function's own lines with the request id.
-        let result = scope::call(cx.log, ctx.request_id, || {
+        let target = match (route, self.fd) {
+            (Route::Http, Some(fd)) => Some(stream::Target {
+                fd,
+                chunked: head.minor == 1,
+                head: req.is_head(),
+                date: *cx.date.as_bytes(),
+                timeout: cx.config.body_timeout,
+            }),
+            _ => None,
+        };
+        let result = scope::call(cx.log, ctx.request_id, target, || {
             panic::catch_unwind(AssertUnwindSafe(|| match route {
                 Route::Event => f.event(req.body(), ctx, &mut resp),
                 Route::Http => f.http(&req, &mut resp),
             }))
         });
+        if resp.streamed().is_some() {
+            return streamed(head, self.arrival, resp, result, out, cx, target);
+        }
         let failure = match result {
             Ok(Ok(())) => resp
                 .invalid()
@@ -105,7 +124,7 @@ impl Call<'_> {
 #[inline(never)]
 pub(crate) fn init<F: Function>(f: &mut F, log: &mut Log) -> Result<(), String> {
     let started = Instant::now();
-    let result = scope::call(log, None, || {
+    let result = scope::call(log, None, None, || {
         panic::catch_unwind(AssertUnwindSafe(|| f.init()))
     });
     match result {
@@ -121,6 +140,59 @@ pub(crate) fn init<F: Function>(f: &mut F, log: &mut Log) -> Result<(), String> 
         Ok(Err(e)) => Err(format!("init failed: {e}")),
         Err(payload) => Err(format!("init panicked: {}", panic_hook::message(&*payload))),
     }
+}
+
+/// After a function that streamed its answer: an open stream ended (or, after an error or a
+/// panic, cut off), nothing left to send, the access line; whether the connection stays open.
+#[cold]
+#[inline(never)]
+fn streamed(
+    head: &Head<'_>,
+    arrival: Instant,
+    mut resp: Response<'_>,
+    result: std::thread::Result<Result<(), Error>>,
+    out: &mut Output,
+    cx: &mut Cx<'_>,
+    target: Option<stream::Target>,
+) -> bool {
+    let id = head.ctx.request_id;
+    *cx.served += 1;
+    let ok = match result {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            let mut line = String::from("function error after streaming began: ");
+            line.push_str(&e.to_string());
+            cx.log.line(Level::Error, id, &line);
+            false
+        }
+        Err(payload) => {
+            let mut line = String::from("function panicked: ");
+            line.push_str(&panic_hook::message(&*payload));
+            cx.log.line(Level::Error, id, &line);
+            false
+        }
+    };
+    if ok && let Some(target) = target {
+        stream::end_open(&mut resp, target);
+    }
+    let ended = resp.streamed() == Some(stream::Streamed::Ended);
+    let chunked = target.is_some_and(|t| t.chunked);
+    let keep = ok && ended && chunked && head.keep_alive && !cx.closing;
+    let bytes = resp.streamed_bytes();
+    let status = out.prepare_streamed(resp);
+    cx.tick();
+    if cx.log.enabled(Level::Info) {
+        let path = crate::request::split_target(head.target).0;
+        cx.log.access(&Access {
+            request_id: id,
+            method: head.method,
+            path,
+            status,
+            bytes,
+            elapsed: cx.now.saturating_duration_since(arrival),
+        });
+    }
+    keep
 }
 
 // The paths that are not taken on a good request are functions of their own, out of line: the

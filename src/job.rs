@@ -49,7 +49,7 @@ pub(crate) fn run<F: Function>(
         return 1;
     }
     let mut out = Response::new();
-    let result = scope::call(&mut log, None, || {
+    let result = scope::call(&mut log, None, None, || {
         panic::catch_unwind(AssertUnwindSafe(|| f.event(event, &ctx, &mut out)))
     });
     let failure = match result {

@@ -209,7 +209,10 @@ mod tests {
     use super::*;
     use crate::config;
     use crate::log::Log;
-    use crate::scope::call as lend;
+
+    fn lend<R>(log: &mut Log, id: Option<&str>, f: impl FnOnce() -> R) -> R {
+        crate::scope::call(log, id, None, f)
+    }
 
     fn text(b: &[u8]) -> &str {
         std::str::from_utf8(b).unwrap()

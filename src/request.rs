@@ -292,7 +292,7 @@ fn check_target(method: &str, target: &str) -> Result<(), Reject> {
 
 /// The path and the query of a request target (RFC 9112 §3.2): in absolute-form the authority
 /// ends at the first `/`, `?` or `#` (RFC 3986 §3.2), and a target with no path has `/`.
-fn split_target(target: &str) -> (&str, &str) {
+pub(crate) fn split_target(target: &str) -> (&str, &str) {
     let rest = match strip_scheme(target) {
         Some(rest) => &rest[rest.find(['/', '?', '#']).unwrap_or(rest.len())..],
         None => target,

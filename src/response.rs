@@ -16,6 +16,7 @@ use std::io::{self, IoSlice, Write};
 
 use crate::error::Error;
 use crate::request::Value;
+use crate::stream::Streamed;
 
 /// A body buffer larger than this is freed when an error answer replaces what it held.
 const ERROR_BUF: usize = 64 * 1024;
@@ -53,6 +54,10 @@ pub struct Response<'a> {
     at: BodyAt<&'a [u8]>,
     /// The first invalid header or status the function set.
     invalid: Option<&'static str>,
+    /// Whether (and how far) the answer was streamed ([`Response::stream`]).
+    streamed: Option<Streamed>,
+    /// Bytes of a streamed answer on the wire so far, head included.
+    streamed_bytes: usize,
 }
 
 /// Where a response body lives. `In` is how a slice of the request is held: a borrowed slice
@@ -97,6 +102,8 @@ impl<'a> Response<'a> {
             body,
             at: BodyAt::Owned,
             invalid: None,
+            streamed: None,
+            streamed_bytes: 0,
         }
     }
 
@@ -221,6 +228,29 @@ impl<'a> Response<'a> {
             _ => 0,
         };
         self.headers.len() + body
+    }
+
+    /// How far the answer was streamed, if it was.
+    pub(crate) fn streamed(&self) -> Option<Streamed> {
+        self.streamed
+    }
+
+    pub(crate) fn set_streamed(&mut self, s: Streamed) {
+        self.streamed = Some(s);
+    }
+
+    pub(crate) fn add_streamed_bytes(&mut self, n: usize) {
+        self.streamed_bytes += n;
+    }
+
+    /// Bytes of the streamed answer on the wire.
+    pub(crate) fn streamed_bytes(&self) -> usize {
+        self.streamed_bytes
+    }
+
+    /// The header lines the function added (`Name: value\r\n` each).
+    pub(crate) fn header_lines(&self) -> &[u8] {
+        &self.headers
     }
 
     /// Why the response is invalid, if it is.
@@ -438,6 +468,25 @@ impl Output {
         self.pending = true;
     }
 
+    /// Takes back the buffers of an answer the function streamed: nothing is left to send.
+    pub fn prepare_streamed(&mut self, resp: Response<'_>) -> u16 {
+        let Parts {
+            status,
+            mut headers,
+            mut body,
+            ..
+        } = resp.into_parts();
+        headers.clear();
+        body.clear();
+        self.head.clear();
+        self.headers = headers;
+        self.body = body;
+        self.at = BodyAt::Empty;
+        self.sent = 0;
+        self.pending = true;
+        status
+    }
+
     /// Prepares `100 Continue`.
     pub fn interim_continue(&mut self) {
         self.head.clear();
@@ -531,6 +580,15 @@ fn range_in(buf: &[u8], part: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// The reason phrase of common statuses (RFC 9110 §15); empty for others, which is allowed.
+/// `HTTP/1.1 <status> <reason>\r\n`, for a streamed answer's head.
+pub(crate) fn status_line(v: &mut Vec<u8>, status: u16) {
+    v.extend_from_slice(b"HTTP/1.1 ");
+    v.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+    v.push(b' ');
+    v.extend_from_slice(reason(status).as_bytes());
+    v.extend_from_slice(b"\r\n");
+}
+
 fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",

@@ -301,6 +301,19 @@ pub(crate) fn connection_waiting(fd: c_int) -> bool {
     ready_now(fd, libc::POLLIN)
 }
 
+/// Waits up to `timeout` for `fd` to take a write; whether it will.
+pub(crate) fn wait_writable(fd: c_int, timeout: std::time::Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let ms = c_int::try_from(timeout.as_millis().max(1)).unwrap_or(c_int::MAX);
+    // SAFETY: `p` is one valid pollfd.
+    let rc = unsafe { libc::poll(&mut p, 1, ms) };
+    rc == 1 && p.revents & libc::POLLOUT != 0
+}
+
 /// `poll` of one descriptor for `events`, with a zero timeout.
 fn ready_now(fd: c_int, events: libc::c_short) -> bool {
     let mut p = libc::pollfd {
