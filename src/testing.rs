@@ -216,12 +216,33 @@ fn exchange(addr: SocketAddr, raw: &[u8], head: bool) -> io::Result<TestResponse
                 })
                 .collect();
             let status = r.code.unwrap_or(0);
-            let length = headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.parse::<usize>().ok())
-                .unwrap_or(0);
-            let length = if head { 0 } else { length };
+            let field = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_str())
+            };
+            if !head && field("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+                // A streamed answer: the chunks to the last one, as they come.
+                let body = read_chunked(&mut s, buf.split_off(n))?;
+                return Ok(TestResponse {
+                    status,
+                    headers,
+                    body,
+                });
+            }
+            let length = field("content-length").and_then(|v| v.parse::<usize>().ok());
+            if !head && length.is_none() && field("connection") == Some("close") {
+                // Close-delimited (a stream to HTTP/1.0): to the end.
+                s.read_to_end(&mut buf)?;
+                let body = buf.split_off(n);
+                return Ok(TestResponse {
+                    status,
+                    headers,
+                    body,
+                });
+            }
+            let length = if head { 0 } else { length.unwrap_or(0) };
             while buf.len() < n + length {
                 let k = s.read(&mut chunk)?;
                 if k == 0 {
@@ -241,6 +262,37 @@ fn exchange(addr: SocketAddr, raw: &[u8], head: bool) -> io::Result<TestResponse
         }
         buf.extend_from_slice(&chunk[..k]);
     }
+}
+
+/// A chunked body from `s`, `buf` holding what was read past the head: the data of every chunk
+/// to the last one.
+fn read_chunked(s: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+            let line = std::str::from_utf8(&buf[..i]).map_err(|_| bad_chunk())?;
+            let hex = line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(hex, 16).map_err(|_| bad_chunk())?;
+            if size == 0 {
+                return Ok(data);
+            }
+            if buf.len() >= i + 2 + size + 2 {
+                data.extend_from_slice(&buf[i + 2..i + 2 + size]);
+                buf.drain(..i + 4 + size);
+                continue;
+            }
+        }
+        let k = s.read(&mut chunk)?;
+        if k == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..k]);
+    }
+}
+
+fn bad_chunk() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "a malformed chunk")
 }
 
 fn bad(e: httparse::Error) -> io::Error {

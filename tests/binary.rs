@@ -920,3 +920,108 @@ fn test_a_request_that_arrives_during_init_is_served_after_it() {
     // Connected before init ended, answered after it.
     assert!(waited > Duration::from_millis(100), "{waited:?}");
 }
+
+/// `curl -N` on the SSE example: each event is on the wire as it is written. The `retry:` line
+/// comes at once, the tokens 300 ms apart, so it arrives long before the stream ends.
+#[test]
+fn test_sse_example_streams_to_curl_without_buffering() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("SCF_LEAN_REQUIRE_BROWSER_TEST").is_none(),
+            "curl is required"
+        );
+        eprintln!("skipped: no curl");
+        return;
+    }
+    let s = Server::start(example("sse"), &[("SCF_LEAN_LOG_LEVEL", "off")]);
+    let url = format!("http://127.0.0.1:{}/events?n=3&delay_ms=300", s.port);
+    let t = Instant::now();
+    let mut curl = Command::new("curl")
+        .args(["-sN", "--max-time", "10", &url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = curl.stdout.take().unwrap();
+    let mut got = Vec::new();
+    let mut first = None;
+    let mut b = [0u8; 4096];
+    loop {
+        let n = out.read(&mut b).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&b[..n]);
+        if first.is_none() && got.starts_with(b"retry: 3000\n\n") {
+            first = Some(t.elapsed());
+        }
+    }
+    let end = t.elapsed();
+    assert!(curl.wait().unwrap().success());
+    let text = String::from_utf8(got).unwrap();
+    assert!(text.ends_with("event: done\ndata: 3\n\n"), "{text}");
+    assert_eq!(text.matches("event: token\n").count(), 3, "{text}");
+    let first = first.unwrap();
+    assert!(end >= Duration::from_millis(850), "{end:?}");
+    assert!(
+        first + Duration::from_millis(500) < end,
+        "first {first:?}, end {end:?}"
+    );
+}
+
+/// A real browser: headless Chromium opens the example's page, whose `EventSource` lists the
+/// events it receives; the page as it stands after the stream is read back.
+#[test]
+fn test_sse_example_in_a_real_browser() {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok());
+    let Some(chromium) = chromium else {
+        assert!(
+            std::env::var_os("SCF_LEAN_REQUIRE_BROWSER_TEST").is_none(),
+            "no chromium: apt-get install chromium"
+        );
+        eprintln!("skipped: no chromium (apt-get install chromium)");
+        return;
+    };
+    let s = Server::start(example("sse"), &[("SCF_LEAN_LOG_LEVEL", "off")]);
+    let url = format!("http://127.0.0.1:{}/?n=5&delay_ms=50", s.port);
+    let profile = std::env::temp_dir().join(format!("scf-lean-chromium-{}", std::process::id()));
+    let mut browser = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(&url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    while browser.try_wait().unwrap().is_none() {
+        if Instant::now() > until {
+            let _ = browser.kill();
+            let _ = browser.wait();
+            let _ = std::fs::remove_dir_all(&profile);
+            panic!("chromium did not finish within 60 s");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let dom = String::from_utf8(browser.wait_with_output().unwrap().stdout).unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        dom.contains(r#"<p id="status" data-done="5">done: 5 tokens, server sent 5</p>"#),
+        "{dom}"
+    );
+    for (i, word) in ["Streaming ", "is ", "what ", "users ", "of "]
+        .iter()
+        .enumerate()
+    {
+        let item = format!("<li>id {i}: \"{word}\"</li>");
+        assert!(dom.contains(&item), "{item} in {dom}");
+    }
+}
