@@ -8,8 +8,8 @@
 //!
 //! `GET /events` answers `text/event-stream`: a `retry:`, then one `token` event per token (its
 //! number as the `id:`), a heartbeat comment whenever a token takes longer than `HEARTBEAT`,
-//! and a `done` event with the count. `n` (default 20, at most 10,000) and `delay_ms` (default
-//! 50, at most 10,000) shape it. The page (`GET /`) opens an `EventSource` on it and lists what
+//! and a `done` event with the count. `n` (default 20, at most 1,000,000) and `delay_ms`
+//! (default 50, at most 10,000) shape it. The page (`GET /`) opens an `EventSource` on it and lists what
 //! arrives. The function holds the server's loop while it streams (SCF gives each SSE
 //! connection an invocation of its own); if the client goes away, `send` fails and it stops.
 
@@ -69,22 +69,24 @@ source.onerror = () => { if (!status.hasAttribute("data-done")) status.textConte
 "#;
 
 fn sse<'a>(req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
-    let number = |name, default: u64| {
+    let number = |name, default: u64, max: u64| {
         req.query_param(name)
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(default)
-            .min(10_000)
+            .min(max)
     };
-    let (n, delay) = (
-        number("n", 20),
-        Duration::from_millis(number("delay_ms", 50)),
-    );
+    let n = number("n", 20, 1_000_000);
+    let delay = Duration::from_millis(number("delay_ms", 50, 10_000));
     let mut events = out.sse()?;
     events.retry(3000)?;
     for i in 0..n {
         // Waiting for the next token (a model, a queue…): heartbeats meanwhile.
         let ready = Instant::now() + delay;
-        while let Some(left) = ready.checked_duration_since(Instant::now()) {
+        loop {
+            let left = ready.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
             std::thread::sleep(left.min(HEARTBEAT));
             events.heartbeat(HEARTBEAT)?;
         }
