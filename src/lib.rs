@@ -65,6 +65,15 @@
 //! ``the body does not fit Order: missing field `qty` at line 1 column 30``; [`from_json`] says
 //! `the event …`.
 //!
+//! **Streaming** (`stream.rs`): an HTTP function may answer in pieces —
+//! [`Response::stream`] writes the head at once and [`BodyStream::send`] each piece before it
+//! returns (chunked on HTTP/1.1, to the connection's end on HTTP/1.0, the head only for HEAD);
+//! [`Response::sse`] frames Server-Sent Events. The function holds the loop while it streams,
+//! and other connections wait, as they wait for any call: SCF gives every SSE connection an
+//! invocation of its own, on an instance that serves one at a time by default. A stream buffers
+//! nothing past its current piece; a client that disconnects, or stops reading for
+//! `SCF_LEAN_BODY_TIMEOUT_MS`, fails the `send`.
+//!
 //! One binary, three modes: `POST /event-invoke` goes to [`Function::event`], every other
 //! request to [`Function::http`], and with `SCF_CUSTOM_CONTAINER_EVENT` set (an SCF job
 //! function) no port is bound: `event` runs once on that event, its answer goes to stdout and
@@ -96,7 +105,8 @@
 //!   function sees; `chunked.rs`: the chunked body decoder, in place; `uri.rs`: the target's
 //!   percent-decoding, query parameters and path segments.
 //! - `invoke.rs`: calling the function — its init, the request, the route, the caught panic,
-//!   the error and access log lines; `job.rs`: a job function's one run.
+//!   the error and access log lines; `job.rs`: a job function's one run; `stream.rs`: streamed
+//!   answers and Server-Sent Events.
 //! - `response.rs`: the [`Response`] a function fills, the error body (function's and server's
 //!   alike), and the vectored write that sends it.
 //! - `scf.rs`: the platform contract — port, routing (`POST /event-invoke` → event), the
@@ -124,9 +134,9 @@
 //! - **Another platform** (Alibaba FC's `POST /invoke` and `x-fc-*` headers, Huawei
 //!   FunctionGraph's `X-CFF-*`): a sibling of `scf.rs` with the same items, and the one
 //!   `use … as platform` line below. A trait only once two platforms exist side by side.
-//! - **A streamed response body:** `response.rs` (a body that arrives in pieces, chunked on the
-//!   wire), `conn.rs` (a `Send` state that waits for the next piece) and `invoke.rs` (the
-//!   function gets a writer).
+//! - **Streaming without holding the loop** (today a streaming function holds it): a `Send`
+//!   state in `conn.rs` that waits for the next piece from a function resumed later, and
+//!   `stream.rs` writing through the connection instead of the socket's descriptor.
 //!
 //! ## Settings (build-time defaults, overridden at start)
 //! Set when building (`SCF_LEAN_MAX_BODY_BYTES=1048576 cargo build`), a variable bakes a new
