@@ -54,7 +54,6 @@ impl Call<'_> {
                 fd,
                 chunked: head.minor == 1,
                 head: req.is_head(),
-                date: *cx.date.as_bytes(),
                 timeout: cx.config.body_timeout,
             }),
             _ => None,
@@ -120,8 +119,6 @@ impl Call<'_> {
 
 /// Runs the function's [`Function::init`] in a call scope (its lines logged, a panic caught):
 /// the reason it failed, if it did.
-#[cold]
-#[inline(never)]
 pub(crate) fn init<F: Function>(f: &mut F, log: &mut Log) -> Result<(), String> {
     let started = Instant::now();
     let result = scope::call(log, None, None, || {
@@ -130,15 +127,30 @@ pub(crate) fn init<F: Function>(f: &mut F, log: &mut Log) -> Result<(), String> 
     match result {
         Ok(Ok(())) => {
             if log.enabled(Level::Debug) {
-                let mut line = String::from("init took ");
-                line.push_str(itoa::Buffer::new().format(started.elapsed().as_micros()));
-                line.push_str(" us");
-                log.line(Level::Debug, None, &line);
+                init_took(log, started);
             }
             Ok(())
         }
-        Ok(Err(e)) => Err(format!("init failed: {e}")),
-        Err(payload) => Err(format!("init panicked: {}", panic_hook::message(&*payload))),
+        failed => Err(init_failure(failed)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn init_took(log: &mut Log, started: Instant) {
+    let mut line = String::from("init took ");
+    line.push_str(itoa::Buffer::new().format(started.elapsed().as_micros()));
+    line.push_str(" us");
+    log.line(Level::Debug, None, &line);
+}
+
+#[cold]
+#[inline(never)]
+fn init_failure(failed: std::thread::Result<Result<(), Error>>) -> String {
+    match failed {
+        Ok(Err(e)) => format!("init failed: {e}"),
+        Err(payload) => format!("init panicked: {}", panic_hook::message(&*payload)),
+        Ok(Ok(())) => String::new(),
     }
 }
 

@@ -28,7 +28,10 @@ use crate::{Function, Response, panic_hook, scope};
 /// How long the log may take to drain into stdout and stderr at the end.
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// Runs `f` once on `event`; the process exit code.
+/// Runs `f` once on `event`; the process exit code. Out of line: a web function's start does
+/// not carry its code (src/hot-text.ld).
+#[cold]
+#[inline(never)]
 pub(crate) fn run<F: Function>(
     mut f: F,
     config: &Config,

@@ -232,6 +232,8 @@ impl Log {
         }
         line.push(b'\n');
         let from = self.out.buf.len();
+        // Room for the access lines that follow (see `access`): no realloc on a request.
+        self.out.buf.reserve(line.len().max(256));
         self.out.buf.extend_from_slice(&line);
         self.out.keep_or_drop(from);
         self.flush();
@@ -243,6 +245,7 @@ impl Log {
             return;
         }
         let us = a.elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
+        // The start-up line made room for it (`startup`).
         let mut line = std::mem::take(&mut self.out.buf);
         let from = line.len();
         begin_into(&mut line, self.format, Level::Info, a.request_id);

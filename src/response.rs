@@ -21,6 +21,10 @@ use crate::stream::Streamed;
 /// A body buffer larger than this is freed when an error answer replaces what it held.
 const ERROR_BUF: usize = 64 * 1024;
 
+/// Bytes reserved for a function's header lines and body on a connection's first answer.
+const FIRST_HEADERS: usize = 128;
+const FIRST_BODY: usize = 1024;
+
 /// Bytes reserved for the head the server writes: status line, `Date`, `Content-Length` and
 /// `Connection` take 78 for a usual answer, at most 145 (the longest reason phrase, a 20-digit
 /// length, `keep-alive`).
@@ -381,10 +385,15 @@ impl Output {
     /// A `200` [`Response`] that writes into this output's buffers (emptied).
     #[inline]
     pub fn response<'a>(&mut self) -> Response<'a> {
-        Response::with_buffers(
+        let (mut headers, mut body) = (
             std::mem::take(&mut self.headers),
             std::mem::take(&mut self.body),
-        )
+        );
+        // A connection's first answer: room for a usual one at once, not a chain of reallocs
+        // (each a copy, and on musl maybe a page mapped and unmapped). Reused afterwards.
+        headers.reserve(FIRST_HEADERS);
+        body.reserve(FIRST_BODY);
+        Response::with_buffers(headers, body)
     }
 
     /// Takes `resp` (its buffers back, its body where it lies) and prepares it to be sent:

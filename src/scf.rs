@@ -39,10 +39,17 @@ event handler, every other request to the HTTP handler.
 /// The variable that holds a job function's event: set, the process is a job (`job.rs`).
 pub(crate) const JOB_EVENT: &str = "SCF_CUSTOM_CONTAINER_EVENT";
 
-/// The event of a job function, if the process is one.
+/// The event of a job function, if the process is one (the environment read in place: no
+/// `getenv` machinery on a web function's start).
 pub(crate) fn job_event() -> Option<Vec<u8>> {
-    use std::os::unix::ffi::OsStringExt;
-    std::env::var_os(JOB_EVENT).map(OsStringExt::into_vec)
+    let mut event = None;
+    crate::sys::for_each_env(
+        |name| name == JOB_EVENT.as_bytes(),
+        |_, value| {
+            event.get_or_insert_with(|| value.to_vec());
+        },
+    );
+    event
 }
 
 /// The context a job function gets, from the environment SCF sets for it: the function's name,

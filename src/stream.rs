@@ -31,8 +31,6 @@ pub(crate) struct Target {
     pub chunked: bool,
     /// A `HEAD` request: the head only.
     pub head: bool,
-    /// The `Date` header value.
-    pub date: [u8; 29],
     /// How long a write may wait for the client to read.
     pub timeout: Duration,
 }
@@ -93,7 +91,7 @@ impl<'a> Response<'a> {
         let mut head = Vec::with_capacity(160 + self.header_lines().len());
         crate::response::status_line(&mut head, self.status());
         head.extend_from_slice(b"Date: ");
-        head.extend_from_slice(&target.date);
+        head.extend_from_slice(crate::date::HttpDate::new().as_bytes());
         head.extend_from_slice(if target.chunked {
             b"\r\nTransfer-Encoding: chunked\r\n"
         } else {

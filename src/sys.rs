@@ -114,11 +114,11 @@ unsafe extern "C" {
 ///
 /// Like every reader of the environment, it must not run while another thread changes it
 /// (`std::env::set_var` is `unsafe` for that reason); scf-lean calls it before serving.
-pub(crate) fn for_each_env(wanted: impl Fn(&[u8]) -> bool, f: impl FnMut(&[u8], &[u8])) {
+pub(crate) fn for_each_env(mut wanted: impl FnMut(&[u8]) -> bool, mut f: impl FnMut(&[u8], &[u8])) {
     // SAFETY: `environ` is set by the C runtime before `main` and is either null or a
     // null-terminated array of pointers to NUL-terminated strings, which nothing changes while
     // this runs (see above).
-    unsafe { scan_env(environ, wanted, f) }
+    unsafe { scan_env(environ, &mut wanted, &mut f) }
 }
 
 /// [`for_each_env`] over any `envp`.
@@ -126,10 +126,13 @@ pub(crate) fn for_each_env(wanted: impl Fn(&[u8]) -> bool, f: impl FnMut(&[u8], 
 /// # Safety
 /// `envp` is null or a null-terminated array of pointers to NUL-terminated strings, valid and
 /// unchanged for the duration of the call.
+/// One copy of the scan for every caller (`dyn`): it runs at start, where code size is paid in
+/// page faults.
+#[inline(never)]
 unsafe fn scan_env(
     envp: *const *const c_char,
-    mut wanted: impl FnMut(&[u8]) -> bool,
-    mut f: impl FnMut(&[u8], &[u8]),
+    wanted: &mut dyn FnMut(&[u8]) -> bool,
+    f: &mut dyn FnMut(&[u8], &[u8]),
 ) {
     if envp.is_null() {
         return;
@@ -484,11 +487,11 @@ mod tests {
         unsafe {
             scan_env(
                 envp.as_ptr(),
-                |name| {
+                &mut |name| {
                     asked.push(name.to_vec());
                     name != b"PATH"
                 },
-                |n, v| seen.push((n.to_vec(), v.to_vec())),
+                &mut |n, v| seen.push((n.to_vec(), v.to_vec())),
             );
         }
         let pair = |n: &str, v: &str| (n.as_bytes().to_vec(), v.as_bytes().to_vec());
@@ -505,6 +508,10 @@ mod tests {
         // An entry without '=' is no variable; every other name is offered in order.
         assert_eq!(asked.len(), 6);
         // SAFETY: a null `envp` is allowed.
-        unsafe { scan_env(std::ptr::null(), |_| true, |_, _| panic!("no entries")) };
+        unsafe {
+            scan_env(std::ptr::null(), &mut |_| true, &mut |_, _| {
+                panic!("no entries")
+            })
+        };
     }
 }

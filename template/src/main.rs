@@ -33,8 +33,6 @@ impl Function for Echo {
         // small stack of the open brackets: one 8-byte allocation for a nested event).
         // For a typed event, write `let e: MyEvent = scf_lean::from_json(event)?;` instead.
         scf_lean::from_json::<serde::de::IgnoredAny>(event)?;
-        // A log line with the request id (shown with SCF_LEAN_LOG_LEVEL=debug).
-        scf_lean::debug!("an event of {} bytes", event.len());
         out.content_type("application/json");
         let body = out.body_mut();
         if event.len() <= ECHO_MAX {
@@ -103,7 +101,8 @@ fn write_body(body: &[u8], b: &mut Vec<u8>) -> Result<(), Error> {
 }
 
 /// The request headers as a JSON object: names in lower case, repeated fields joined with
-/// ", ", the credential headers left out.
+/// ", ", the credential headers left out; a value that is not UTF-8 with U+FFFD in place of its
+/// bad bytes.
 fn write_headers(req: &Request<'_>, b: &mut Vec<u8>) -> Result<(), Error> {
     let headers = req.headers();
     let mut first = true;
@@ -123,18 +122,30 @@ fn write_headers(req: &Request<'_>, b: &mut Vec<u8>) -> Result<(), Error> {
         b.push(b'"');
         b.extend(name.bytes().map(|c| c.to_ascii_lowercase()));
         b.extend_from_slice(b"\":");
-        let mut value = String::new();
+        // The values of every field of this name, joined with ", " into one JSON string, written
+        // in place (no allocation): each value as a JSON string, the quotes between them taken out.
+        let mut joined = false;
         for (_, v) in headers
             .iter()
             .skip(i)
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
         {
-            if !value.is_empty() {
-                value.push_str(", ");
+            let at = if joined {
+                b.pop(); // the closing quote of the values so far
+                b.extend_from_slice(b", ");
+                Some(b.len())
+            } else {
+                None
+            };
+            match std::str::from_utf8(v) {
+                Ok(text) => serde_json::to_writer(&mut *b, text)?,
+                Err(_) => serde_json::to_writer(&mut *b, &String::from_utf8_lossy(v))?,
             }
-            value.push_str(&String::from_utf8_lossy(v));
+            if let Some(at) = at {
+                b.remove(at); // this value's opening quote
+            }
+            joined = true;
         }
-        serde_json::to_writer(&mut *b, &value)?;
     }
     Ok(())
 }

@@ -125,7 +125,8 @@ fn http_echo_pins_the_shape() {
     let h = [
         ("Host", &b"a"[..]),
         ("X-Multi", &b"1"[..]),
-        ("x-multi", &b"2"[..]),
+        ("x-multi", &b"\"2\""[..]),
+        ("X-MULTI", &b"caf\xe9"[..]),
         ("X-Scf-Secret-Key", &b"key-secret"[..]),
     ];
     let req = Request::new("PUT", "/p?q=1", &h, b"\xff\x00");
@@ -135,7 +136,7 @@ fn http_echo_pins_the_shape() {
     assert_eq!(
         v,
         json!({"method": "PUT", "path": "/p", "query": "q=1",
-               "headers": {"host": "a", "x-multi": "1, 2"},
+               "headers": {"host": "a", "x-multi": "1, \"2\", caf\u{fffd}"},
                "body": "/wA=", "isBase64Encoded": true})
     );
 }
