@@ -753,10 +753,17 @@ fn test_an_integer_overflow_in_the_example_is_a_400_not_a_wrap() {
 fn job(path: PathBuf, event: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let held = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = held.local_addr().unwrap().port();
-    let mut child = Command::new(path)
-        .env("PORT", port.to_string())
-        .env("SCF_CUSTOM_CONTAINER_EVENT", event)
-        .envs(env.iter().copied())
+    run_to_exit(
+        Command::new(path)
+            .env("PORT", port.to_string())
+            .env("SCF_CUSTOM_CONTAINER_EVENT", event)
+            .envs(env.iter().copied()),
+    )
+}
+
+/// Runs `cmd` to its exit (killed and failed after 10 s): its code, stdout and stderr.
+fn run_to_exit(cmd: &mut Command) -> (Option<i32>, String, String) {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -767,7 +774,7 @@ fn job(path: PathBuf, event: &str, env: &[(&str, &str)]) -> (Option<i32>, String
         if Instant::now() > until {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the job did not exit within 10 s");
+            panic!("{cmd:?} did not exit within 10 s");
         }
         thread::sleep(Duration::from_millis(5));
     }
@@ -868,28 +875,11 @@ fn test_a_failing_init_is_logged_and_exits_one_before_any_invocation() {
             "ERROR [-] init panicked: panicked at examples/faults.rs",
         ),
     ] {
-        let (code, out, err) = {
-            let mut child = Command::new(example("faults"))
+        let (code, out, err) = run_to_exit(
+            Command::new(example("faults"))
                 .env("PORT", free_port().to_string())
-                .env("FAULTS_INIT", how)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let until = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().unwrap().is_none() {
-                if Instant::now() > until {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("{how}: did not exit");
-                }
-                thread::sleep(Duration::from_millis(5));
-            }
-            let o = child.wait_with_output().unwrap();
-            let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
-            (o.status.code(), text(o.stdout), text(o.stderr))
-        };
+                .env("FAULTS_INIT", how),
+        );
         assert_eq!(code, Some(1), "{how}: {out}{err}");
         assert!(err.contains(line), "{how}: {err}");
         assert!(!out.contains("faults: initialized"), "{how}: {out}");
