@@ -207,6 +207,10 @@
 //!   blocking, so a log reader that stalls costs lines (counted), never requests or SIGTERM.
 //! - One client cannot hold the loop: a connection gets at most 16 requests served, 16 reads
 //!   or 16 discarding reads per turn, then the others get theirs, and it goes on next turn.
+//!   (The function itself can: a call, and a stream while it runs, hold the loop; a stream's
+//!   writes are bounded by `SCF_LEAN_BODY_TIMEOUT_MS` each.)
+//! - A stream holds no memory past the piece being sent; an error after it began cuts the body
+//!   off, so a client never takes a partial answer for a whole one.
 //!
 //! ## Non-goals
 //! HTTP/2, TLS (API Gateway terminates it), more than one thread (SCF sends one event at a time
