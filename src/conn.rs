@@ -75,6 +75,7 @@ impl Shared {
             now,
             closing,
             room: usize::MAX,
+            signals: None,
         }
     }
 }
@@ -95,6 +96,9 @@ pub(crate) struct Cx<'s> {
     /// The bytes this connection may hold (read buffer and response together): the memory
     /// budget less what the other connections hold.
     pub room: usize,
+    /// The server's signal descriptor, which a streaming function watches for a shutdown while
+    /// it holds the loop.
+    pub signals: Option<i32>,
 }
 
 impl Cx<'_> {

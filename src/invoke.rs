@@ -54,7 +54,10 @@ impl Call<'_> {
                 fd,
                 chunked: head.minor == 1,
                 head: req.is_head(),
+                close: !head.keep_alive || cx.closing,
                 timeout: cx.config.body_timeout,
+                signals: cx.signals,
+                grace: cx.config.shutdown_grace,
             }),
             _ => None,
         };
@@ -148,7 +151,7 @@ fn init_took(log: &mut Log, started: Instant) {
 #[inline(never)]
 fn init_failure(failed: std::thread::Result<Result<(), Error>>) -> String {
     match failed {
-        Ok(Err(e)) => format!("init failed: {e}"),
+        Ok(Err(e)) => format!("init failed: {}", e.message()),
         Err(payload) => format!("init panicked: {}", panic_hook::message(&*payload)),
         Ok(Ok(())) => String::new(),
     }
@@ -171,6 +174,14 @@ fn streamed(
     *cx.served += 1;
     let ok = match result {
         Ok(Ok(())) => true,
+        // The stream failed under the function (client gone, too slow, the server stopping) or
+        // had no body to take (HEAD): the function stopped as it should.
+        Ok(Err(e)) if resp.streamed() != Some(stream::Streamed::Open) => {
+            let mut line = String::from("stream ended: ");
+            line.push_str(e.message());
+            cx.log.line(Level::Debug, id, &line);
+            resp.streamed() == Some(stream::Streamed::Ended)
+        }
         Ok(Err(e)) => {
             let mut line = String::from("function error after streaming began: ");
             line.push_str(&e.to_string());
@@ -191,7 +202,8 @@ fn streamed(
     let chunked = target.is_some_and(|t| t.chunked);
     let keep = ok && ended && chunked && head.keep_alive && !cx.closing;
     let bytes = resp.streamed_bytes();
-    let status = out.prepare_streamed(resp);
+    let status = resp.streamed_status();
+    out.prepare_streamed(resp);
     cx.tick();
     if cx.log.enabled(Level::Info) {
         let path = crate::request::split_target(head.target).0;

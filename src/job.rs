@@ -11,6 +11,10 @@
 //! | it panics, or its answer is invalid | its log lines | `ERROR [-] function panicked: …` | 1 |
 //! | its [`Function::init`] fails | its log lines | `ERROR [-] init failed: …` | 1 |
 //! | the event is empty or not JSON | | `<name>: bad event: SCF_CUSTOM_CONTAINER_EVENT is …` | 2 |
+//! | the answer cannot be written to stdout | | `ERROR [-] the answer could not be written…` | 1 |
+//!
+//! The exit code follows `Ok` or `Err`: an answer whose status the function set to 500 with
+//! `Ok` still exits 0 (return the `Err`). A bad setting also exits 2, as when serving.
 //!
 //! The function's lines (`scf_lean::info!`…) go through the server's log as in an invocation,
 //! without a request id; the context is what the environment gives (`platform::JobEnv`).
@@ -72,7 +76,16 @@ pub(crate) fn run<F: Function>(
     }
     let mut answer = out.body().to_vec();
     answer.push(b'\n');
-    write_all(1, &answer);
+    if !write_all(1, &answer) {
+        // The answer is the job's result: not delivered, not done.
+        log.line(
+            Level::Error,
+            None,
+            "the answer could not be written to stdout",
+        );
+        drain(&mut log);
+        return 1;
+    }
     0
 }
 
@@ -96,13 +109,15 @@ fn drain(log: &mut Log) {
     }
 }
 
-fn write_all(fd: i32, mut b: &[u8]) {
+/// Writes all of `b` to `fd`; whether it could.
+fn write_all(fd: i32, mut b: &[u8]) -> bool {
     while !b.is_empty() {
         match crate::sys::write(fd, b) {
-            Ok(0) => return,
+            Ok(0) => return false,
             Ok(n) => b = &b[n..],
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return,
+            Err(_) => return false,
         }
     }
+    true
 }

@@ -66,13 +66,15 @@
 //! `the event …`.
 //!
 //! **Streaming** (`stream.rs`): an HTTP function may answer in pieces —
-//! [`Response::stream`] writes the head at once and [`BodyStream::send`] each piece before it
-//! returns (chunked on HTTP/1.1, to the connection's end on HTTP/1.0, the head only for HEAD);
+//! [`Response::stream`] writes the head at once and [`BodyStream::send`] hands each piece to
+//! the socket before it returns (chunked on HTTP/1.1, to the connection's end on HTTP/1.0; for
+//! HEAD the head only, and `send` fails so the function stops);
 //! [`Response::sse`] frames Server-Sent Events. The function holds the loop while it streams,
 //! and other connections wait, as they wait for any call: SCF gives every SSE connection an
 //! invocation of its own, on an instance that serves one at a time by default. A stream buffers
-//! nothing past its current piece; a client that disconnects, or stops reading for
-//! `SCF_LEAN_BODY_TIMEOUT_MS`, fails the `send`.
+//! nothing (each piece goes out with one `writev`); a client that disconnects, or stops reading
+//! for `SCF_LEAN_BODY_TIMEOUT_MS` at one write, fails the `send`, and so does a SIGTERM once
+//! `SCF_LEAN_SHUTDOWN_GRACE_MS` has passed (the stream is the one request in flight).
 //!
 //! One binary, three modes: `POST /event-invoke` goes to [`Function::event`], every other
 //! request to [`Function::http`], and with `SCF_CUSTOM_CONTAINER_EVENT` set (an SCF job
@@ -209,12 +211,14 @@
 //!   or 16 discarding reads per turn, then the others get theirs, and it goes on next turn.
 //!   (The function itself can: a call, and a stream while it runs, hold the loop; a stream's
 //!   writes are bounded by `SCF_LEAN_BODY_TIMEOUT_MS` each.)
-//! - A stream holds no memory past the piece being sent; an error after it began cuts the body
-//!   off, so a client never takes a partial answer for a whole one.
+//! - A stream holds no memory of its own (pieces go out by `writev`, uncopied); an error after
+//!   it began cuts the body off, so a client never takes a partial answer for a whole one; a
+//!   shutdown ends it within the grace period.
 //!
 //! ## Non-goals
 //! HTTP/2, TLS (API Gateway terminates it), more than one thread (SCF sends one event at a time
-//! per instance by default), an async runtime, response streaming.
+//! per instance by default), an async runtime, streaming that leaves the loop free for other
+//! connections (see "Where a change lands").
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(unsafe_code)]

@@ -62,6 +62,8 @@ pub struct Response<'a> {
     streamed: Option<Streamed>,
     /// Bytes of a streamed answer on the wire so far, head included.
     streamed_bytes: usize,
+    /// The status its head went out with.
+    streamed_status: u16,
 }
 
 /// Where a response body lives. `In` is how a slice of the request is held: a borrowed slice
@@ -108,6 +110,7 @@ impl<'a> Response<'a> {
             invalid: None,
             streamed: None,
             streamed_bytes: 0,
+            streamed_status: 0,
         }
     }
 
@@ -240,7 +243,15 @@ impl<'a> Response<'a> {
     }
 
     pub(crate) fn set_streamed(&mut self, s: Streamed) {
+        if self.streamed.is_none() {
+            self.streamed_status = self.status;
+        }
         self.streamed = Some(s);
+    }
+
+    /// The status a streamed answer's head went out with (later changes do not reach the wire).
+    pub(crate) fn streamed_status(&self) -> u16 {
+        self.streamed_status
     }
 
     pub(crate) fn add_streamed_bytes(&mut self, n: usize) {
@@ -478,9 +489,8 @@ impl Output {
     }
 
     /// Takes back the buffers of an answer the function streamed: nothing is left to send.
-    pub fn prepare_streamed(&mut self, resp: Response<'_>) -> u16 {
+    pub fn prepare_streamed(&mut self, resp: Response<'_>) {
         let Parts {
-            status,
             mut headers,
             mut body,
             ..
@@ -493,7 +503,6 @@ impl Output {
         self.at = BodyAt::Empty;
         self.sent = 0;
         self.pending = true;
-        status
     }
 
     /// Prepares `100 Continue`.
@@ -558,7 +567,7 @@ impl Output {
 
     /// Whether it holds buffers (a new `Output` holds none and allocates nothing).
     pub fn has_buffers(&self) -> bool {
-        self.head.capacity() > 0
+        self.head.capacity() > 0 || self.body.capacity() > 0
     }
 
     /// Empties it for another response, and frees any buffer that has grown past `limit` bytes.

@@ -68,6 +68,8 @@ pub struct Server {
     /// Started without std's runtime (`main!`): nothing reports a stack overflow unless the
     /// server sets it up.
     pub(crate) report_fatal_signals: bool,
+    /// The function's `init` already ran (the test harness runs it on the test's thread).
+    pub(crate) initialized: bool,
     /// Connections that stopped at their share of a turn with work left (`Conn::yielded`):
     /// driven again next turn. Two lists, swapped, so that neither ever reallocates once grown.
     again: Vec<usize>,
@@ -122,6 +124,7 @@ impl Server {
             },
             deferred: true,
             report_fatal_signals: false,
+            initialized: false,
             again: Vec::new(),
             again_now: Vec::new(),
             paused: false,
@@ -182,7 +185,9 @@ impl Server {
     /// [`Server::serve`], returning the exit code as a number.
     pub(crate) fn serve_code<F: Function>(mut self, mut f: F) -> u8 {
         panic_hook::install();
-        if let Err(why) = crate::invoke::init(&mut f, &mut self.shared.log) {
+        if !self.initialized
+            && let Err(why) = crate::invoke::init(&mut f, &mut self.shared.log)
+        {
             return init_failed(&mut self.shared.log, &why);
         }
         let _ = crate::platform::env();
@@ -359,6 +364,7 @@ impl Server {
         };
         let mut cx = self.shared.cx(now, closing);
         cx.room = room(self.budget, self.used - conn.counted);
+        cx.signals = self.signals.as_ref().map(Signals::fd);
         step(conn, &mut cx);
         self.settle(i, now);
     }

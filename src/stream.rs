@@ -31,8 +31,15 @@ pub(crate) struct Target {
     pub chunked: bool,
     /// A `HEAD` request: the head only.
     pub head: bool,
+    /// The connection closes after the answer (the request asked, or the server is stopping):
+    /// the head says `Connection: close`.
+    pub close: bool,
     /// How long a write may wait for the client to read.
     pub timeout: Duration,
+    /// The server's signal descriptor: a SIGTERM or SIGINT waiting there means it is shutting
+    /// down, and the stream ends within `grace`.
+    pub signals: Option<i32>,
+    pub grace: Duration,
 }
 
 /// How a streamed answer went, for the connection after the call.
@@ -51,6 +58,10 @@ pub(crate) enum Streamed {
 pub struct BodyStream<'r, 'a> {
     resp: &'r mut Response<'a>,
     target: Target,
+    /// When a shutdown seen meanwhile ends the stream.
+    stop_at: Option<Instant>,
+    /// When the signal descriptor was last looked at.
+    checked: Instant,
 }
 
 impl<'a> Response<'a> {
@@ -92,16 +103,24 @@ impl<'a> Response<'a> {
         crate::response::status_line(&mut head, self.status());
         head.extend_from_slice(b"Date: ");
         head.extend_from_slice(crate::date::HttpDate::new().as_bytes());
-        head.extend_from_slice(if target.chunked {
-            b"\r\nTransfer-Encoding: chunked\r\n"
-        } else {
-            b"\r\nConnection: close\r\n"
-        });
+        head.extend_from_slice(b"\r\n");
+        if target.chunked {
+            head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        if target.close || !target.chunked {
+            head.extend_from_slice(b"Connection: close\r\n");
+        }
         head.extend_from_slice(self.header_lines());
         head.extend_from_slice(b"\r\n");
         self.set_streamed(Streamed::Open);
-        let mut s = BodyStream { resp: self, target };
-        s.write(&head)?;
+        let now = Instant::now();
+        let mut s = BodyStream {
+            resp: self,
+            target,
+            stop_at: None,
+            checked: now,
+        };
+        s.write(&[&head])?;
         if target.head {
             s.resp.set_streamed(Streamed::Ended);
         }
@@ -110,14 +129,20 @@ impl<'a> Response<'a> {
 
     /// Starts a stream of Server-Sent Events: `Content-Type: text/event-stream`,
     /// `Cache-Control: no-cache` and `X-Accel-Buffering: no` (so that an nginx in front does not
-    /// buffer it), then [`Response::stream`].
+    /// buffer it), each unless the function set it already, then [`Response::stream`].
     ///
     /// # Errors
     /// As [`Response::stream`].
     pub fn sse(&mut self) -> Result<Sse<'_, 'a>, Error> {
-        self.content_type("text/event-stream")
-            .header("Cache-Control", "no-cache")
-            .header("X-Accel-Buffering", "no");
+        for (name, value) in [
+            ("Content-Type", "text/event-stream"),
+            ("Cache-Control", "no-cache"),
+            ("X-Accel-Buffering", "no"),
+        ] {
+            if self.header_value(name).is_none() {
+                self.header(name, value);
+            }
+        }
         let stream = self.stream()?;
         Ok(Sse {
             stream,
@@ -127,37 +152,44 @@ impl<'a> Response<'a> {
 }
 
 impl BodyStream<'_, '_> {
-    /// Writes `piece` to the client before it returns (an empty piece writes nothing).
+    /// Hands `piece` to the client's connection before it returns: into the socket's send
+    /// buffer, from where the kernel sends it at once (an empty piece writes nothing). The piece
+    /// is not copied: one `writev` of the chunk's size line, the piece and its CRLF.
     ///
     /// # Errors
-    /// The client disconnected, or did not read for `SCF_LEAN_BODY_TIMEOUT_MS` (`TimedOut`):
-    /// stop streaming and return; the connection is closed.
+    /// - The client disconnected (`BrokenPipe`, `ConnectionReset`; a clean close is noticed at
+    ///   the first or second write after it).
+    /// - It did not read for `SCF_LEAN_BODY_TIMEOUT_MS` while the send buffer was full
+    ///   (`TimedOut`).
+    /// - The server is shutting down and its grace period (`SCF_LEAN_SHUTDOWN_GRACE_MS`) has
+    ///   passed (`Interrupted`).
+    /// - The request was `HEAD`: there is no body to send (`Unsupported`).
+    ///
+    /// In each case stop streaming and return.
     pub fn send(&mut self, piece: &[u8]) -> io::Result<()> {
         match self.resp.streamed() {
             Some(Streamed::Open) => {}
             Some(Streamed::Broken) => return Err(io::ErrorKind::BrokenPipe.into()),
-            // HEAD (nothing to send) or already finished.
-            _ if self.target.head => return Ok(()),
+            _ if self.target.head => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "a HEAD request takes no body: stop streaming",
+                ));
+            }
             _ => return Err(io::Error::other("the stream is finished")),
         }
         if piece.is_empty() {
             return Ok(());
         }
         if !self.target.chunked {
-            return self.write(piece);
+            return self.write(&[piece]);
         }
-        // The chunk in one write: size line, data, CRLF, in the response's own buffer.
-        let mut buf = std::mem::take(self.resp.body_mut());
-        buf.clear();
         let mut hex = [0u8; 16];
-        buf.extend_from_slice(hex_len(piece.len(), &mut hex));
-        buf.extend_from_slice(b"\r\n");
-        buf.extend_from_slice(piece);
-        buf.extend_from_slice(b"\r\n");
-        let r = self.write(&buf);
-        buf.clear();
-        *self.resp.body_mut() = buf;
-        r
+        let size = hex_len(piece.len(), &mut hex);
+        let mut line = [0u8; 18];
+        line[..size.len()].copy_from_slice(size);
+        line[size.len()..size.len() + 2].copy_from_slice(b"\r\n");
+        self.write(&[&line[..size.len() + 2], piece, b"\r\n"])
     }
 
     /// Ends the body: the last chunk on HTTP/1.1 (the connection stays open for the next
@@ -170,15 +202,52 @@ impl BodyStream<'_, '_> {
         end(&mut self)
     }
 
-    /// Writes all of `b`, waiting up to the timeout for the client to read.
-    fn write(&mut self, b: &[u8]) -> io::Result<()> {
-        let r = write_all(self.target.fd, b, self.target.timeout);
-        match &r {
-            Ok(()) => self.resp.add_streamed_bytes(b.len()),
-            Err(_) => self.resp.set_streamed(Streamed::Broken),
+    /// Writes all of `parts`, waiting up to the timeout for the client to read; fails once the
+    /// server has been shutting down for its grace period.
+    fn write(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let r = self.stopping().and_then(|()| {
+            let total: usize = parts.iter().map(|p| p.len()).sum();
+            write_all(&self.target, parts, self.stop_at).map(|()| total)
+        });
+        match r {
+            Ok(n) => {
+                self.resp.add_streamed_bytes(n);
+                Ok(())
+            }
+            Err(e) => {
+                self.resp.set_streamed(Streamed::Broken);
+                Err(e)
+            }
         }
-        r
     }
+
+    /// Looks for a shutdown at most every [`SIGNAL_CHECK`]: an error once its grace is over.
+    fn stopping(&mut self) -> io::Result<()> {
+        let now = Instant::now();
+        if self.stop_at.is_none()
+            && now.duration_since(self.checked) >= SIGNAL_CHECK
+            && let Some(fd) = self.target.signals
+        {
+            self.checked = now;
+            if crate::sys::readable(fd) {
+                self.stop_at = Some(now + self.target.grace);
+            }
+        }
+        match self.stop_at {
+            Some(t) if now >= t => Err(shutting_down()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// How often a stream looks for a shutdown signal: a `poll` of the signal descriptor.
+const SIGNAL_CHECK: Duration = Duration::from_millis(10);
+
+fn shutting_down() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Interrupted,
+        "the server is shutting down: the stream ends",
+    )
 }
 
 /// Ends an open stream (the last chunk on HTTP/1.1).
@@ -186,7 +255,7 @@ fn end(s: &mut BodyStream<'_, '_>) -> io::Result<()> {
     match s.resp.streamed() {
         Some(Streamed::Open) => {
             if s.target.chunked {
-                s.write(b"0\r\n\r\n")?;
+                s.write(&[b"0\r\n\r\n"])?;
             }
             s.resp.set_streamed(Streamed::Ended);
             Ok(())
@@ -198,7 +267,13 @@ fn end(s: &mut BodyStream<'_, '_>) -> io::Result<()> {
 
 /// Ends the stream of a function that returned without finishing it (if it is open).
 pub(crate) fn end_open(resp: &mut Response<'_>, target: Target) {
-    let _ = end(&mut BodyStream { resp, target });
+    let now = Instant::now();
+    let _ = end(&mut BodyStream {
+        resp,
+        target,
+        stop_at: None,
+        checked: now,
+    });
 }
 
 /// `n` in lower-case hex, without leading zeros.
@@ -214,23 +289,41 @@ fn hex_len(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
     }
 }
 
-/// Writes all of `b` to the non-blocking socket `fd`, waiting for it to drain up to `timeout`
-/// in all.
-fn write_all(fd: i32, mut b: &[u8], timeout: Duration) -> io::Result<()> {
-    let until = Instant::now() + timeout;
-    while !b.is_empty() {
-        match crate::sys::write(fd, b) {
+/// Writes all of `parts` to the non-blocking socket: waits for it to drain up to the target's
+/// timeout in all, in slices of at most [`SIGNAL_CHECK`] × 10 so that a shutdown is seen, and
+/// fails once `stop_at` (a shutdown's end of grace) has passed.
+fn write_all(target: &Target, parts: &[&[u8]], mut stop_at: Option<Instant>) -> io::Result<()> {
+    let until = Instant::now() + target.timeout;
+    // A chunk is three parts at most: size line, data, CRLF.
+    let mut slices = [io::IoSlice::new(&[]); 3];
+    for (slot, p) in slices.iter_mut().zip(parts) {
+        *slot = io::IoSlice::new(p);
+    }
+    let mut bufs: &mut [io::IoSlice<'_>] = &mut slices[..parts.len().min(3)];
+    while !bufs.is_empty() {
+        match crate::sys::writev(target.fd, bufs) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => b = &b[n..],
+            Ok(k) => io::IoSlice::advance_slices(&mut bufs, k),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() || !crate::sys::wait_writable(fd, left) {
+                let now = Instant::now();
+                if stop_at.is_none()
+                    && let Some(fd) = target.signals
+                    && crate::sys::readable(fd)
+                {
+                    stop_at = Some(now + target.grace);
+                }
+                if stop_at.is_some_and(|t| now >= t) {
+                    return Err(shutting_down());
+                }
+                let left = until.saturating_duration_since(now);
+                if left.is_zero() {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "the client did not read the stream in time",
                     ));
                 }
+                crate::sys::wait_writable(target.fd, left.min(SIGNAL_CHECK * 10));
             }
             Err(e) => return Err(e),
         }
@@ -263,7 +356,8 @@ pub struct Sse<'r, 'a> {
 impl Sse<'_, '_> {
     /// Sends one event: `event:` (its type, if any), `id:` (if any), then `data` as one `data:`
     /// line per line of it (split at `\n`, `\r\n` or `\r`), and the blank line that ends it.
-    /// CR and LF in `event` or `id` would end their field early: they are dropped.
+    /// CR and LF in `event` or `id` would end their field early, and a NUL makes a browser ignore
+    /// the id: they are dropped.
     ///
     /// # Errors
     /// As [`BodyStream::send`].
@@ -272,7 +366,7 @@ impl Sse<'_, '_> {
         let field = |b: &mut String, name: &str, value: &str| {
             b.push_str(name);
             b.push_str(": ");
-            b.extend(value.chars().filter(|c| !matches!(c, '\r' | '\n')));
+            b.extend(value.chars().filter(|c| !matches!(c, '\r' | '\n' | '\0')));
             b.push('\n');
         };
         if let Some(event) = event {

@@ -59,6 +59,11 @@ impl Signals {
     }
 
     /// The next pending signal number, or `None` when none is pending.
+    /// The descriptor, for a stream that watches for a shutdown while the loop is held.
+    pub fn fd(&self) -> c_int {
+        self.fd.as_raw_fd()
+    }
+
     pub fn next(&self) -> Option<i32> {
         // A signalfd_siginfo is 128 bytes; ssi_signo is its first u32.
         let mut info = [0u8; 128];
@@ -315,6 +320,20 @@ pub(crate) fn wait_writable(fd: c_int, timeout: std::time::Duration) -> bool {
     // SAFETY: `p` is one valid pollfd.
     let rc = unsafe { libc::poll(&mut p, 1, ms) };
     rc == 1 && p.revents & libc::POLLOUT != 0
+}
+
+/// Whether `fd` has something to read now (a signal waiting on a signalfd): `poll`, zero timeout.
+pub(crate) fn readable(fd: c_int) -> bool {
+    ready_now(fd, libc::POLLIN)
+}
+
+/// One `writev(2)` of `parts` to `fd`.
+pub(crate) fn writev(fd: c_int, parts: &[std::io::IoSlice<'_>]) -> io::Result<usize> {
+    let n = c_int::try_from(parts.len()).unwrap_or(c_int::MAX);
+    // SAFETY: an `IoSlice` has the layout of `struct iovec` (std guarantees it on Unix), and
+    // each points to memory valid for reads for the duration of the call.
+    let n = unsafe { libc::writev(fd, parts.as_ptr().cast(), n) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 /// `poll` of one descriptor for `events`, with a zero timeout.

@@ -66,10 +66,12 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Serves `f` with the default settings, logging off.
+    /// Serves `f` with the default settings, logging off, after running its
+    /// [`Function::init`] on the test's thread.
     ///
     /// # Panics
-    /// If no loopback port can be bound (the machine is out of ports or descriptors).
+    /// If the function's `init` fails (with its message) or panics, or no loopback port can be
+    /// bound (the machine is out of ports or descriptors).
     pub fn start<F: Function + Send + 'static>(f: F) -> TestServer {
         TestServer::with_config(
             Config {
@@ -84,9 +86,15 @@ impl TestServer {
     ///
     /// # Panics
     /// As [`TestServer::start`].
-    pub fn with_config<F: Function + Send + 'static>(config: Config, f: F) -> TestServer {
+    pub fn with_config<F: Function + Send + 'static>(config: Config, mut f: F) -> TestServer {
+        // The function's init runs here, on the test's thread: a failure fails the test with
+        // its reason (a panic shows as the test's own).
+        if let Err(e) = f.init() {
+            panic!("the function's init failed: {}", e.message());
+        }
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        let server = Server::bind_to(config, any).expect("bind a loopback port");
+        let mut server = Server::bind_to(config, any).expect("bind a loopback port");
+        server.initialized = true;
         let addr = server.local_addr();
         let stop = server
             .stop_handle()

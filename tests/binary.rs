@@ -868,7 +868,7 @@ fn test_a_failing_init_is_logged_and_exits_one_before_any_invocation() {
     for (how, line) in [
         (
             "fail",
-            "ERROR [-] init failed: 500: the database is unreachable\n",
+            "ERROR [-] init failed: the database is unreachable\n",
         ),
         (
             "panic",
@@ -1013,4 +1013,57 @@ fn test_sse_example_in_a_real_browser() {
         let item = format!("<li>id {i}: \"{word}\"</li>");
         assert!(dom.contains(&item), "{item} in {dom}");
     }
+}
+
+/// A stream holds the loop, but not against a shutdown: after SIGTERM it ends within the grace
+/// period (its `send` fails), and the process exits.
+#[test]
+fn test_sigterm_ends_a_stream_within_the_grace_period() {
+    let s = Server::start(
+        example("sse"),
+        &[
+            ("SCF_LEAN_LOG_LEVEL", "off"),
+            ("SCF_LEAN_SHUTDOWN_GRACE_MS", "500"),
+        ],
+    );
+    let mut c = s.connect();
+    // 1,000 tokens 100 ms apart: 100 s if nothing stops it.
+    c.write_all(b"GET /events?n=1000&delay_ms=100 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut b = [0u8; 4096];
+    let n = c.read(&mut b).unwrap();
+    assert!(b[..n].starts_with(b"HTTP/1.1 200 OK\r\n"));
+    s.signal(15);
+    let (status, _, took) = s.wait(Duration::from_secs(5));
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    // The client saw the stream end without its last chunk.
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert!(
+        !rest.ends_with(b"0\r\n\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&rest)
+    );
+}
+
+#[test]
+fn test_a_job_whose_answer_cannot_be_written_exits_one() {
+    // stdout a pipe whose reader is gone: the write fails (EPIPE).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(bin())
+        .env("SCF_CUSTOM_CONTAINER_EVENT", "{}")
+        .env("PORT", free_port().to_string())
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the answer could not be written to stdout"),
+        "{err}"
+    );
 }

@@ -328,3 +328,59 @@ fn test_an_event_cannot_stream() {
         r.text()
     );
 }
+
+#[test]
+fn test_head_ends_the_stream_at_the_first_send_and_keeps_the_connection() {
+    let (s, seen) = server(Duration::from_secs(5));
+    let mut c = connect(&s);
+    let t = Instant::now();
+    c.write_all(b"HEAD /forever HTTP/1.1\r\nHost: x\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (head, mut next) = read_head(&mut c);
+    assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+    while !next.windows(5).any(|w| w == b"plain") {
+        let mut b = [0u8; 256];
+        let n = c.read(&mut b).unwrap();
+        assert!(n > 0);
+        next.extend_from_slice(&b[..n]);
+    }
+    // The endless function stopped at its first send: nothing held the server.
+    assert_eq!(seen.lock().unwrap().take(), Some(ErrorKind::Unsupported));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+#[test]
+fn test_a_request_that_closes_gets_connection_close_on_its_stream() {
+    let (s, _) = server(Duration::from_secs(5));
+    let mut c = connect(&s);
+    c.write_all(b"GET /count?n=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (head, rest) = read_head(&mut c);
+    assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+    assert!(
+        head.contains("\r\nTransfer-Encoding: chunked\r\n"),
+        "{head}"
+    );
+    let (data, rest) = read_chunked(&mut c, rest).unwrap();
+    assert_eq!(data, b"0\n1\n");
+    assert_eq!(read_to_end(&mut c, rest), b"");
+}
+
+#[test]
+fn test_sse_keeps_headers_the_function_set() {
+    let s = TestServer::start(http_fn(|_, out| {
+        out.header("Cache-Control", "no-store");
+        let mut events = out.sse()?;
+        events.event(None, Some("a\0b"), "x")?;
+        Ok(())
+    }));
+    let r = s.get("/");
+    let cache: Vec<_> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "Cache-Control")
+        .collect();
+    assert_eq!(cache.len(), 1, "{r:?}");
+    assert_eq!(cache[0].1, "no-store");
+    assert_eq!(r.text(), "id: ab\ndata: x\n\n");
+}

@@ -147,3 +147,49 @@ fn test_the_server_stops_when_dropped_and_when_a_test_panics() {
         "still listening after a panic"
     );
 }
+
+/// A function with an `init`: the test server runs it once before serving.
+struct Configured {
+    greeting: Option<String>,
+    fail: bool,
+}
+
+impl scf_lean::Function for Configured {
+    fn init(&mut self) -> Result<(), scf_lean::Error> {
+        if self.fail {
+            return Err(scf_lean::Error::new("no config file"));
+        }
+        assert!(self.greeting.is_none(), "init ran twice");
+        self.greeting = Some("hello".into());
+        Ok(())
+    }
+
+    fn http<'a>(
+        &mut self,
+        _: &scf_lean::Request<'a>,
+        out: &mut scf_lean::Response<'a>,
+    ) -> Result<(), scf_lean::Error> {
+        out.body_mut()
+            .extend_from_slice(self.greeting.as_deref().unwrap_or("-").as_bytes());
+        Ok(())
+    }
+}
+
+#[test]
+fn test_the_test_server_runs_init_once_before_serving() {
+    let s = TestServer::start(Configured {
+        greeting: None,
+        fail: false,
+    });
+    assert_eq!(s.get("/").text(), "hello");
+    assert_eq!(s.get("/").text(), "hello");
+}
+
+#[test]
+#[should_panic(expected = "the function's init failed: no config file")]
+fn test_a_failing_init_fails_the_test_with_its_reason() {
+    let _ = TestServer::start(Configured {
+        greeting: None,
+        fail: true,
+    });
+}
