@@ -20,7 +20,7 @@
 //! without a request id; the context is what the environment gives (`platform::JobEnv`).
 
 use std::panic::{self, AssertUnwindSafe};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -52,7 +52,7 @@ pub(crate) fn run<F: Function>(
     let ctx = job.context();
     if let Err(why) = crate::invoke::init(&mut f, &mut log) {
         log.line(Level::Error, None, &why);
-        drain(&mut log);
+        log.drain(DRAIN);
         return 1;
     }
     let mut out = Response::new();
@@ -70,20 +70,20 @@ pub(crate) fn run<F: Function>(
     if let Some(line) = &failure {
         log.line(Level::Error, None, line);
     }
-    drain(&mut log);
+    log.drain(DRAIN);
     if failure.is_some() {
         return 1;
     }
     let mut answer = out.body().to_vec();
     answer.push(b'\n');
-    if !write_all(1, &answer) {
+    if !crate::sys::write_all(1, &answer) {
         // The answer is the job's result: not delivered, not done.
         log.line(
             Level::Error,
             None,
             "the answer could not be written to stdout",
         );
-        drain(&mut log);
+        log.drain(DRAIN);
         return 1;
     }
     0
@@ -97,27 +97,4 @@ fn check(event: &[u8]) -> Result<(), String> {
     crate::error::parse_json::<serde::de::IgnoredAny>(JOB_EVENT, event)
         .map(drop)
         .map_err(|e: Error| e.message().to_owned())
-}
-
-/// Writes what the log holds, waiting for slow readers up to [`DRAIN`].
-fn drain(log: &mut Log) {
-    let until = Instant::now() + DRAIN;
-    log.flush();
-    while log.pending() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(1));
-        log.flush();
-    }
-}
-
-/// Writes all of `b` to `fd`; whether it could.
-fn write_all(fd: i32, mut b: &[u8]) -> bool {
-    while !b.is_empty() {
-        match crate::sys::write(fd, b) {
-            Ok(0) => return false,
-            Ok(n) => b = &b[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    true
 }

@@ -333,6 +333,17 @@ impl Log {
         (&self.out.buf, &self.err.buf)
     }
 
+    /// Writes what waits, giving slow readers up to `within`: for a process about to exit (a
+    /// job, a failed init), which has no loop to come back to.
+    pub fn drain(&mut self, within: std::time::Duration) {
+        let until = std::time::Instant::now() + within;
+        self.flush();
+        while self.pending() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            self.flush();
+        }
+    }
+
     /// Whether lines are waiting for a descriptor that did not take them yet.
     pub fn pending(&self) -> bool {
         !self.out.buf.is_empty() || !self.err.buf.is_empty()

@@ -193,15 +193,7 @@ fn at_once(level: Level, format: Format, msg: &str) {
     let mut line = Vec::with_capacity(64 + msg.len());
     log::render(&mut line, format, level, None, msg);
     let fd = if level == Level::Error { 2 } else { 1 };
-    let mut sent = 0;
-    while sent < line.len() {
-        match crate::sys::write(fd, &line[sent..]) {
-            Ok(0) => break,
-            Ok(n) => sent += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
+    crate::sys::write_all(fd, &line);
 }
 
 #[cfg(test)]

@@ -465,11 +465,8 @@ impl Output {
         // Room for a whole head at once: grown 8, 16, 32, 64, 128 on a connection's first
         // response, each step a realloc (and on musl, a page mapped or unmapped).
         head.reserve(HEAD_ROOM);
-        head.extend_from_slice(b"HTTP/1.1 ");
-        head.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
-        head.push(b' ');
-        head.extend_from_slice(reason(status).as_bytes());
-        head.extend_from_slice(b"\r\nDate: ");
+        status_line(head, status);
+        head.extend_from_slice(b"Date: ");
         head.extend_from_slice(date);
         if !no_body {
             head.extend_from_slice(b"\r\nContent-Length: ");
@@ -598,7 +595,8 @@ fn range_in(buf: &[u8], part: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// The reason phrase of common statuses (RFC 9110 §15); empty for others, which is allowed.
-/// `HTTP/1.1 <status> <reason>\r\n`, for a streamed answer's head.
+/// `HTTP/1.1 <status> <reason>\r\n`: the first line of every answer, whole or streamed.
+#[inline]
 pub(crate) fn status_line(v: &mut Vec<u8>, status: u16) {
     v.extend_from_slice(b"HTTP/1.1 ");
     v.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());

@@ -567,11 +567,7 @@ fn out_of_descriptors(e: &io::Error) -> bool {
 #[inline(never)]
 fn init_failed(log: &mut crate::log::Log, why: &str) -> u8 {
     log.line(Level::Error, None, why);
-    let until = Instant::now() + Duration::from_secs(1);
-    while log.pending() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(1));
-        log.flush();
-    }
+    log.drain(Duration::from_secs(1));
     1
 }
 

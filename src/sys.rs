@@ -358,6 +358,19 @@ pub(crate) fn write(fd: c_int, buf: &[u8]) -> io::Result<usize> {
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
+/// Writes all of `buf` to `fd`, blocking as the descriptor does; whether it could.
+pub(crate) fn write_all(fd: c_int, mut buf: &[u8]) -> bool {
+    while !buf.is_empty() {
+        match write(fd, buf) {
+            Ok(0) => return false,
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 /// What the process says on stderr when it dies of SIGSEGV or SIGBUS, before it dies of it.
 const FATAL: &[u8] =
     b"fatal: SIGSEGV or SIGBUS: the stack overflowed (deep recursion?) or memory was \
