@@ -105,7 +105,8 @@ trap - EXIT
 
 # 3. Executed functions -> their input sections -> src/hot-text.ld. strcmp: musl's __vdsosym
 #    looks the vDSO's clock_gettime up with it at the first clock read; valgrind hides the vDSO.
-#    __munmap: under concurrent load, freed buffers go back to the kernel (measured: the page
-#    fault that mapped a second window under wrk -c32); the sequential profile never frees one.
-python3 bench/order.py "$OUT/scf-lean.map" "$BIN" src/hot-text.ld --extra strcmp,__munmap \
+#    __munmap, realloc, __libc_realloc: under concurrent load buffers grow and go back to the
+#    kernel (measured: each in turn mapped a second window under wrk -c32, VmHWM +64 KiB); the
+#    sequential profile, whose buffers are sized at once, runs neither.
+python3 bench/order.py "$OUT/scf-lean.map" "$BIN" src/hot-text.ld --extra strcmp,__munmap,realloc,__libc_realloc \
   "$OUT/callgrind.out.1" "$OUT/callgrind.out.2" "$OUT/callgrind.out.3" "$OUT/callgrind.out"
