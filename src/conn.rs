@@ -662,7 +662,7 @@ impl<S: Stream> Conn<S> {
         let input = self.input.pending();
         let mut fields = [httparse::EMPTY_HEADER; 64];
         let (method, path, request_id) = head_of(input, &mut fields).unwrap_or(("-", "-", None));
-        cx.log.line(Level::Debug, request_id, r.message());
+        cx.log.line(r.level(), request_id, r.message());
         let input = self.input.bytes();
         cx.log.access(&Access {
             request_id,
@@ -689,12 +689,7 @@ fn head_of<'i>(
     }
     let target = req.path?;
     let path = target.split_once('?').map_or(target, |(p, _)| p);
-    let id = req
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("x-scf-request-id"))
-        .and_then(|h| std::str::from_utf8(h.value).ok());
-    Some((req.method?, path, id))
+    Some((req.method?, path, crate::platform::request_id(req.headers)))
 }
 
 fn would_block(e: &io::Error) -> bool {

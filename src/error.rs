@@ -137,6 +137,9 @@ impl<E: std::error::Error> From<E> for Error {
 pub(crate) enum Reject {
     /// 400: the request is malformed; the reason is a static string.
     BadRequest(&'static str),
+    /// 400: a context header of the platform came twice (a client's forgery); the reason names
+    /// it. Logged at WARN.
+    ForgedContext(&'static str),
     /// 408: the head or the body did not arrive in time.
     Timeout,
     /// 413: the body is larger than `MAX_BODY_BYTES`.
@@ -159,7 +162,7 @@ impl Reject {
     /// The status of the response.
     pub fn status(self) -> u16 {
         match self {
-            Reject::BadRequest(_) => 400,
+            Reject::BadRequest(_) | Reject::ForgedContext(_) => 400,
             Reject::Timeout => 408,
             Reject::PayloadTooLarge => 413,
             Reject::UriTooLong => 414,
@@ -171,6 +174,15 @@ impl Reject {
         }
     }
 
+    /// The level its reason is logged at: a forgery is worth a warning; the rest is the usual
+    /// noise of the internet, for debugging.
+    pub fn level(self) -> crate::log::Level {
+        match self {
+            Reject::ForgedContext(_) => crate::log::Level::Warn,
+            _ => crate::log::Level::Debug,
+        }
+    }
+
     /// The error answer: this status and message (no allocation: the message is static).
     pub fn to_error(self) -> Error {
         Error::new(self.message()).with_status(self.status())
@@ -179,7 +191,7 @@ impl Reject {
     /// The `errorMessage` of the response.
     pub fn message(self) -> &'static str {
         match self {
-            Reject::BadRequest(m) | Reject::NotImplemented(m) => m,
+            Reject::BadRequest(m) | Reject::ForgedContext(m) | Reject::NotImplemented(m) => m,
             Reject::Timeout => "the request did not arrive in time",
             Reject::PayloadTooLarge => "the request body is larger than SCF_LEAN_MAX_BODY_BYTES",
             Reject::UriTooLong => "the request target is longer than SCF_LEAN_MAX_TARGET_BYTES",

@@ -399,14 +399,12 @@ fn begin_into(v: &mut Vec<u8>, format: Format, level: Level, request_id: Option<
             v.extend_from_slice(level.name().as_bytes());
             v.extend_from_slice(b" [");
             // Nor a space or a bracket: the id cannot end its field and forge the rest.
-            let id = request_id.unwrap_or("-").bytes();
-            v.extend(id.map(|b| {
-                if b <= b' ' || b == 0x7f || b == b']' {
-                    b'?'
-                } else {
-                    b
-                }
-            }));
+            let id = request_id.unwrap_or("-");
+            if id.bytes().all(|b| b > b' ' && b < 0x7f && b != b']') {
+                v.extend_from_slice(id.as_bytes());
+            } else {
+                push_cleaned(v, id, |c| c == ' ' || c == ']');
+            }
             v.extend_from_slice(b"] ");
         }
         Format::Json => begin_json(v, level, request_id),
@@ -435,17 +433,70 @@ fn push_num(v: &mut Vec<u8>, n: impl itoa::Integer) {
     v.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// A JSON string, escaped.
-fn push_str(v: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(&mut *v, s);
+/// Whether a character may not appear in a log line as it is: it ends a line or moves a
+/// terminal's cursor — the C0 and C1 controls and DEL (NEL, U+0085, is a line break to many
+/// log parsers, CSI, U+009B, starts a terminal escape), the line and paragraph separators
+/// (U+2028, U+2029) — or reorders what follows on the screen (the bidirectional embeddings,
+/// overrides and isolates, U+202A–U+202E and U+2066–U+2069).
+fn unsafe_in_log(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Text as is, but control characters as `?`, so no client byte can forge a line.
+/// A JSON string, escaped: besides what JSON requires (`"`, `\\`, C0 controls), every
+/// [`unsafe_in_log`] character as `\uXXXX`, so that a line stays one line to any reader.
+fn push_str(v: &mut Vec<u8>, s: &str) {
+    v.push(b'"');
+    let mut plain = 0;
+    for (i, c) in s.char_indices() {
+        let short: &[u8] = match c {
+            '"' => b"\\\"",
+            '\\' => b"\\\\",
+            '\n' => b"\\n",
+            '\r' => b"\\r",
+            '\t' => b"\\t",
+            c if unsafe_in_log(c) => b"",
+            _ => continue,
+        };
+        v.extend_from_slice(&s.as_bytes()[plain..i]);
+        plain = i + c.len_utf8();
+        if short.is_empty() {
+            let n = c as u32;
+            v.extend_from_slice(b"\\u");
+            v.extend(
+                (0..4)
+                    .rev()
+                    .map(|k| b"0123456789abcdef"[(n >> (4 * k)) as usize & 15]),
+            );
+        } else {
+            v.extend_from_slice(short);
+        }
+    }
+    v.extend_from_slice(&s.as_bytes()[plain..]);
+    v.push(b'"');
+}
+
+/// Text as is, but every [`unsafe_in_log`] character as `?`, so that no client byte can end the
+/// line, forge another or drive the terminal that shows it.
 fn push_clean(v: &mut Vec<u8>, s: &str) {
-    v.extend(
-        s.bytes()
-            .map(|b| if b < 0x20 || b == 0x7f { b'?' } else { b }),
-    );
+    if s.bytes().all(|b| (b' '..0x7f).contains(&b)) {
+        v.extend_from_slice(s.as_bytes());
+    } else {
+        push_cleaned(v, s, |_| false);
+    }
+}
+
+/// [`push_clean`] for text that is not plain printable ASCII, and `?` for what `also` names too.
+#[cold]
+#[inline(never)]
+fn push_cleaned(v: &mut Vec<u8>, s: &str, also: fn(char) -> bool) {
+    let mut utf8 = [0u8; 4];
+    for c in s.chars() {
+        if unsafe_in_log(c) || also(c) {
+            v.push(b'?');
+        } else {
+            v.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -484,6 +535,65 @@ mod tests {
             log.out.buf,
             b"INFO [r1?\x3fGET?/admin?200?1B?1us?[x] POST /event-invoke 200 42B 17us\n"
         );
+    }
+
+    /// The characters that end a line or move a cursor, beyond ASCII's.
+    const UNSAFE: &str = "\u{85}\u{9b}\u{80}\u{9f}\u{2028}\u{2029}\u{202e}\u{2066}\u{1b}\u{7f}";
+
+    #[test]
+    fn test_no_control_character_reaches_a_text_line() {
+        let mut log = Log::new(Level::Debug, Format::Text);
+        let id = "r\u{85}1\u{9b}31m é";
+        log.access(&Access {
+            request_id: Some(id),
+            path: "/a\u{2028}b\u{202e}c",
+            ..access()
+        });
+        log.line(Level::Debug, Some(id), &format!("m{UNSAFE}ü\u{a0}"));
+        let text = String::from_utf8(log.out.buf.clone()).unwrap();
+        assert_eq!(
+            text,
+            "INFO [r?1?31m?é] POST /a?b?c 200 42B 17us\nDEBUG [r?1?31m?é] m??????????ü\u{a0}\n"
+        );
+        for line in text.lines() {
+            assert!(line.chars().all(|c| !unsafe_in_log(c)), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn test_json_lines_escape_what_ends_a_line_and_stay_json() {
+        let mut log = Log::new(Level::Debug, Format::Json);
+        let id = "r\u{85}1\"\\\u{9b}";
+        let msg = format!("m{UNSAFE}\n\t\u{1}ü");
+        log.access(&Access {
+            request_id: Some(id),
+            path: "/a\u{2028}b",
+            ..access()
+        });
+        log.line(Level::Debug, Some(id), &msg);
+        let text = String::from_utf8(log.out.buf.clone()).unwrap();
+        let lines: Vec<&str> = text.trim_end().split('\n').collect();
+        assert_eq!(lines.len(), 2, "{text:?}");
+        for line in &lines {
+            assert!(line.chars().all(|c| !unsafe_in_log(c)), "{line:?}");
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["requestId"], id);
+        }
+        assert!(
+            lines[0].contains(r#""requestId":"r\u00851\"\\\u009b""#),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].contains(r#""path":"/a\u2028b""#), "{}", lines[0]);
+        let v: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(v["msg"], msg);
+        // Agrees with serde_json wherever serde_json's output is safe.
+        for s in ["", "plain", "q\"b\\s/", "\u{0}\u{1f}\u{8}\u{c}", "日本語"] {
+            let mut mine = Vec::new();
+            push_str(&mut mine, s);
+            let theirs: String = serde_json::from_slice(&mine).unwrap();
+            assert_eq!(theirs, s);
+        }
     }
 
     #[test]

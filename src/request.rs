@@ -139,12 +139,15 @@ pub(crate) fn parse_head<'a>(
     let mut keep_alive = false;
     let mut expect_continue = false;
     let mut hosts = 0u32;
+    let mut seen = platform::Seen::default();
     let fields = req.headers.len();
     // The one pass over the fields.
     for h in req.headers.iter() {
         let (name, value) = (h.name, h.value);
-        if platform::take_header(&mut ctx, name, value, arrival) {
-            continue;
+        match platform::take_header(&mut ctx, &mut seen, name, value, arrival) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(why) => return Err(Reject::ForgedContext(why)),
         }
         if name.eq_ignore_ascii_case("content-length") {
             let n = parse_length(value)?;
@@ -483,9 +486,11 @@ impl<'a> Request<'a> {
         body: &'a [u8],
     ) -> Request<'a> {
         let mut ctx = Context::default();
+        let mut seen = platform::Seen::default();
         let now = Instant::now();
         for (n, v) in headers {
-            platform::take_header(&mut ctx, n, v, now);
+            // A context header given twice: the first counts (the server would refuse it).
+            let _ = platform::take_header(&mut ctx, &mut seen, n, v, now);
         }
         let head = method == "HEAD";
         Request {

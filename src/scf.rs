@@ -141,52 +141,141 @@ pub fn is_secret_header(name: &str) -> bool {
     SECRET_HEADERS.iter().any(|s| name.eq_ignore_ascii_case(s))
 }
 
-/// Takes one header into `ctx` if it is an `X-Scf-*` field; returns whether it was. A missing or
-/// malformed value is `None`. `arrival` anchors the deadline.
+/// The context fields SCF sets, as their headers name them after `X-Scf-`.
+#[derive(Clone, Copy)]
+enum Field {
+    RequestId,
+    Memory,
+    Timeout,
+    Version,
+    Name,
+    Namespace,
+    Region,
+    Appid,
+    Uin,
+    TriggerSrc,
+    SecretId,
+    SecretKey,
+    SessionToken,
+}
+
+/// Each context header: its name after the prefix, its field, and the reason a request that
+/// carries it twice is refused (the name only: a value may be a credential).
+const FIELDS: [(&str, Field, &str); 13] = [
+    (
+        "request-id",
+        Field::RequestId,
+        "more than one X-Scf-Request-Id header",
+    ),
+    ("memory", Field::Memory, "more than one X-Scf-Memory header"),
+    (
+        "timeout",
+        Field::Timeout,
+        "more than one X-Scf-Timeout header",
+    ),
+    (
+        "version",
+        Field::Version,
+        "more than one X-Scf-Version header",
+    ),
+    ("name", Field::Name, "more than one X-Scf-Name header"),
+    (
+        "namespace",
+        Field::Namespace,
+        "more than one X-Scf-Namespace header",
+    ),
+    ("region", Field::Region, "more than one X-Scf-Region header"),
+    ("appid", Field::Appid, "more than one X-Scf-Appid header"),
+    ("uin", Field::Uin, "more than one X-Scf-Uin header"),
+    (
+        "trigger-src",
+        Field::TriggerSrc,
+        "more than one X-Scf-Trigger-Src header",
+    ),
+    (
+        "secret-id",
+        Field::SecretId,
+        "more than one X-Scf-Secret-Id header",
+    ),
+    (
+        "secret-key",
+        Field::SecretKey,
+        "more than one X-Scf-Secret-Key header",
+    ),
+    (
+        "session-token",
+        Field::SessionToken,
+        "more than one X-Scf-Session-Token header",
+    ),
+];
+
+/// The context headers one request has carried so far (a bit per [`Field`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Seen(u16);
+
+/// Takes one header into `ctx` if it is an `X-Scf-*` context field; returns whether it was. A
+/// missing or malformed value is `None`. `arrival` anchors the deadline.
+///
+/// # Errors
+/// The field came before in the same request (`seen`): SCF sets each context header once, so a
+/// second one is the client's own, passed through API Gateway in front of SCF's or behind it —
+/// a forged request id, or credentials of the caller's account in place of the function's. The
+/// error names the header, never its values.
 pub(crate) fn take_header<'a>(
     ctx: &mut Context<'a>,
+    seen: &mut Seen,
     name: &str,
     value: &'a [u8],
     arrival: Instant,
-) -> bool {
+) -> Result<bool, &'static str> {
     const PREFIX: &str = "x-scf-";
     if name.len() <= PREFIX.len() || !name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX) {
-        return false;
+        return Ok(false);
     }
     let key = &name[PREFIX.len()..];
-    let text = std::str::from_utf8(value).ok();
-    let is = |k: &str| key.eq_ignore_ascii_case(k);
-    if is("request-id") {
-        ctx.request_id = text;
-    } else if is("memory") {
-        ctx.memory_mb = text.and_then(parse_u64).and_then(|n| u32::try_from(n).ok());
-    } else if is("timeout") {
-        ctx.timeout = text.and_then(parse_u64).map(Duration::from_millis);
-        ctx.deadline = ctx.timeout.and_then(|t| arrival.checked_add(t));
-    } else if is("version") {
-        ctx.version = text;
-    } else if is("name") {
-        ctx.name = text;
-    } else if is("namespace") {
-        ctx.namespace = text;
-    } else if is("region") {
-        ctx.region = text;
-    } else if is("appid") {
-        ctx.appid = text;
-    } else if is("uin") {
-        ctx.uin = text;
-    } else if is("trigger-src") {
-        ctx.trigger_src = text;
-    } else if is("secret-id") {
-        ctx.credentials.secret_id = text;
-    } else if is("secret-key") {
-        ctx.credentials.secret_key = text;
-    } else if is("session-token") {
-        ctx.credentials.session_token = text;
-    } else {
-        return false;
+    let Some(&(_, field, twice)) = FIELDS.iter().find(|(k, ..)| key.eq_ignore_ascii_case(k)) else {
+        return Ok(false);
+    };
+    let bit = 1 << field as u16;
+    if seen.0 & bit != 0 {
+        return Err(twice);
     }
-    true
+    seen.0 |= bit;
+    let text = std::str::from_utf8(value).ok();
+    match field {
+        Field::RequestId => ctx.request_id = text,
+        Field::Memory => {
+            ctx.memory_mb = text.and_then(parse_u64).and_then(|n| u32::try_from(n).ok());
+        }
+        Field::Timeout => {
+            ctx.timeout = text.and_then(parse_u64).map(Duration::from_millis);
+            ctx.deadline = ctx.timeout.and_then(|t| arrival.checked_add(t));
+        }
+        Field::Version => ctx.version = text,
+        Field::Name => ctx.name = text,
+        Field::Namespace => ctx.namespace = text,
+        Field::Region => ctx.region = text,
+        Field::Appid => ctx.appid = text,
+        Field::Uin => ctx.uin = text,
+        Field::TriggerSrc => ctx.trigger_src = text,
+        Field::SecretId => ctx.credentials.secret_id = text,
+        Field::SecretKey => ctx.credentials.secret_key = text,
+        Field::SessionToken => ctx.credentials.session_token = text,
+    }
+    Ok(true)
+}
+
+/// The request id of a head's fields if it is there once, for the log lines of a request the
+/// server refuses: a repeated one is a forgery, and neither copy is written.
+pub(crate) fn request_id<'a>(fields: &[httparse::Header<'a>]) -> Option<&'a str> {
+    let mut ids = fields.iter().filter(|h| {
+        h.name.len() == "x-scf-request-id".len() && h.name.eq_ignore_ascii_case("x-scf-request-id")
+    });
+    let id = ids.next()?;
+    if ids.next().is_some() {
+        return None;
+    }
+    std::str::from_utf8(id.value).ok()
 }
 
 /// A decimal number of at most 19 digits, no sign, no spaces; `None` otherwise.
@@ -236,9 +325,10 @@ pub fn env() -> &'static Env {
 #[cfg(test)]
 pub(crate) fn context_from<'a>(headers: &[(&str, &'a str)]) -> Context<'a> {
     let mut c = Context::default();
+    let mut seen = Seen::default();
     let now = Instant::now();
     for (n, v) in headers {
-        take_header(&mut c, n, v.as_bytes(), now);
+        let _ = take_header(&mut c, &mut seen, n, v.as_bytes(), now);
     }
     c
 }
@@ -313,12 +403,64 @@ mod tests {
     #[test]
     fn test_non_utf8_value_is_none_and_other_headers_are_ignored() {
         let mut c = Context::default();
+        let mut seen = Seen::default();
         let now = Instant::now();
-        assert!(take_header(&mut c, "X-Scf-Name", b"\xff\xfe", now));
+        let mut take = |n: &str, v: &'static [u8]| take_header(&mut c, &mut seen, n, v, now);
+        assert_eq!(take("X-Scf-Name", b"\xff\xfe"), Ok(true));
+        assert_eq!(take("X-Scf-", b"x"), Ok(false));
+        assert_eq!(take("X-Scf-Other", b"x"), Ok(false));
+        assert_eq!(take("X-Scf-Other", b"y"), Ok(false), "not a context field");
+        assert_eq!(take("Host", b"x"), Ok(false));
         assert_eq!(c.name, None);
-        assert!(!take_header(&mut c, "X-Scf-", b"x", now));
-        assert!(!take_header(&mut c, "X-Scf-Other", b"x", now));
-        assert!(!take_header(&mut c, "Host", b"x", now));
+    }
+
+    #[test]
+    fn test_a_context_header_sent_twice_is_refused_by_name() {
+        let now = Instant::now();
+        for (name, _, why) in FIELDS {
+            for (first, second) in [
+                (
+                    format!("X-Scf-{name}"),
+                    format!("x-scf-{}", name.to_uppercase()),
+                ),
+                // A first copy whose value is malformed still counts.
+                (format!("X-SCF-{name}"), format!("X-Scf-{name}")),
+            ] {
+                let (mut c, mut seen) = (Context::default(), Seen::default());
+                assert_eq!(
+                    take_header(&mut c, &mut seen, &first, b"\xff", now),
+                    Ok(true)
+                );
+                let twice = take_header(&mut c, &mut seen, &second, b"secret-value", now);
+                assert_eq!(twice, Err(why), "{first} then {second}");
+                assert!(why.contains("X-Scf-") && !why.contains("secret-value"));
+                assert!(why.to_ascii_lowercase().contains(&format!("x-scf-{name} ")));
+            }
+        }
+        // Every field has a bit of its own.
+        let mut seen = Seen::default();
+        let mut c = Context::default();
+        for (name, ..) in FIELDS {
+            let h = format!("X-Scf-{name}");
+            assert_eq!(
+                take_header(&mut c, &mut seen, &h, b"1", now),
+                Ok(true),
+                "{h}"
+            );
+        }
+    }
+
+    #[test]
+    fn test_the_request_id_of_a_refused_request_is_one_sent_once() {
+        let h = |name, value| httparse::Header { name, value };
+        let once = [h("Host", &b"a"[..]), h("X-Scf-Request-Id", b"r1")];
+        assert_eq!(request_id(&once), Some("r1"));
+        let twice = [
+            h("x-scf-request-id", &b"forged"[..]),
+            h("X-Scf-Request-Id", b"r1"),
+        ];
+        assert_eq!(request_id(&twice), None);
+        assert_eq!(request_id(&once[..1]), None);
     }
 
     #[test]

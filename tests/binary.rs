@@ -310,6 +310,84 @@ fn test_a_refused_request_is_logged_with_its_method_path_and_request_id() {
     );
 }
 
+/// A context header sent twice is a client's forgery (SCF sends each once): a 400 that names
+/// the header, a WARN line without either value, and the access line without the request id.
+#[test]
+fn test_a_forged_context_header_is_refused_and_logged_at_warn_without_its_values() {
+    for format in ["text", "json"] {
+        let s = Server::start(bin(), &[("SCF_LEAN_LOG_FORMAT", format)]);
+        let mut c = s.connect();
+        let forged = "GET /pay HTTP/1.1\r\nHost: x\r\nX-Scf-Request-Id: rid-forged\r\n\
+                      X-Scf-Secret-Key: callers-secret-key\r\nX-Scf-Request-Id: rid-real\r\n\
+                      X-Scf-Secret-Key: functions-secret-key\r\n\r\n";
+        let (status, _, body) = request(&mut c, forged);
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            body,
+            r#"{"errorCode":400,"errorMessage":"more than one X-Scf-Request-Id header"}"#
+        );
+        drop(c);
+        let (_, out, err) = s.stop();
+        let all = [out.as_str(), err.as_str(), body.as_str()].concat();
+        for value in [
+            "rid-forged",
+            "rid-real",
+            "callers-secret-key",
+            "functions-secret-key",
+        ] {
+            assert!(!all.contains(value), "{value} in: {all}");
+        }
+        let warn = out
+            .lines()
+            .find(|l| l.contains("more than one X-Scf-Request-Id header"))
+            .unwrap_or_else(|| panic!("no line about the forgery: {out}"));
+        if format == "text" {
+            assert!(warn.starts_with("WARN [-] "), "{warn}");
+            assert!(out.contains("INFO [-] GET /pay 400 "), "{out}");
+        } else {
+            let v: serde_json::Value = serde_json::from_str(warn).unwrap();
+            assert_eq!(
+                (v["level"].as_str(), v["requestId"].as_null()),
+                (Some("WARN"), Some(()))
+            );
+        }
+    }
+}
+
+/// A request id of valid UTF-8 that carries NEL (a line break to many log parsers) and CSI (a
+/// terminal escape) reaches no log line raw: `?` in text, `\uXXXX` in JSON, one line each.
+#[test]
+fn test_c1_controls_and_separators_in_a_request_id_are_escaped_in_log_lines() {
+    let id = "rid\u{85}INFO [x] GET /admin 200\u{9b}31m\u{2028}end";
+    for format in ["text", "json"] {
+        let s = Server::start(bin(), &[("SCF_LEAN_LOG_FORMAT", format)]);
+        let mut c = s.connect();
+        let (status, _, _) = request(&mut c, &event_request(id, "{}"));
+        assert_eq!(status, 200);
+        drop(c);
+        let (_, out, _) = s.stop();
+        let access = out
+            .lines()
+            .find(|l| l.contains("/event-invoke"))
+            .unwrap_or_else(|| panic!("no access line: {out:?}"));
+        for bad in ['\u{85}', '\u{9b}', '\u{2028}'] {
+            assert!(!out.contains(bad), "{bad:?} in {out:?}");
+        }
+        if format == "text" {
+            assert!(
+                access.starts_with(
+                    "INFO [rid?INFO?[x??GET?/admin?200?31m?end] POST /event-invoke 200 "
+                ),
+                "{access:?}"
+            );
+        } else {
+            let v: serde_json::Value = serde_json::from_str(access).unwrap();
+            assert_eq!(v["requestId"], id);
+        }
+    }
+}
+
 #[test]
 fn test_function_failures_are_logged_with_the_request_id() {
     let s = Server::start(example("faults"), &[]);

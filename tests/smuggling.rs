@@ -244,6 +244,16 @@ cases! {
     missing_host, "RFC 9112 §3.2 (Host required on HTTP/1.1)", b"GET / HTTP/1.1\r\n\r\n" => Reject(400, "missing Host header");
     two_hosts, "RFC 9112 §3.2 (exactly one Host)", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" => Reject(400, "more than one Host header");
 
+    // --- The platform's context headers: SCF sets each once, so a second is a client's. ---
+    scf_request_id_forged_first, "SCF context (one X-Scf-Request-Id)", b"GET / HTTP/1.1\r\nHost: t\r\nX-Scf-Request-Id: forged\r\nX-Scf-Request-Id: real\r\n\r\n" => Reject(400, "more than one X-Scf-Request-Id header");
+    scf_request_id_forged_last, "SCF context (one X-Scf-Request-Id)", b"GET / HTTP/1.1\r\nHost: t\r\nX-Scf-Request-Id: real\r\nx-scf-request-id: forged\r\n\r\n" => Reject(400, "more than one X-Scf-Request-Id header");
+    scf_secret_key_twice, "SCF context (one X-Scf-Secret-Key)", b"POST /event-invoke HTTP/1.1\r\nHost: t\r\nX-SCF-SECRET-KEY: callers-key\r\nX-Scf-Secret-Key: functions-key\r\nContent-Length: 2\r\n\r\n{}" => Reject(400, "more than one X-Scf-Secret-Key header");
+    scf_secret_id_twice_one_empty, "SCF context (one X-Scf-Secret-Id)", b"GET / HTTP/1.1\r\nHost: t\r\nX-Scf-Secret-Id:\r\nX-Scf-Secret-Id: AKIDx\r\n\r\n" => Reject(400, "more than one X-Scf-Secret-Id header");
+    scf_session_token_twice, "SCF context (one X-Scf-Session-Token)", b"GET / HTTP/1.1\r\nHost: t\r\nX-Scf-Session-Token: a\r\nX-Scf-Session-Token: a\r\n\r\n" => Reject(400, "more than one X-Scf-Session-Token header");
+    scf_timeout_twice_malformed, "SCF context (one X-Scf-Timeout)", b"GET / HTTP/1.1\r\nHost: t\r\nX-Scf-Timeout: x\r\nX-Scf-Timeout: 3000\r\n\r\n" => Reject(400, "more than one X-Scf-Timeout header");
+    scf_trigger_src_twice, "SCF context (one X-Scf-Trigger-Src)", b"GET / HTTP/1.1\r\nHost: t\r\nX-Scf-Trigger-Src: timer\r\nX-Scf-Trigger-Src: timer\r\n\r\n" => Reject(400, "more than one X-Scf-Trigger-Src header");
+    scf_other_field_twice, "SCF context (a field that is not context is not counted)", b"GET /o HTTP/1.1\r\nHost: t\r\nX-Scf-Other: a\r\nX-Scf-Other: b\r\n\r\n" => Serve("GET", "/o", b"");
+
     // --- Request line and target forms. ---
     request_line_method_only, "RFC 9112 §3 (method SP request-target SP HTTP-version)", b"GET\r\n\r\n" => Reject(400, "invalid request line");
     method_not_a_token, "RFC 9110 §9.1 (a method is a token)", b"G(T / HTTP/1.1\r\nHost: t\r\n\r\n" => Reject(400, "invalid request line");
