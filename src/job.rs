@@ -11,7 +11,11 @@
 //! | it panics, or its answer is invalid | its log lines | `ERROR [-] function panicked: …` | 1 |
 //! | its [`Function::init`] fails | its log lines | `ERROR [-] init failed: …` | 1 |
 //! | the event is empty or not JSON | | `<name>: bad event: SCF_CUSTOM_CONTAINER_EVENT is …` | 2 |
-//! | the answer cannot be written to stdout | | `ERROR [-] the answer could not be written…` | 1 |
+//! | the answer cannot reach stdout (a broken pipe, or stdout closed at start) | | `ERROR [-] the answer could not be written to stdout: …` | 1 |
+//!
+//! A stdout closed at start is reopened on `/dev/null` (by std's runtime, or by `main!`) so
+//! that no later descriptor takes its number; an answer written there would reach nobody, so
+//! the job says so and exits 1.
 //!
 //! The exit code follows `Ok` or `Err`: an answer whose status the function set to 500 with
 //! `Ok` still exits 0 (return the `Err`). A bad setting also exits 2, as when serving.
@@ -76,13 +80,15 @@ pub(crate) fn run<F: Function>(
     }
     let mut answer = out.body().to_vec();
     answer.push(b'\n');
-    if !crate::sys::write_all(1, &answer) {
-        // The answer is the job's result: not delivered, not done.
-        log.line(
-            Level::Error,
-            None,
-            "the answer could not be written to stdout",
-        );
+    // The answer is the job's result: not delivered, not done.
+    let written = if crate::sys::reopened_on_dev_null(1) {
+        Err("stdout was closed when the process started".to_owned())
+    } else {
+        crate::sys::write_all(1, &answer).map_err(|e| e.to_string())
+    };
+    if let Err(why) = written {
+        let line = format!("the answer could not be written to stdout: {why}");
+        log.line(Level::Error, None, &line);
         log.drain(DRAIN);
         return 1;
     }

@@ -193,7 +193,7 @@ fn at_once(level: Level, format: Format, msg: &str) {
     let mut line = Vec::with_capacity(64 + msg.len());
     log::render(&mut line, format, level, None, msg);
     let fd = if level == Level::Error { 2 } else { 1 };
-    crate::sys::write_all(fd, &line);
+    let _ = crate::sys::write_all(fd, &line);
 }
 
 #[cfg(test)]

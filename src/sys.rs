@@ -358,17 +358,41 @@ pub(crate) fn write(fd: c_int, buf: &[u8]) -> io::Result<usize> {
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
-/// Writes all of `buf` to `fd`, blocking as the descriptor does; whether it could.
-pub(crate) fn write_all(fd: c_int, mut buf: &[u8]) -> bool {
+/// Writes all of `buf` to `fd`, blocking as the descriptor does.
+///
+/// # Errors
+/// The write's error (a broken pipe, a closed descriptor), or `WriteZero`.
+pub(crate) fn write_all(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         match write(fd, buf) {
-            Ok(0) => return false,
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => buf = &buf[n..],
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
+            Err(e) => return Err(e),
         }
     }
-    true
+    Ok(())
+}
+
+/// Whether `fd` is `/dev/null` opened for reading and writing: what std's runtime, and
+/// [`std_fds_open`], put in place of a standard descriptor that was closed when the process
+/// started. (A shell's `>/dev/null` opens it write-only.)
+pub(crate) fn reopened_on_dev_null(fd: c_int) -> bool {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    let mut null = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat and stat write one `stat` each into the memory passed, which is read only
+    // when they succeed; the path is a NUL-terminated literal. fcntl(F_GETFL) reads nothing.
+    unsafe {
+        if libc::fstat(fd, st.as_mut_ptr()) != 0
+            || libc::stat(c"/dev/null".as_ptr(), null.as_mut_ptr()) != 0
+        {
+            return false;
+        }
+        let (st, null) = (st.assume_init(), null.assume_init());
+        st.st_mode & libc::S_IFMT == libc::S_IFCHR
+            && st.st_rdev == null.st_rdev
+            && libc::fcntl(fd, libc::F_GETFL) & libc::O_ACCMODE == libc::O_RDWR
+    }
 }
 
 /// What the process says on stderr when it dies of SIGSEGV or SIGBUS, before it dies of it.
@@ -452,7 +476,8 @@ pub(crate) fn ignore_sigpipe() {
 
 /// Makes sure descriptors 0, 1 and 2 are open, as std's runtime does before `main`: if one is
 /// closed, the next socket would take its number and log lines would go to a client. A closed
-/// one is opened on `/dev/null`; false if that fails. One `poll` when all three are open.
+/// one is opened on `/dev/null`, read-write as std opens it ([`reopened_on_dev_null`] tells it
+/// later); false if that fails. One `poll` when all three are open.
 pub(crate) fn std_fds_open() -> bool {
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
         fd,

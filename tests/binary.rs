@@ -1125,6 +1125,44 @@ fn test_sigterm_ends_a_stream_within_the_grace_period() {
     );
 }
 
+/// A job started with stdout closed: the answer would go to the `/dev/null` put in its place.
+/// It reaches nobody, so the job fails (exit 1) and says why on stderr; its log lines are lost
+/// with stdout. With stdout sent to `/dev/null` on purpose (write-only, as a shell opens it),
+/// the job succeeds.
+#[test]
+fn test_a_job_with_stdout_closed_exits_one_with_the_reason_on_stderr() {
+    let run = |redirect: &str| {
+        Command::new("bash")
+            .args([
+                "-c",
+                &format!("exec {redirect}; exec \"$0\""),
+                bin().to_str().unwrap(),
+            ])
+            .env("SCF_CUSTOM_CONTAINER_EVENT", r#"{"a":1}"#)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    let closed = run(">&-");
+    let err = String::from_utf8_lossy(&closed.stderr);
+    assert_eq!(closed.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "the answer could not be written to stdout: stdout was closed when the process started"
+        ),
+        "{err}"
+    );
+    let null = run(">/dev/null");
+    assert_eq!(
+        null.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&null.stderr)
+    );
+}
+
 #[test]
 fn test_a_job_whose_answer_cannot_be_written_exits_one() {
     // stdout a pipe whose reader is gone: the write fails (EPIPE).
@@ -1141,7 +1179,7 @@ fn test_a_job_whose_answer_cannot_be_written_exits_one() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("the answer could not be written to stdout"),
+        err.contains("the answer could not be written to stdout: Broken pipe"),
         "{err}"
     );
 }
