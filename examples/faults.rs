@@ -8,6 +8,8 @@
 //! curl -s localhost:9000/log              # ok, after a line at each level (with the id)
 //! curl -s localhost:9000/panic            # 500 {"errorCode":500,"errorMessage":"the function panicked"}
 //! curl -s localhost:9000/header           # 500: a header value with a line break is refused
+//! curl -s localhost:9000/stream-fail      # a stream cut off by an error: no last chunk (curl
+//!                                         # says so), the access line at ERROR says why
 //! curl -s -d '{"n":1}' localhost:9000/event-invoke   # {"n":2}
 //! curl -s -d 'nope' localhost:9000/event-invoke      # 400: the event is not valid JSON
 //! curl -s -d '{"n":9223372036854775807}' localhost:9000/event-invoke   # 400: n + 1 overflows
@@ -95,6 +97,11 @@ impl Function for Faults {
             "/header" => {
                 out.header("X-Bad", "a\r\nInjected: yes");
                 Ok(())
+            }
+            "/stream-fail" => {
+                let mut body = out.stream()?;
+                body.send(b"the first half, ")?;
+                Err(Error::new("the source failed halfway"))
             }
             "/overflow" => out.json(&deep(1)),
             "/parse" => {

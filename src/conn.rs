@@ -665,12 +665,14 @@ impl<S: Stream> Conn<S> {
         cx.log.line(r.level(), request_id, r.message());
         let input = self.input.bytes();
         cx.log.access(&Access {
+            level: Level::Info,
             request_id,
             method,
             path,
             status,
             bytes: self.out.wire_len(input),
             elapsed: cx.now.saturating_duration_since(self.arrival),
+            cut: None,
         });
         self.set_state(State::Send { close: true }, cx);
     }

@@ -108,12 +108,14 @@ impl Call<'_> {
         cx.tick();
         if cx.log.enabled(Level::Info) {
             cx.log.access(&Access {
+                level: Level::Info,
                 request_id: ctx.request_id,
                 method: head.method,
                 path: req.path(),
                 status,
                 bytes: out.wire_len(self.input),
                 elapsed: cx.now.saturating_duration_since(self.arrival),
+                cut: None,
             });
         }
         keep
@@ -172,48 +174,58 @@ fn streamed(
 ) -> bool {
     let id = head.ctx.request_id;
     *cx.served += 1;
-    let ok = match result {
-        Ok(Ok(())) => true,
+    // Why the function stopped short, if it did: its error or panic with the stream open.
+    let failed = match result {
+        Ok(Ok(())) => None,
         // The stream failed under the function (client gone, too slow, the server stopping) or
         // had no body to take (HEAD): the function stopped as it should.
         Ok(Err(e)) if resp.streamed() != Some(stream::Streamed::Open) => {
             let mut line = String::from("stream ended: ");
             line.push_str(e.message());
             cx.log.line(Level::Debug, id, &line);
-            resp.streamed() == Some(stream::Streamed::Ended)
+            None
         }
         Ok(Err(e)) => {
             let mut line = String::from("function error after streaming began: ");
             line.push_str(&e.to_string());
             cx.log.line(Level::Error, id, &line);
-            false
+            Some("the function returned an error")
         }
         Err(payload) => {
             let mut line = String::from("function panicked: ");
             line.push_str(&panic_hook::message(&*payload));
             cx.log.line(Level::Error, id, &line);
-            false
+            Some("the function panicked")
         }
     };
-    if ok && let Some(target) = target {
+    if failed.is_none()
+        && let Some(target) = target
+    {
         stream::end_open(&mut resp, target);
     }
-    let ended = resp.streamed() == Some(stream::Streamed::Ended);
+    // How the body ended: whole, or cut off (and why), which the access line says.
+    let (level, cut) = match (resp.streamed(), failed) {
+        (Some(stream::Streamed::Ended), _) => (Level::Info, None),
+        (Some(stream::Streamed::Cut(c)), _) => (Level::Warn, Some(c.reason())),
+        (_, why) => (Level::Error, why.or(Some("the function returned an error"))),
+    };
     let chunked = target.is_some_and(|t| t.chunked);
-    let keep = ok && ended && chunked && head.keep_alive && !cx.closing;
+    let keep = cut.is_none() && chunked && head.keep_alive && !cx.closing;
     let bytes = resp.streamed_bytes();
     let status = resp.streamed_status();
     out.prepare_streamed(resp);
     cx.tick();
-    if cx.log.enabled(Level::Info) {
+    if cx.log.enabled(level) {
         let path = crate::request::split_target(head.target).0;
         cx.log.access(&Access {
+            level,
             request_id: id,
             method: head.method,
             path,
             status,
             bytes,
             elapsed: cx.now.saturating_duration_since(arrival),
+            cut,
         });
     }
     keep

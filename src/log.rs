@@ -84,12 +84,17 @@ impl Format {
 
 /// One request, as its access line tells it.
 pub(crate) struct Access<'a> {
+    /// `Info`; for a streamed answer cut off, `Warn` or `Error` as its cause deserves.
+    pub level: Level,
     pub request_id: Option<&'a str>,
     pub method: &'a str,
     pub path: &'a str,
     pub status: u16,
     pub bytes: usize,
     pub elapsed: Duration,
+    /// Why a streamed body was cut off (the client left, the function failed…); `None` when
+    /// the answer went out whole.
+    pub cut: Option<&'static str>,
 }
 
 /// The most bytes of log lines waiting for one descriptor; later lines are dropped (and counted)
@@ -239,16 +244,22 @@ impl Log {
         self.flush();
     }
 
-    /// One access line per request, at `info`.
+    /// One access line per request, at its level (`info` unless a stream was cut off); to
+    /// stderr at `error`.
     pub fn access(&mut self, a: &Access<'_>) {
-        if !self.enabled(Level::Info) {
+        if !self.enabled(a.level) {
             return;
         }
         let us = a.elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
+        let pipe = if a.level == Level::Error {
+            &mut self.err
+        } else {
+            &mut self.out
+        };
         // The start-up line made room for it (`startup`).
-        let mut line = std::mem::take(&mut self.out.buf);
+        let mut line = std::mem::take(&mut pipe.buf);
         let from = line.len();
-        begin_into(&mut line, self.format, Level::Info, a.request_id);
+        begin_into(&mut line, self.format, a.level, a.request_id);
         match self.format {
             Format::Text => {
                 push_clean(&mut line, a.method);
@@ -261,12 +272,18 @@ impl Log {
                 line.extend_from_slice(b"B ");
                 push_num(&mut line, us);
                 line.extend_from_slice(b"us");
+                if let Some(why) = a.cut {
+                    cut_text(&mut line, why);
+                }
             }
             Format::Json => access_json(&mut line, a, us),
         }
         line.push(b'\n');
-        self.out.buf = line;
-        self.out.keep_or_drop(from);
+        pipe.buf = line;
+        pipe.keep_or_drop(from);
+        if a.level == Level::Error {
+            self.flush();
+        }
     }
 
     /// A line at `level` about one request (`None` where the request id is not known), to stderr
@@ -364,7 +381,19 @@ fn access_json(line: &mut Vec<u8>, a: &Access<'_>, us: u64) {
     push_num(line, a.bytes as u64);
     line.extend_from_slice(b",\"us\":");
     push_num(line, us);
+    if let Some(why) = a.cut {
+        line.extend_from_slice(b",\"cut\":");
+        push_str(line, why);
+    }
     line.push(b'}');
+}
+
+/// How a streamed body was cut off, after the text access line's figures.
+#[cold]
+#[inline(never)]
+fn cut_text(line: &mut Vec<u8>, why: &str) {
+    line.extend_from_slice(b" cut off: ");
+    line.extend_from_slice(why.as_bytes());
 }
 
 /// Appends one line: `msg` at `level` about the request `request_id`, in `format`.
@@ -505,6 +534,8 @@ mod tests {
 
     fn access() -> Access<'static> {
         Access {
+            level: Level::Info,
+            cut: None,
             request_id: Some("rid-1"),
             method: "POST",
             path: "/event-invoke",
@@ -594,6 +625,31 @@ mod tests {
             let theirs: String = serde_json::from_slice(&mine).unwrap();
             assert_eq!(theirs, s);
         }
+    }
+
+    #[test]
+    fn test_a_stream_cut_off_says_why_at_its_level_and_errors_go_to_stderr() {
+        let cut = |level| Access {
+            level,
+            cut: Some("the client left"),
+            ..access()
+        };
+        let mut log = Log::new(Level::Warn, Format::Text);
+        log.access(&access());
+        log.access(&cut(Level::Warn));
+        assert_eq!(
+            log.out.buf,
+            b"WARN [rid-1] POST /event-invoke 200 42B 17us cut off: the client left\n"
+        );
+        let mut log = Log::new(Level::Info, Format::Json);
+        log.err.fd = -1; // an error line is flushed at once: kept here, where it can be read
+        log.access(&cut(Level::Error));
+        assert!(log.out.buf.is_empty());
+        let v: serde_json::Value = serde_json::from_slice(&log.err.buf).unwrap();
+        assert_eq!(
+            (v["level"].as_str(), v["cut"].as_str()),
+            (Some("ERROR"), Some("the client left"))
+        );
     }
 
     #[test]

@@ -49,8 +49,38 @@ pub(crate) enum Streamed {
     Open,
     /// The body is complete.
     Ended,
-    /// A write failed (client gone, timeout): the connection must close.
-    Broken,
+    /// A write failed: the body is cut off and the connection must close.
+    Cut(Cut),
+}
+
+/// Why a write of a stream failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cut {
+    /// The client disconnected (or the socket failed).
+    ClientGone,
+    /// The client did not read for the body timeout.
+    TooSlow,
+    /// The server was shutting down and its grace period ended.
+    ShutDown,
+}
+
+impl Cut {
+    fn of(e: &io::Error) -> Cut {
+        match e.kind() {
+            io::ErrorKind::TimedOut => Cut::TooSlow,
+            io::ErrorKind::Interrupted => Cut::ShutDown,
+            _ => Cut::ClientGone,
+        }
+    }
+
+    /// How the stream ended, for its access line.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Cut::ClientGone => "the client left",
+            Cut::TooSlow => "the client did not read for SCF_LEAN_BODY_TIMEOUT_MS",
+            Cut::ShutDown => "the server shut down",
+        }
+    }
 }
 
 /// A response body being streamed: see [`Response::stream`].
@@ -169,7 +199,7 @@ impl BodyStream<'_, '_> {
     pub fn send(&mut self, piece: &[u8]) -> io::Result<()> {
         match self.resp.streamed() {
             Some(Streamed::Open) => {}
-            Some(Streamed::Broken) => return Err(io::ErrorKind::BrokenPipe.into()),
+            Some(Streamed::Cut(_)) => return Err(io::ErrorKind::BrokenPipe.into()),
             _ if self.target.head => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
@@ -215,7 +245,7 @@ impl BodyStream<'_, '_> {
                 Ok(())
             }
             Err(e) => {
-                self.resp.set_streamed(Streamed::Broken);
+                self.resp.set_streamed(Streamed::Cut(Cut::of(&e)));
                 Err(e)
             }
         }
@@ -260,7 +290,7 @@ fn end(s: &mut BodyStream<'_, '_>) -> io::Result<()> {
             s.resp.set_streamed(Streamed::Ended);
             Ok(())
         }
-        Some(Streamed::Broken) => Err(io::ErrorKind::BrokenPipe.into()),
+        Some(Streamed::Cut(_)) => Err(io::ErrorKind::BrokenPipe.into()),
         _ => Ok(()),
     }
 }

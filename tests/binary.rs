@@ -1093,17 +1093,120 @@ fn test_sse_example_in_a_real_browser() {
     }
 }
 
+/// The access line of the request to `path` in `log`.
+fn access_line<'l>(log: &'l str, path: &str) -> &'l str {
+    let needle = if path.starts_with('/') {
+        format!(" {path} ")
+    } else {
+        path.to_owned()
+    };
+    log.lines()
+        .find(|l| l.contains(&needle))
+        .unwrap_or_else(|| panic!("no access line for {path}: {log}"))
+}
+
+/// A stream cut off is logged as cut off: its access line says why, at WARN when the client
+/// left or stopped reading, at ERROR (on stderr) when the function failed; a whole stream's at
+/// INFO with nothing added.
+#[test]
+fn test_a_stream_cut_off_is_logged_with_its_cause() {
+    let s = Server::start(example("sse"), &[("SCF_LEAN_BODY_TIMEOUT_MS", "300")]);
+    // Whole.
+    let mut c = s.connect();
+    c.write_all(b"GET /events?n=2&delay_ms=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    c.read_to_end(&mut all).unwrap();
+    assert!(all.ends_with(b"0\r\n\r\n"));
+    drop(c);
+    // The client leaves after the first event.
+    let mut c = s.connect();
+    c.write_all(b"GET /events?n=1000&delay_ms=5&left HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut b = [0u8; 4096];
+    assert!(c.read(&mut b).unwrap() > 0);
+    drop(c);
+    // The client stops reading: a small receive window, and nothing read.
+    let c = s.connect();
+    let small: libc::c_int = 4096;
+    // SAFETY: a valid socket and an int of the size passed.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&c),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&raw const small).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    (&c).write_all(b"GET /events?n=1000000&delay_ms=0&stalled HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // A request behind both is served once they are over: the cut-off streams freed the loop.
+    let mut next = s.connect();
+    let (status, _, _) = request(&mut next, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200);
+    drop(c);
+    let (_, out, _) = s.stop();
+    let whole = access_line(&out, "/events");
+    assert!(
+        whole.starts_with("INFO [-] GET /events 200 ") && whole.ends_with("us"),
+        "{whole}"
+    );
+    let mut cut = out.lines().filter(|l| l.contains("cut off"));
+    let left = cut.next().unwrap_or_else(|| panic!("{out}"));
+    assert!(left.starts_with("WARN [-] GET /events 200 "), "{left}");
+    assert!(left.ends_with("us cut off: the client left"), "{left}");
+    let stalled = cut.next().unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        stalled.starts_with("WARN [-] GET /events 200 "),
+        "{stalled}"
+    );
+    assert!(
+        stalled.ends_with("cut off: the client did not read for SCF_LEAN_BODY_TIMEOUT_MS"),
+        "{stalled}"
+    );
+
+    // The function fails mid-stream: ERROR, on stderr, in text and in JSON.
+    for format in ["text", "json"] {
+        let s = Server::start(example("faults"), &[("SCF_LEAN_LOG_FORMAT", format)]);
+        let mut c = s.connect();
+        c.write_all(b"GET /stream-fail HTTP/1.1\r\nHost: x\r\nX-Scf-Request-Id: rid-cut\r\n\r\n")
+            .unwrap();
+        let _ = c.read_to_end(&mut Vec::new());
+        drop(c);
+        let (_, out, err) = s.stop();
+        assert!(!out.contains("/stream-fail"), "{out}");
+        let line = access_line(
+            &err,
+            if format == "text" {
+                "/stream-fail"
+            } else {
+                "\"path\":\"/stream-fail\","
+            },
+        );
+        if format == "text" {
+            assert!(
+                line.starts_with("ERROR [rid-cut] GET /stream-fail 200 "),
+                "{line}"
+            );
+            assert!(
+                line.ends_with("cut off: the function returned an error"),
+                "{line}"
+            );
+        } else {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["level"], "ERROR");
+            assert_eq!(v["cut"], "the function returned an error");
+            assert_eq!(v["requestId"], "rid-cut");
+        }
+    }
+}
+
 /// A stream holds the loop, but not against a shutdown: after SIGTERM it ends within the grace
 /// period (its `send` fails), and the process exits.
 #[test]
 fn test_sigterm_ends_a_stream_within_the_grace_period() {
-    let s = Server::start(
-        example("sse"),
-        &[
-            ("SCF_LEAN_LOG_LEVEL", "off"),
-            ("SCF_LEAN_SHUTDOWN_GRACE_MS", "500"),
-        ],
-    );
+    let s = Server::start(example("sse"), &[("SCF_LEAN_SHUTDOWN_GRACE_MS", "500")]);
     let mut c = s.connect();
     // 1,000 tokens 100 ms apart: 100 s if nothing stops it.
     c.write_all(b"GET /events?n=1000&delay_ms=100 HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -1112,9 +1215,13 @@ fn test_sigterm_ends_a_stream_within_the_grace_period() {
     let n = c.read(&mut b).unwrap();
     assert!(b[..n].starts_with(b"HTTP/1.1 200 OK\r\n"));
     s.signal(15);
-    let (status, _, took) = s.wait(Duration::from_secs(5));
+    let (status, out, took) = s.wait(Duration::from_secs(5));
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_millis(2500), "{took:?}");
+    let out = String::from_utf8_lossy(&out.stdout);
+    let line = access_line(&out, "/events");
+    assert!(line.starts_with("WARN [-] GET /events 200 "), "{line}");
+    assert!(line.ends_with("cut off: the server shut down"), "{line}");
     // The client saw the stream end without its last chunk.
     let mut rest = Vec::new();
     let _ = c.read_to_end(&mut rest);
