@@ -22,6 +22,38 @@ use scf_lean::testing::SECRETS;
 use scf_lean::testing::image::{Image, TARGET};
 use serde_json::Value;
 
+/// The instructions of a Dockerfile: its lines less comments and blank ones.
+fn instructions(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `docker build -f Dockerfile.musl .` at the root, with no arguments, builds this repository's
+/// echo; and `Dockerfile.musl` is the template's Dockerfile, instruction for instruction, but
+/// for that default.
+#[test]
+fn test_dockerfile_musl_is_the_templates_for_the_repositorys_binary() {
+    let root_file = instructions(&root().join("Dockerfile.musl"));
+    assert!(
+        root_file.contains(&format!("ARG BINARY=target/{TARGET}/release/scf-lean")),
+        "{root_file:#?}"
+    );
+    assert!(root_file.contains(&"ARG TITLE=scf-lean".to_owned()));
+    let template: Vec<String> = instructions(&root().join("template/Dockerfile"))
+        .iter()
+        .map(|l| l.replace("my-function", "scf-lean"))
+        .collect();
+    assert_eq!(root_file, template);
+    // The root's build context lets that binary through.
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == format!("!target/{TARGET}/release/scf-lean")));
+}
+
 /// The compressed image (gzip layer + config + manifest) must not exceed it.
 const MAX_IMAGE_BYTES: u64 = 1024 * 1024;
 
