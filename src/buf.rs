@@ -36,9 +36,13 @@ impl Spare {
         }
     }
 
-    /// A read buffer of at least `INITIAL_BUF` bytes, all initialized.
-    fn read_buf(&mut self) -> Vec<u8> {
-        self.reads.pop().unwrap_or_else(|| vec![0; INITIAL_BUF])
+    /// A read buffer of at least `INITIAL_BUF` bytes and at most `max` if one is kept (else
+    /// `INITIAL_BUF`), all initialized.
+    fn read_buf(&mut self, max: usize) -> Vec<u8> {
+        match self.reads.last() {
+            Some(b) if b.len() <= max => self.reads.pop().unwrap_or_default(),
+            _ => vec![0; INITIAL_BUF],
+        }
     }
 
     /// Gives `out` response buffers if it has none.
@@ -86,8 +90,9 @@ pub(crate) enum Fill {
     Blocked,
     /// The buffer is at its limit and the request still incomplete.
     Full,
-    /// Growing it would take more memory than the budget leaves this connection.
-    OverBudget,
+    /// Growing it (or taking a first buffer) would take more memory than the budget leaves
+    /// this connection: the buffer size it needed.
+    OverBudget(usize),
     Failed,
 }
 
@@ -175,7 +180,10 @@ impl ReadBuf {
             (self.start, self.end) = (0, 0);
         }
         if self.buf.is_empty() {
-            self.buf = spare.read_buf();
+            if room < INITIAL_BUF {
+                return Fill::OverBudget(INITIAL_BUF);
+            }
+            self.buf = spare.read_buf(room);
         }
         if self.end == self.buf.len() {
             if self.start > 0 {
@@ -191,7 +199,7 @@ impl ReadBuf {
                     new = new.min(need);
                 }
                 if new > room {
-                    return Fill::OverBudget;
+                    return Fill::OverBudget(new);
                 }
                 self.buf.resize(new, 0);
             }
@@ -224,7 +232,7 @@ impl ReadBuf {
     /// at most `reads` times.
     pub fn discard<R: Read>(&mut self, stream: &mut R, spare: &mut Spare, reads: usize) -> Discard {
         if self.buf.is_empty() {
-            self.buf = spare.read_buf();
+            self.buf = spare.read_buf(SHRINK_ABOVE);
         }
         for _ in 0..reads {
             match stream.read(&mut self.buf) {
@@ -257,7 +265,7 @@ mod tests {
         spare.keep_read(vec![0; SHRINK_ABOVE + 1]);
         spare.keep_read(vec![0; INITIAL_BUF]);
         assert_eq!(spare.len(), (1, 0));
-        assert_eq!(spare.read_buf().len(), INITIAL_BUF);
+        assert_eq!(spare.read_buf(usize::MAX).len(), INITIAL_BUF);
         for _ in 0..SPARE_SETS + 2 {
             spare.keep_read(vec![0; INITIAL_BUF]);
         }
@@ -338,7 +346,22 @@ mod tests {
         while let Fill::Data = last {
             last = b.fill(&mut src, &mut spare, 0, 1 << 30, room);
         }
-        assert!(matches!(last, Fill::OverBudget));
+        assert!(matches!(last, Fill::OverBudget(n) if n == 4 * INITIAL_BUF));
         assert_eq!(b.capacity(), room);
+    }
+
+    #[test]
+    fn test_a_first_buffer_is_within_the_room_too() {
+        let mut spare = Spare::new();
+        spare.keep_read(vec![0; 4 * INITIAL_BUF]);
+        let mut b = ReadBuf::new();
+        let input = [1u8; 10];
+        let fill = b.fill(&mut &input[..], &mut spare, 0, 1 << 20, INITIAL_BUF - 1);
+        assert!(matches!(fill, Fill::OverBudget(INITIAL_BUF)));
+        assert_eq!(b.capacity(), 0);
+        // A kept buffer larger than the room stays kept; a new one of the first size is made.
+        let fill = b.fill(&mut &input[..], &mut spare, 0, 1 << 20, 2 * INITIAL_BUF);
+        assert!(matches!(fill, Fill::Data));
+        assert_eq!((b.capacity(), spare.len()), (INITIAL_BUF, (1, 0)));
     }
 }

@@ -75,6 +75,8 @@ impl Shared {
             now,
             closing,
             room: usize::MAX,
+            room_max: usize::MAX,
+            grow: 0,
             signals: None,
         }
     }
@@ -96,6 +98,13 @@ pub(crate) struct Cx<'s> {
     /// The bytes this connection may hold (read buffer and response together): the memory
     /// budget less what the other connections hold.
     pub room: usize,
+    /// What it may hold once the server has made the partial requests it can evict give way
+    /// (`server.rs`, `free_memory_for`): more than `room` when memory is under pressure.
+    pub room_max: usize,
+    /// Set by the connection: it stopped before taking a read buffer of this size (with its
+    /// answer's buffers) past `room` but within `room_max`; the server makes room and drives it
+    /// again.
+    pub grow: usize,
     /// The server's signal descriptor, which a streaming function watches for a shutdown while
     /// it holds the loop.
     pub signals: Option<i32>,
@@ -200,6 +209,12 @@ pub(crate) struct Conn<S = TcpStream> {
     pub writable: bool,
     /// The memory it held when the server last counted (`held`).
     pub counted: usize,
+    /// Of that, what it held as a request still arriving that may be made to give way
+    /// (`server.rs`, `free_memory_for`); 0 otherwise.
+    pub counted_partial: usize,
+    /// When bytes last arrived from it (or it was accepted): the stalest partial request gives
+    /// way first.
+    read_at: Instant,
     /// The last drive stopped at its share of the turn ([`PER_TURN`]) with work left: the
     /// server drives it again next turn (no readiness event will come for what is buffered).
     pub yielded: bool,
@@ -226,6 +241,8 @@ impl<S: Stream> Conn<S> {
             eof: false,
             writable: false,
             counted: 0,
+            counted_partial: 0,
+            read_at: now,
             yielded: false,
             queued: false,
         };
@@ -285,6 +302,18 @@ impl<S: Stream> Conn<S> {
     /// The memory it holds: its read buffer and its response buffers.
     pub fn held(&self) -> usize {
         self.input.capacity() + self.out.capacity()
+    }
+
+    /// Whether a request is arriving and nothing of it has been accepted yet: a head or a body
+    /// on its way, no answer under way. Such a request may be made to give way to others
+    /// (`evict`) and loses nothing: its client is told to try again.
+    pub fn is_partial(&self) -> bool {
+        matches!(self.state, State::Head | State::Body { .. }) && !self.out.pending
+    }
+
+    /// When bytes last arrived from it (or it was accepted).
+    pub fn read_at(&self) -> Instant {
+        self.read_at
     }
 
     /// The one place where the state changes; the new state's clock starts.
@@ -377,6 +406,7 @@ impl<S: Stream> Conn<S> {
                 .fill(&mut self.stream, cx.spare, need, limit, room)
             {
                 Fill::Data => {
+                    self.read_at = cx.now;
                     if let State::Body { .. } = self.state {
                         self.restart_clock(cx.now, cx.config);
                     }
@@ -396,7 +426,16 @@ impl<S: Stream> Conn<S> {
                     };
                     self.reject(cx, r);
                 }
-                Fill::OverBudget => self.reject(cx, Reject::OverBudget),
+                Fill::OverBudget(size) => {
+                    let wanted = size + self.out.capacity();
+                    if wanted <= cx.room_max {
+                        // Others can make room: the server does, then drives it again.
+                        cx.grow = wanted;
+                        self.yielded = true;
+                        return;
+                    }
+                    self.reject(cx, Reject::OverBudget);
+                }
                 Fill::Failed => return self.close(cx),
             }
         }
@@ -431,6 +470,18 @@ impl<S: Stream> Conn<S> {
             }
             State::Closed => {}
             _ => self.close(cx),
+        }
+        self.park(cx.spare);
+    }
+
+    /// Made to give way to others under memory pressure: a request still arriving is answered
+    /// 503 (try again) and closed, and its memory is back at once. A client that does not take
+    /// the answer at once is not waited for.
+    pub fn evict(&mut self, cx: &mut Cx<'_>) {
+        self.reject(cx, Reject::OverBudget);
+        match self.out.write_to(&mut self.stream, self.input.bytes()) {
+            Ok(_) => self.response_written(cx),
+            Err(_) => self.close(cx),
         }
         self.park(cx.spare);
     }

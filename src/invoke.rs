@@ -84,8 +84,9 @@ impl Call<'_> {
         let failure = failure
             .or_else(|| too_large(&resp, cx.config.max_response_bytes))
             .or_else(|| {
-                // The request and the answer must fit what the budget leaves this connection.
-                (self.input.len() + resp.held() > cx.room)
+                // The request and the answer must fit what the budget leaves this connection
+                // once the partial requests that can give way have (the server makes them).
+                (self.input.len() + resp.held() > cx.room_max)
                     .then(|| (Reject::OverBudget.to_error(), "over the memory budget: "))
             });
         if let Some((e, what)) = failure {

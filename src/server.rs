@@ -61,6 +61,9 @@ pub struct Server {
     open: usize,
     /// Bytes the connections hold (read buffers and responses), as last counted.
     used: usize,
+    /// Of those, the bytes held by partial requests that may be made to give way (see
+    /// `free_memory_for`).
+    partial: usize,
     /// What they may hold together: the setting, or the automatic budget (see `lib.rs`).
     budget: usize,
     /// The set-up left for when the loop is first idle (see `deferred_setup`).
@@ -118,6 +121,7 @@ impl Server {
             free: Vec::new(),
             open: 0,
             used: 0,
+            partial: 0,
             budget: match budget {
                 0 => AUTO_BUDGET,
                 n => n,
@@ -348,25 +352,92 @@ impl Server {
 
     fn drive<F: Function>(&mut self, i: usize, now: Instant, f: &mut F, read_closed: bool) {
         let closing = self.shutdown.is_some();
-        self.run_conn(i, now, closing, |conn, cx| conn.drive(cx, f, read_closed));
+        let need = self.run_conn(i, now, closing, |conn, cx| conn.drive(cx, f, read_closed));
+        if need > 0 {
+            self.free_memory_for(i, need, now);
+        }
     }
 
     /// Runs `step` on connection `i` with the room the budget leaves it, then settles it.
+    /// Returns the memory it needs past that room, if it does: a read buffer it stopped before
+    /// taking (`Cx::grow`), or an answer it holds (a complete request's, not yet sent).
     fn run_conn(
         &mut self,
         i: usize,
         now: Instant,
         closing: bool,
         step: impl FnOnce(&mut Conn, &mut crate::conn::Cx<'_>),
-    ) {
+    ) -> usize {
         let Some(Some(conn)) = self.slots.get_mut(i) else {
-            return; // a spurious event for a freed slot
+            return 0; // a spurious event for a freed slot
         };
+        let others = self.used - conn.counted;
         let mut cx = self.shared.cx(now, closing);
-        cx.room = room(self.budget, self.used - conn.counted);
+        cx.room = room(self.budget, others);
+        cx.room_max = room(self.budget, others - (self.partial - conn.counted_partial));
         cx.signals = self.signals.as_ref().map(Signals::fd);
         step(conn, &mut cx);
+        let grow = cx.grow;
         self.settle(i, now);
+        let Some(Some(conn)) = self.slots.get(i) else {
+            return 0;
+        };
+        let need = match grow {
+            0 if !conn.is_partial() => conn.counted,
+            _ => grow,
+        };
+        if need > room(self.budget, self.used - conn.counted) {
+            need
+        } else {
+            0
+        }
+    }
+
+    /// Makes the partial requests of other connections give way until connection `i` may hold
+    /// `need` bytes: the one whose bytes last arrived longest ago first, each answered 503 and
+    /// closed (`Conn::evict`). Only requests still arriving that hold at most [`SMALL_HOLD`]
+    /// give way — heads, small bodies, uploads stalled early — so that many small holders
+    /// cannot refuse everyone, while a few large uploads keep to their three quarters (`room`)
+    /// and a complete request's answer is never cut off. The memory comes back before `i` takes
+    /// it, so the budget holds at every moment (`lib.rs`, "Memory").
+    fn free_memory_for(&mut self, i: usize, need: usize, now: Instant) {
+        let closing = self.shutdown.is_some();
+        let mut evicted = false;
+        while !self.fits(i, need) {
+            let Some(k) = self.stalest_partial(i) else {
+                break;
+            };
+            self.shared.log.line(
+                Level::Debug,
+                None,
+                "memory budget reached: the stalest partial request gives way",
+            );
+            self.run_conn(k, now, closing, |conn, cx| conn.evict(cx));
+            evicted = true;
+        }
+        if evicted {
+            crate::sys::trim_heap();
+        }
+    }
+
+    /// Whether connection `i` (if it is still there) may hold `need` bytes beside the others.
+    fn fits(&self, i: usize, need: usize) -> bool {
+        match self.slots.get(i) {
+            Some(Some(conn)) => need <= room(self.budget, self.used - conn.counted),
+            _ => true,
+        }
+    }
+
+    /// The connection other than `except` whose partial request may give way and whose bytes
+    /// last arrived longest ago (the larger holder first among equals).
+    fn stalest_partial(&self, except: usize) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(k, c)| Some((k, c.as_ref()?)))
+            .filter(|&(k, c)| k != except && c.counted_partial > 0)
+            .min_by_key(|(_, c)| (c.read_at(), std::cmp::Reverse(c.counted_partial)))
+            .map(|(k, _)| k)
     }
 
     /// Closes the oldest silent connection if another waits to be accepted; whether it did.
@@ -416,6 +487,13 @@ impl Server {
         let held = if conn.is_closed() { 0 } else { conn.held() };
         self.used = self.used - conn.counted + held;
         conn.counted = held;
+        let partial = if conn.is_partial() && held <= SMALL_HOLD {
+            held
+        } else {
+            0
+        };
+        self.partial = self.partial - conn.counted_partial + partial;
+        conn.counted_partial = partial;
         if conn.yielded && !conn.queued && !conn.is_closed() {
             conn.queued = true;
             self.again.push(i);

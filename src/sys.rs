@@ -465,6 +465,18 @@ pub(crate) fn return_freed_memory() {
     }
 }
 
+/// On glibc, gives the free pages inside the heap back to the system (`malloc_trim`): after
+/// requests were made to give way under memory pressure, their read buffers (below the mapping
+/// threshold, so in the heap) would otherwise stay resident beside the memory that replaces
+/// them. musl gives them back by itself. Called only under pressure.
+pub(crate) fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Ignores `SIGPIPE`, as std's runtime does before `main`: a write to a socket the peer has
 /// closed then fails with `EPIPE` instead of killing the process.
 pub(crate) fn ignore_sigpipe() {

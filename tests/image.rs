@@ -51,7 +51,11 @@ fn test_dockerfile_musl_is_the_templates_for_the_repositorys_binary() {
     assert_eq!(root_file, template);
     // The root's build context lets that binary through.
     let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
-    assert!(ignore.lines().any(|l| l == format!("!target/{TARGET}/release/scf-lean")));
+    assert!(
+        ignore
+            .lines()
+            .any(|l| l == format!("!target/{TARGET}/release/scf-lean"))
+    );
 }
 
 /// The compressed image (gzip layer + config + manifest) must not exceed it.

@@ -370,6 +370,55 @@ fn test_large_uploads_leave_room_for_small_requests() {
     }
 }
 
+/// Many small holders — requests of 40,000 bytes that sent 20,000 and stopped, each within
+/// the 256 KiB that the last quarter of the budget is shared by — hold more than the budget
+/// (48 buffers of 32 KiB > 1 MiB). They may not refuse everyone: the stalest gives way to each request
+/// that needs the room (503, try again), and every small request is served, one after another
+/// or beside the holders. What is still held is completed and served.
+#[test]
+fn test_many_small_holders_give_way_to_small_requests() {
+    let budget = 1 << 20;
+    let (_server, addr) = server(Config {
+        memory_budget_bytes: budget,
+        ..quiet()
+    });
+    let request = ref_post_of_total(40_000);
+    let (sent, rest) = request.split_at(20_000);
+    let mut holders: Vec<Client> = (0..48)
+        .map(|_| {
+            let mut c = Client::connect(addr);
+            c.send(sent);
+            c
+        })
+        .collect();
+    for i in 0..20 {
+        let mut c = Client::connect(addr);
+        let small = if i % 2 == 0 {
+            get("/small").into_bytes()
+        } else {
+            post("/small", &pattern(10_000))
+        };
+        let r = c.request(&small);
+        assert_eq!(r.status, 200, "small request {i}: {}", r.text());
+    }
+    let (mut served, mut refused) = (0, 0);
+    for c in &mut holders {
+        c.send(rest);
+        let r = c.read_response();
+        match r.status {
+            200 => served += 1,
+            503 => {
+                assert_json_error(&r, 503, OVER_BUDGET);
+                refused += 1;
+            }
+            other => panic!("{other}: {}", r.text()),
+        }
+    }
+    // At most 31 fit in 1 MiB beside a small request; the rest gave way.
+    assert!(refused >= 48 - 31, "{served} served, {refused} refused");
+    assert!(served > 0, "{served} served, {refused} refused");
+}
+
 #[test]
 fn test_memory_budget_is_shared_by_all_connections() {
     let (_server, addr) = server(Config {
