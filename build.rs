@@ -90,7 +90,7 @@ const ROWS: &[Row] = &[
     Row { name: "MAX_CONNECTIONS", field: "max_connections", var: "SCF_LEAN_MAX_CONNECTIONS", kind: number("usize", 1, 1 << 20), default: Num(1024), lower_only: false, at_build: true,
           doc: "open connections (SCF's descriptor limit); past it accepting pauses until one closes" },
     Row { name: "MEMORY_BUDGET_BYTES", field: "memory_budget_bytes", var: "SCF_LEAN_MEMORY_BUDGET_BYTES", kind: number("usize", 0, 1 << 40), default: Num(0), lower_only: false, at_build: true,
-          doc: "bytes all connections may hold in request buffers and responses together (0: half the instance's memory limit, read from its cgroup when the server is first idle, and 32 MiB until then or without one; past 256 KiB a connection may use only three quarters of it); past it 503, close" },
+          doc: "bytes all connections may hold in request buffers and responses together (0: half the instance's memory limit, read from its cgroup when the server is first idle, and 32 MiB until then or without one; past 256 KiB a connection may use only three quarters of it); when full, the stalest partial requests of at most 256 KiB get 503 and close to make room, and past it 503, close" },
     Row { name: "FIRST_BYTE_TIMEOUT_MS", field: "first_byte_timeout", var: "SCF_LEAN_FIRST_BYTE_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(10_000), lower_only: false, at_build: true,
           doc: "a new connection must send its first byte within it, else it is closed; with every slot or descriptor taken, the oldest one silent for 200 ms or more makes room for a new connection" },
     Row { name: "HEAD_TIMEOUT_MS", field: "head_timeout", var: "SCF_LEAN_HEAD_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(10_000), lower_only: false, at_build: true,

@@ -154,7 +154,7 @@
 //! | `SCF_LEAN_MAX_RESPONSE_BYTES` | 6291456 | a function's response (header lines and body), in bytes (SCF refuses more than 6 MB); past it a JSON 500 instead, logged |
 //! | `SCF_LEAN_MAX_CHUNK_META_BYTES` | 16384 | chunk extensions + trailers of one chunked body, in bytes; past it 400, close |
 //! | `SCF_LEAN_MAX_CONNECTIONS` | 1024 | open connections (SCF's descriptor limit); past it accepting pauses until one closes |
-//! | `SCF_LEAN_MEMORY_BUDGET_BYTES` | 0 | bytes all connections may hold in request buffers and responses together (0: half the instance's memory limit, read from its cgroup when the server is first idle, and 32 MiB until then or without one; past 256 KiB a connection may use only three quarters of it); past it 503, close |
+//! | `SCF_LEAN_MEMORY_BUDGET_BYTES` | 0 | bytes all connections may hold in request buffers and responses together (0: half the instance's memory limit, read from its cgroup when the server is first idle, and 32 MiB until then or without one; past 256 KiB a connection may use only three quarters of it); when full, the stalest partial requests of at most 256 KiB get 503 and close to make room, and past it 503, close |
 //! | `SCF_LEAN_FIRST_BYTE_TIMEOUT_MS` | 10000 | a new connection must send its first byte within it, else it is closed; with every slot or descriptor taken, the oldest one silent for 200 ms or more makes room for a new connection |
 //! | `SCF_LEAN_HEAD_TIMEOUT_MS` | 10000 | a request head that has started must be complete within it; else 408, close |
 //! | `SCF_LEAN_BODY_TIMEOUT_MS` | 30000 | a body may stall this long, and a client may stop reading a response this long; else 408 (or a plain close), close |
@@ -173,21 +173,39 @@
 //! - A function's answer is at most `SCF_LEAN_MAX_RESPONSE_BYTES` (SCF's 6 MB); a larger one is
 //!   replaced by a JSON 500.
 //! - **The budget** (`SCF_LEAN_MEMORY_BUDGET_BYTES`): all read buffers and held answers
-//!   together. Each connection gets the room the others leave; a read that would grow past it is
-//!   answered 503 and the connection closed, and an answer that would not fit beside its
-//!   request becomes a 503 (the connection kept). Past 256 KiB a connection grows only while
-//!   all together stay within three quarters of the budget: the last quarter is kept for small
-//!   requests, so that a few large uploads held open cannot make everyone else's requests 503.
-//!   A connection closing after an error answer gives its memory back at once, not after its
-//!   linger time. The default is half the instance's memory
-//!   limit — its cgroup's, read when the loop is first idle, off the cold start — and
-//!   32 MiB until then or without one: half of SCF's smallest instance, the other half left to
-//!   the function. Refusing, rather than pausing the reads until memory frees (backpressure),
-//!   because a paused upload still holds its buffer, its descriptor and its place until its
-//!   deadline, while the 503 frees them at once and tells the caller now; SCF sends one event at
-//!   a time per instance by default, so the budget is met only under abuse or by bursts of
-//!   large requests on a concurrent web function, where an immediate, retryable answer is the
-//!   useful one.
+//!   together, a connection's first read buffer included. Each connection gets the room the
+//!   others leave. Past 256 KiB a connection grows only while all together stay within three
+//!   quarters of the budget, so that a few large uploads held open leave the last quarter to
+//!   small requests. The default is half the instance's memory limit — its cgroup's, read when
+//!   the loop is first idle, off the cold start — and 32 MiB until then or without one: half of
+//!   SCF's smallest instance, the other half left to the function.
+//! - **Who gives way when it is full.** A connection that needs more than the room left — a
+//!   read buffer to take or grow, or room for the answer to a complete request — makes the
+//!   partial requests of others give way: those still arriving that hold at most 256 KiB
+//!   (heads, small bodies, uploads that stopped early), the one whose bytes last arrived longest
+//!   ago first. Each is answered 503 (try again) and closed, and its memory is back (on glibc
+//!   the heap trimmed) before the other takes any, so the budget holds at every moment. Only if
+//!   nothing can give way is the request itself refused: a read that would grow past the room
+//!   gets 503 and the connection closes; an answer that would not fit becomes a 503 (the
+//!   connection kept). Why: with the budget shared first come, first served, whoever holds
+//!   memory refuses everyone else — 600 connections holding 40 KB each of an announced 5 MB
+//!   body (24 MB sent) took the 32 MiB, and every `GET` was answered 503 for as long as they
+//!   held, up to the body deadline; the quarter kept for small requests guarded only against
+//!   holders past 256 KiB. Holding memory without progress is the attack, and a request still
+//!   arriving has been accepted by no one: answering it 503 loses nothing, while a request that
+//!   arrives whole is served in the same turn and gives its memory back at once. The stalest
+//!   gives way first, so a client that is sending keeps its place and one that stopped (or
+//!   trickles a byte now and then) loses it to whoever needs the room. Large uploads do not
+//!   give way — they keep to their three quarters, end at their body deadline, and never push
+//!   each other out — and answers under way never do: their function has run.
+//! - Refusing, rather than pausing the reads until memory frees (backpressure): a paused upload
+//!   still holds its buffer, its descriptor and its place until its deadline, while the 503
+//!   frees them at once and tells the caller now. SCF sends one event at a time per instance by
+//!   default, so the budget is met only under abuse or by bursts of large requests on a
+//!   concurrent web function, where an immediate, retryable answer is the useful one. A
+//!   connection closing after an error answer gives its memory back at once, not after its
+//!   linger time. What the allocator adds to each buffer (musl rounds 64 KiB up to 73 KiB) and
+//!   the kernel's socket buffers are outside the budget.
 //! - Log lines wait in at most 64 KiB per descriptor; past it they are dropped and counted.
 //! - Time bounds memory too: a connection that never speaks is closed after
 //!   `SCF_LEAN_FIRST_BYTE_TIMEOUT_MS`, a head must arrive within `SCF_LEAN_HEAD_TIMEOUT_MS`, a
@@ -202,6 +220,18 @@
 //!   complete JSON with a `Content-Length`; after a framing error the connection closes.
 //! - The credentials in `X-Scf-Secret-Id`, `X-Scf-Secret-Key` and `X-Scf-Session-Token` are
 //!   never logged, echoed by the server, or printed by `Debug`.
+//! - A context header sent twice never reaches the function: the request is answered 400
+//!   naming the header (never its values) and logged at WARN. On a web function API Gateway
+//!   passes the client's headers through, so a client could put its own request id or
+//!   credentials in front of SCF's or behind them; SCF sets each once, so a second is a
+//!   forgery. What SCF sets on every request is then SCF's; a header SCF leaves out, a client
+//!   can still send once: `X-Scf-Trigger-Src` (SCF sets it for timers only, so `is_timer()` on
+//!   a web function may be the caller's word) and the credential headers of a function SCF
+//!   gives none (no execution role). A web function authenticates its callers itself and never
+//!   takes a context field as proof of who called.
+//! - No client byte can end a log line, forge another or drive a terminal: text lines show the
+//!   C0 and C1 controls, DEL, U+2028/U+2029 and the bidirectional overrides as `?`, JSON lines
+//!   escape them.
 //! - A panic in a function is answered with a 500 and logged with the request id; the server
 //!   goes on serving (the function's own state is whatever the panic left). A stack overflow
 //!   ends the process (SIGSEGV), after a line on stderr.

@@ -8,7 +8,8 @@
 //!   ([`route`]).
 //! - **Context:** the invocation context comes in `X-Scf-*` request headers. The framing code
 //!   offers each header to [`take_header`] in its one pass over the head; the ones that belong
-//!   here land in the [`Context`], borrowed, and are not looked at again.
+//!   here land in the [`Context`], borrowed, and are not looked at again. SCF sets each once: a
+//!   request that carries one twice is a client's forgery, refused (400) by name.
 //! - **Credentials:** `X-Scf-Secret-Id`, `X-Scf-Secret-Key` and `X-Scf-Session-Token` hold
 //!   temporary keys: [`is_secret_header`] names them, so that echoes and logs leave them out.
 //! - **Environment:** `SCF_FUNCTIONNAME`, `SCF_FUNCTIONVERSION` and `USER_CODE_ROOT`, read once
