@@ -160,55 +160,50 @@ enum Field {
     SessionToken,
 }
 
-/// Each context header: its name after the prefix, its field, and the reason a request that
-/// carries it twice is refused (the name only: a value may be a credential).
-const FIELDS: [(&str, Field, &str); 13] = [
-    (
-        "request-id",
-        Field::RequestId,
-        "more than one X-Scf-Request-Id header",
-    ),
-    ("memory", Field::Memory, "more than one X-Scf-Memory header"),
-    (
-        "timeout",
-        Field::Timeout,
-        "more than one X-Scf-Timeout header",
-    ),
-    (
-        "version",
-        Field::Version,
-        "more than one X-Scf-Version header",
-    ),
-    ("name", Field::Name, "more than one X-Scf-Name header"),
-    (
-        "namespace",
-        Field::Namespace,
-        "more than one X-Scf-Namespace header",
-    ),
-    ("region", Field::Region, "more than one X-Scf-Region header"),
-    ("appid", Field::Appid, "more than one X-Scf-Appid header"),
-    ("uin", Field::Uin, "more than one X-Scf-Uin header"),
-    (
-        "trigger-src",
-        Field::TriggerSrc,
-        "more than one X-Scf-Trigger-Src header",
-    ),
-    (
-        "secret-id",
-        Field::SecretId,
-        "more than one X-Scf-Secret-Id header",
-    ),
-    (
-        "secret-key",
-        Field::SecretKey,
-        "more than one X-Scf-Secret-Key header",
-    ),
-    (
-        "session-token",
-        Field::SessionToken,
-        "more than one X-Scf-Session-Token header",
-    ),
-];
+impl Field {
+    /// The field a header names after its `X-Scf-` prefix, in any case: by length first, so
+    /// that a header is compared with at most two names.
+    fn of(key: &str) -> Option<Field> {
+        let is = |name: &str| key.eq_ignore_ascii_case(name);
+        Some(match key.len() {
+            10 if is("request-id") => Field::RequestId,
+            6 if is("memory") => Field::Memory,
+            7 if is("timeout") => Field::Timeout,
+            7 if is("version") => Field::Version,
+            4 if is("name") => Field::Name,
+            9 if is("namespace") => Field::Namespace,
+            6 if is("region") => Field::Region,
+            5 if is("appid") => Field::Appid,
+            3 if is("uin") => Field::Uin,
+            11 if is("trigger-src") => Field::TriggerSrc,
+            9 if is("secret-id") => Field::SecretId,
+            10 if is("secret-key") => Field::SecretKey,
+            13 if is("session-token") => Field::SessionToken,
+            _ => return None,
+        })
+    }
+
+    /// Why a request that carries it twice is refused: its name only (a value may be a
+    /// credential).
+    fn twice(self) -> &'static str {
+        const TWICE: [&str; 13] = [
+            "more than one X-Scf-Request-Id header",
+            "more than one X-Scf-Memory header",
+            "more than one X-Scf-Timeout header",
+            "more than one X-Scf-Version header",
+            "more than one X-Scf-Name header",
+            "more than one X-Scf-Namespace header",
+            "more than one X-Scf-Region header",
+            "more than one X-Scf-Appid header",
+            "more than one X-Scf-Uin header",
+            "more than one X-Scf-Trigger-Src header",
+            "more than one X-Scf-Secret-Id header",
+            "more than one X-Scf-Secret-Key header",
+            "more than one X-Scf-Session-Token header",
+        ];
+        TWICE[self as usize]
+    }
+}
 
 /// The context headers one request has carried so far (a bit per [`Field`]).
 #[derive(Clone, Copy, Debug, Default)]
@@ -233,13 +228,12 @@ pub(crate) fn take_header<'a>(
     if name.len() <= PREFIX.len() || !name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX) {
         return Ok(false);
     }
-    let key = &name[PREFIX.len()..];
-    let Some(&(_, field, twice)) = FIELDS.iter().find(|(k, ..)| key.eq_ignore_ascii_case(k)) else {
+    let Some(field) = Field::of(&name[PREFIX.len()..]) else {
         return Ok(false);
     };
     let bit = 1 << field as u16;
     if seen.0 & bit != 0 {
-        return Err(twice);
+        return Err(field.twice());
     }
     seen.0 |= bit;
     let text = std::str::from_utf8(value).ok();
@@ -415,10 +409,27 @@ mod tests {
         assert_eq!(c.name, None);
     }
 
+    /// Every context header after its prefix, and the reason a second one is refused.
+    const FIELDS: [(&str, &str); 13] = [
+        ("request-id", "more than one X-Scf-Request-Id header"),
+        ("memory", "more than one X-Scf-Memory header"),
+        ("timeout", "more than one X-Scf-Timeout header"),
+        ("version", "more than one X-Scf-Version header"),
+        ("name", "more than one X-Scf-Name header"),
+        ("namespace", "more than one X-Scf-Namespace header"),
+        ("region", "more than one X-Scf-Region header"),
+        ("appid", "more than one X-Scf-Appid header"),
+        ("uin", "more than one X-Scf-Uin header"),
+        ("trigger-src", "more than one X-Scf-Trigger-Src header"),
+        ("secret-id", "more than one X-Scf-Secret-Id header"),
+        ("secret-key", "more than one X-Scf-Secret-Key header"),
+        ("session-token", "more than one X-Scf-Session-Token header"),
+    ];
+
     #[test]
     fn test_a_context_header_sent_twice_is_refused_by_name() {
         let now = Instant::now();
-        for (name, _, why) in FIELDS {
+        for (name, why) in FIELDS {
             for (first, second) in [
                 (
                     format!("X-Scf-{name}"),
@@ -441,7 +452,7 @@ mod tests {
         // Every field has a bit of its own.
         let mut seen = Seen::default();
         let mut c = Context::default();
-        for (name, ..) in FIELDS {
+        for (name, _) in FIELDS {
             let h = format!("X-Scf-{name}");
             assert_eq!(
                 take_header(&mut c, &mut seen, &h, b"1", now),
