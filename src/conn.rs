@@ -101,9 +101,10 @@ pub(crate) struct Cx<'s> {
     /// What it may hold once the server has made the partial requests it can evict give way
     /// (`server.rs`, `free_memory_for`): more than `room` when memory is under pressure.
     pub room_max: usize,
-    /// Set by the connection: it stopped before taking a read buffer of this size (with its
-    /// answer's buffers) past `room` but within `room_max`; the server makes room and drives it
-    /// again.
+    /// Set by the connection when it needs this many bytes in all, past `room` but within
+    /// `room_max`: it stopped before taking a read buffer that large (the server makes room
+    /// and drives it again), or holds a request and its answer that large (the server makes
+    /// room for what is still unsent).
     pub grow: usize,
     /// The server's signal descriptor, which a streaming function watches for a shutdown while
     /// it holds the loop.
@@ -311,6 +312,12 @@ impl<S: Stream> Conn<S> {
         matches!(self.state, State::Head | State::Body { .. }) && !self.out.pending
     }
 
+    /// Whether it stopped before taking the read buffer it needs (`Cx::grow`), rather than
+    /// holding an answer.
+    pub fn wants_read(&self) -> bool {
+        self.yielded && !self.out.pending
+    }
+
     /// When bytes last arrived from it (or it was accepted).
     pub fn read_at(&self) -> Instant {
         self.read_at
@@ -427,18 +434,28 @@ impl<S: Stream> Conn<S> {
                     self.reject(cx, r);
                 }
                 Fill::OverBudget(size) => {
-                    let wanted = size + self.out.capacity();
-                    if wanted <= cx.room_max {
-                        // Others can make room: the server does, then drives it again.
-                        cx.grow = wanted;
-                        self.yielded = true;
+                    if self.over_budget(cx, size) {
                         return;
                     }
-                    self.reject(cx, Reject::OverBudget);
                 }
                 Fill::Failed => return self.close(cx),
             }
         }
+    }
+
+    /// A read buffer of `size` bytes would take it past its room: if others can make room, it
+    /// asks the server to (`Cx::grow`) and stops until driven again (true); else a 503.
+    #[cold]
+    #[inline(never)]
+    fn over_budget(&mut self, cx: &mut Cx<'_>, size: usize) -> bool {
+        let wanted = size + self.out.capacity();
+        if wanted <= cx.room_max {
+            cx.grow = wanted;
+            self.yielded = true;
+            return true;
+        }
+        self.reject(cx, Reject::OverBudget);
+        false
     }
 
     /// How large the read buffer should grow for the request under way (bytes from its start to
@@ -475,15 +492,14 @@ impl<S: Stream> Conn<S> {
     }
 
     /// Made to give way to others under memory pressure: a request still arriving is answered
-    /// 503 (try again) and closed, and its memory is back at once. A client that does not take
-    /// the answer at once is not waited for.
+    /// 503 (try again) and closed after it. Its read buffer goes back at once — the answer's
+    /// body is its own, not the request's — and the answer goes out as any other, when the
+    /// socket takes it.
+    #[cold]
+    #[inline(never)]
     pub fn evict(&mut self, cx: &mut Cx<'_>) {
         self.reject(cx, Reject::OverBudget);
-        match self.out.write_to(&mut self.stream, self.input.bytes()) {
-            Ok(_) => self.response_written(cx),
-            Err(_) => self.close(cx),
-        }
-        self.park(cx.spare);
+        self.input.lend(cx.spare);
     }
 
     /// The server is shutting down: an idle connection closes now, a busy one after its

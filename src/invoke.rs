@@ -84,10 +84,17 @@ impl Call<'_> {
         let failure = failure
             .or_else(|| too_large(&resp, cx.config.max_response_bytes))
             .or_else(|| {
-                // The request and the answer must fit what the budget leaves this connection
-                // once the partial requests that can give way have (the server makes them).
-                (self.input.len() + resp.held() > cx.room_max)
-                    .then(|| (Reject::OverBudget.to_error(), "over the memory budget: "))
+                // The request and the answer must fit what the budget leaves this connection,
+                // once the partial requests that can give way have: past the room, the server
+                // makes them (`Cx::grow`); past that too, a 503 instead.
+                let size = self.input.len() + resp.held();
+                if size > cx.room_max {
+                    return Some((Reject::OverBudget.to_error(), "over the memory budget: "));
+                }
+                if size > cx.room {
+                    cx.grow = cx.grow.max(size);
+                }
+                None
             });
         if let Some((e, what)) = failure {
             answer_error(&e, what, cx.log, ctx.request_id, &mut resp);

@@ -247,11 +247,31 @@ impl Log {
     /// One access line per request, at its level (`info` unless a stream was cut off); to
     /// stderr at `error`.
     pub fn access(&mut self, a: &Access<'_>) {
-        if !self.enabled(a.level) {
+        if a.level == Level::Info {
+            self.write_access(a, Level::Info, None);
+        } else {
+            self.access_cut(a);
+        }
+    }
+
+    /// The access line of a stream cut off, at WARN or ERROR: out of line, off the request's code.
+    #[cold]
+    #[inline(never)]
+    fn access_cut(&mut self, a: &Access<'_>) {
+        self.write_access(a, a.level, a.cut);
+        if a.level == Level::Error {
+            self.flush();
+        }
+    }
+
+    /// The access line at `level`, with why the answer was `cut` off (if it was).
+    #[inline(always)]
+    fn write_access(&mut self, a: &Access<'_>, level: Level, cut: Option<&str>) {
+        if !self.enabled(level) {
             return;
         }
         let us = a.elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
-        let pipe = if a.level == Level::Error {
+        let pipe = if level == Level::Error {
             &mut self.err
         } else {
             &mut self.out
@@ -259,7 +279,7 @@ impl Log {
         // The start-up line made room for it (`startup`).
         let mut line = std::mem::take(&mut pipe.buf);
         let from = line.len();
-        begin_into(&mut line, self.format, a.level, a.request_id);
+        begin_into(&mut line, self.format, level, a.request_id);
         match self.format {
             Format::Text => {
                 push_clean(&mut line, a.method);
@@ -272,7 +292,7 @@ impl Log {
                 line.extend_from_slice(b"B ");
                 push_num(&mut line, us);
                 line.extend_from_slice(b"us");
-                if let Some(why) = a.cut {
+                if let Some(why) = cut {
                     cut_text(&mut line, why);
                 }
             }
@@ -281,9 +301,6 @@ impl Log {
         line.push(b'\n');
         pipe.buf = line;
         pipe.keep_or_drop(from);
-        if a.level == Level::Error {
-            self.flush();
-        }
     }
 
     /// A line at `level` about one request (`None` where the request id is not known), to stderr

@@ -359,8 +359,8 @@ impl Server {
     }
 
     /// Runs `step` on connection `i` with the room the budget leaves it, then settles it.
-    /// Returns the memory it needs past that room, if it does: a read buffer it stopped before
-    /// taking (`Cx::grow`), or an answer it holds (a complete request's, not yet sent).
+    /// Returns the memory it needs past that room, if it does (`Cx::grow`): a read buffer it
+    /// stopped before taking, or a request and its answer.
     fn run_conn(
         &mut self,
         i: usize,
@@ -371,26 +371,14 @@ impl Server {
         let Some(Some(conn)) = self.slots.get_mut(i) else {
             return 0; // a spurious event for a freed slot
         };
-        let others = self.used - conn.counted;
+        let (room, room_max) = rooms(self.budget, self.used, self.partial, conn);
         let mut cx = self.shared.cx(now, closing);
-        cx.room = room(self.budget, others);
-        cx.room_max = room(self.budget, others - (self.partial - conn.counted_partial));
+        (cx.room, cx.room_max) = (room, room_max);
         cx.signals = self.signals.as_ref().map(Signals::fd);
         step(conn, &mut cx);
         let grow = cx.grow;
         self.settle(i, now);
-        let Some(Some(conn)) = self.slots.get(i) else {
-            return 0;
-        };
-        let need = match grow {
-            0 if !conn.is_partial() => conn.counted,
-            _ => grow,
-        };
-        if need > room(self.budget, self.used - conn.counted) {
-            need
-        } else {
-            0
-        }
+        grow
     }
 
     /// Makes the partial requests of other connections give way until connection `i` may hold
@@ -400,8 +388,15 @@ impl Server {
     /// cannot refuse everyone, while a few large uploads keep to their three quarters (`room`)
     /// and a complete request's answer is never cut off. The memory comes back before `i` takes
     /// it, so the budget holds at every moment (`lib.rs`, "Memory").
+    #[cold]
+    #[inline(never)]
     fn free_memory_for(&mut self, i: usize, need: usize, now: Instant) {
         let closing = self.shutdown.is_some();
+        // An answer being sent needs only what it still holds (nothing once it is out).
+        let need = match self.slots.get(i) {
+            Some(Some(conn)) if !conn.wants_read() => need.min(conn.counted),
+            _ => need,
+        };
         let mut evicted = false;
         while !self.fits(i, need) {
             let Some(k) = self.stalest_partial(i) else {
@@ -487,12 +482,12 @@ impl Server {
         let held = if conn.is_closed() { 0 } else { conn.held() };
         self.used = self.used - conn.counted + held;
         conn.counted = held;
-        let partial = if conn.is_partial() && held <= SMALL_HOLD {
+        let partial = if held <= SMALL_HOLD && conn.is_partial() {
             held
         } else {
             0
         };
-        self.partial = self.partial - conn.counted_partial + partial;
+        self.partial = self.partial + partial - conn.counted_partial;
         conn.counted_partial = partial;
         if conn.yielded && !conn.queued && !conn.is_closed() {
             conn.queued = true;
@@ -623,6 +618,15 @@ fn room(budget: usize, others: usize) -> usize {
     let all = budget.saturating_sub(others);
     let large = (budget - budget / 4).saturating_sub(others);
     large.max(all.min(SMALL_HOLD))
+}
+
+/// What a connection may hold now, and once every other partial request that can give way has
+/// (`Server::free_memory_for`), when all hold `used` and those partial requests `partial`.
+#[inline(never)]
+fn rooms(budget: usize, used: usize, partial: usize, conn: &Conn) -> (usize, usize) {
+    let others = used - conn.counted;
+    let fixed = others - (partial - conn.counted_partial);
+    (room(budget, others), room(budget, fixed))
 }
 
 /// How long a connection must have sent nothing before it may be closed to make room.
