@@ -729,7 +729,7 @@ impl<S: Stream> Conn<S> {
         let input = self.input.pending();
         let mut fields = [httparse::EMPTY_HEADER; 64];
         let (method, path, request_id) = head_of(input, &mut fields).unwrap_or(("-", "-", None));
-        cx.log.line(r.level(), request_id, r.message());
+        cx.log.line(r.level(), request_id, &r.reason());
         let input = self.input.bytes();
         cx.log.access(&Access {
             level: Level::Info,

@@ -137,8 +137,8 @@ impl<E: std::error::Error> From<E> for Error {
 pub(crate) enum Reject {
     /// 400: the request is malformed; the reason is a static string.
     BadRequest(&'static str),
-    /// 400: a context header of the platform came twice (a client's forgery); the reason names
-    /// it. Logged at WARN.
+    /// 400: a context header of the platform came twice (a client's forgery): its name after
+    /// `X-Scf-` (or the platform's prefix), which the reason gives. Logged at WARN.
     ForgedContext(&'static str),
     /// 408: the head or the body did not arrive in time.
     Timeout,
@@ -185,13 +185,23 @@ impl Reject {
 
     /// The error answer: this status and message (no allocation: the message is static).
     pub fn to_error(self) -> Error {
-        Error::new(self.message()).with_status(self.status())
+        Error::new(self.reason()).with_status(self.status())
+    }
+
+    /// What the answer and the log line say: [`Reject::message`], but a forged context header
+    /// is named (`more than one X-Scf-Secret-Key header`; never its values).
+    pub fn reason(self) -> Cow<'static, str> {
+        match self {
+            Reject::ForgedContext(name) => forged(name).into(),
+            _ => self.message().into(),
+        }
     }
 
     /// The `errorMessage` of the response.
     pub fn message(self) -> &'static str {
         match self {
-            Reject::BadRequest(m) | Reject::ForgedContext(m) | Reject::NotImplemented(m) => m,
+            Reject::BadRequest(m) | Reject::NotImplemented(m) => m,
+            Reject::ForgedContext(_) => "a context header sent more than once",
             Reject::Timeout => "the request did not arrive in time",
             Reject::PayloadTooLarge => "the request body is larger than SCF_LEAN_MAX_BODY_BYTES",
             Reject::UriTooLong => "the request target is longer than SCF_LEAN_MAX_TARGET_BYTES",
@@ -203,6 +213,16 @@ impl Reject {
             Reject::OverBudget => "the server's memory is taken by other requests: try again",
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn forged(name: &str) -> String {
+    let mut m = String::from("more than one ");
+    m.push_str(crate::platform::CONTEXT_PREFIX);
+    m.push_str(name);
+    m.push_str(" header");
+    m
 }
 
 /// Parses a JSON event into `T`; an event that is not valid JSON, or does not fit `T`, is a 400
