@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 /// How long a wait on the kernel's view may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// The `ESTABLISHED` state in `/proc/net/tcp`.
+const ESTABLISHED: u8 = 0x01;
 /// The `LISTEN` state in `/proc/net/tcp`.
 const LISTEN: u8 = 0x0A;
 
@@ -82,6 +84,44 @@ pub fn wait_until_read(s: &TcpStream) {
         assert!(
             Instant::now() < until,
             "the server did not read what {me} sent within {WAIT:?}"
+        );
+        sleep(Duration::from_millis(2));
+    }
+}
+
+/// Waits (at most [`WAIT`]) until the listener at `addr` has accepted every connection made to
+/// it: none left in its queue. Panics when that does not happen in time.
+pub fn wait_until_accepted(addr: SocketAddr) {
+    let until = Instant::now() + WAIT;
+    while rows()
+        .iter()
+        .any(|r| r.state == LISTEN && r.local == addr && r.rx_queue > 0)
+    {
+        assert!(
+            Instant::now() < until,
+            "connections to {addr} not accepted within {WAIT:?}"
+        );
+        sleep(Duration::from_millis(2));
+    }
+}
+
+/// Waits (at most [`WAIT`]) until the peer of `s` has closed its end of the connection: its
+/// socket is no longer established (or gone, after a reset), even while what it sent before
+/// the close is still queued. Both ends must be on this machine (loopback). Panics when that
+/// does not happen in time.
+pub fn wait_until_closed_by_peer(s: &TcpStream) {
+    let me = s.local_addr().expect("local address");
+    let Ok(peer) = s.peer_addr() else {
+        return; // reset already: not connected
+    };
+    let until = Instant::now() + WAIT;
+    while rows()
+        .iter()
+        .any(|r| r.local == peer && r.remote == me && r.state == ESTABLISHED)
+    {
+        assert!(
+            Instant::now() < until,
+            "{peer} did not close its connection to {me} within {WAIT:?}"
         );
         sleep(Duration::from_millis(2));
     }
