@@ -104,7 +104,7 @@ struct Proc {
 impl Proc {
     /// Starts `scf-lean` on `PORT=0` with these variables, under `ulimit -n nofile` if set; its
     /// port is the one its start-up line names, so `SCF_LEAN_LOG_LEVEL` must be `info` or
-    /// `debug`. Once that line is out it listens and is set up: no probe connection is needed.
+    /// `debug`. Once that line is out it listens: no probe connection is needed.
     fn start(env: &[(&str, &str)], nofile: Option<u32>) -> Proc {
         let bin = env!("CARGO_BIN_EXE_scf-lean");
         let mut cmd = match nofile {
@@ -618,7 +618,7 @@ fn test_descriptor_exhaustion_pauses_accepting_without_spinning() {
     loop {
         run(&mut conns, Duration::from_millis(100), &mut served);
         // Its connections: its sockets but the listener.
-        if server.fds() >= 256 && served == server.sockets() - 1 {
+        if server.fds() >= 256 && served == server.sockets().saturating_sub(1) {
             break;
         }
         assert!(
