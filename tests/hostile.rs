@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::sockets::wait_until_read;
+use common::sockets::wait_until_all_read;
 
 mod common;
 
@@ -849,9 +849,7 @@ fn test_announced_bodies_cost_only_what_arrived() {
             s
         })
         .collect();
-    for s in &conns {
-        wait_until_read(s);
-    }
+    wait_until_all_read(&conns);
     let lat = legit_latencies(server.addr, 50, Duration::from_millis(1), None);
     let (hwm, rss) = (server.hwm_kb(), server.rss_kb());
     eprintln!(
@@ -1010,9 +1008,7 @@ fn test_memory_returns_after_a_burst_of_large_requests() {
         })
         .collect();
     let held: Vec<_> = clients.into_iter().map(|t| t.join().unwrap()).collect();
-    for (s, _) in &held {
-        wait_until_read(s);
-    }
+    wait_until_all_read(held.iter().map(|(s, _)| s));
     let mut conns: Vec<TcpStream> = held
         .into_iter()
         .map(|(mut s, last)| {

@@ -2,6 +2,7 @@
 //! how many bytes wait in each queue, and which port a process listens on. A test waits for
 //! what it needs to have happened there, instead of sleeping and hoping it did.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -60,30 +61,49 @@ fn rows() -> Vec<Row> {
 /// left unacknowledged in this socket's send queue, none unread in the peer's receive queue.
 /// Both ends must be on this machine (loopback). Panics when that does not happen in time.
 pub fn wait_until_read(s: &TcpStream) {
-    let (me, peer) = (
-        s.local_addr().expect("local address"),
-        s.peer_addr().expect("peer address"),
-    );
+    wait_until_all_read([s]);
+}
+
+/// [`wait_until_read`] for every one of `streams`, with one look at the kernel's table for all
+/// of them at a time.
+pub fn wait_until_all_read<'a>(streams: impl IntoIterator<Item = &'a TcpStream>) {
+    let pairs: Vec<(SocketAddr, SocketAddr)> = streams
+        .into_iter()
+        .filter_map(|s| Some((s.local_addr().ok()?, s.peer_addr().ok()?)))
+        .collect();
+    // First everything acknowledged (so in the peers' queues, or read), then, in a later look,
+    // the peers' queues empty: one look at both could see them at different moments. A socket
+    // gone from the table (a reset) has nothing waiting, nor has a peer that closed.
+    wait_for_table("acknowledged", |table| {
+        pairs
+            .iter()
+            .all(|&(me, peer)| table.get(&(me, peer)).is_none_or(|r| r.tx_queue == 0))
+    });
+    wait_for_table("read", |table| {
+        pairs
+            .iter()
+            .all(|&(me, peer)| table.get(&(peer, me)).is_none_or(|r| r.rx_queue == 0))
+    });
+}
+
+/// Looks at the table until `done` holds, at most [`WAIT`]; panics after that, saying what was
+/// waited for.
+fn wait_for_table(
+    what: &str,
+    mut done: impl FnMut(&HashMap<(SocketAddr, SocketAddr), Row>) -> bool,
+) {
     let until = Instant::now() + WAIT;
     loop {
-        // First everything acknowledged (so in the peer's queue, or read), then, in a later look,
-        // the peer's queue empty: one look at both could see them at different moments.
-        let sent = rows()
-            .iter()
-            .find(|r| r.local == me && r.remote == peer)
-            .is_none_or(|r| r.tx_queue == 0);
-        // A peer that closed its end reads nothing more: nothing waits for it.
-        let read = sent
-            && rows()
-                .iter()
-                .find(|r| r.local == peer && r.remote == me)
-                .is_none_or(|r| r.rx_queue == 0);
-        if read {
+        let table = rows()
+            .into_iter()
+            .map(|r| ((r.local, r.remote), r))
+            .collect();
+        if done(&table) {
             return;
         }
         assert!(
             Instant::now() < until,
-            "the server did not read what {me} sent within {WAIT:?}"
+            "what was sent was not {what} within {WAIT:?}"
         );
         sleep(Duration::from_millis(2));
     }
