@@ -41,12 +41,15 @@ struct Event {
 
 impl Function for Faults {
     /// Once, before the first invocation. `FAULTS_INIT=fail` or `panic` makes it fail (the
-    /// process logs why and exits 1); `slow` takes 300 ms (requests wait in the queue).
+    /// process logs why and exits 1); `wait` waits for a line on stdin, or its end (requests
+    /// wait in the queue meanwhile: a test holds the init open that way).
     fn init(&mut self) -> Result<(), Error> {
         match std::env::var("FAULTS_INIT").as_deref() {
             Ok("fail") => return Err(Error::new("the database is unreachable")),
             Ok("panic") => panic!("init hit a bug"),
-            Ok("slow") => std::thread::sleep(std::time::Duration::from_millis(300)),
+            Ok("wait") => {
+                let _ = std::io::stdin().read_line(&mut String::new());
+            }
             _ => {}
         }
         scf_lean::info!("faults: initialized");

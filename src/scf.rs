@@ -353,6 +353,7 @@ mod tests {
 
     #[test]
     fn test_every_scf_header_lands_in_its_field() {
+        let before = Instant::now();
         let c = ctx(&[
             ("X-Scf-Request-Id", "rid"),
             ("x-scf-memory", "128"),
@@ -371,8 +372,13 @@ mod tests {
         assert_eq!(c.request_id, Some("rid"));
         assert_eq!(c.memory_mb, Some(128));
         assert_eq!(c.timeout, Some(Duration::from_millis(3000)));
-        assert!(c.remaining().unwrap() <= Duration::from_millis(3000));
-        assert!(c.remaining().unwrap() > Duration::from_millis(2000));
+        // The deadline is 3 s after the request's arrival, which was taken between these two
+        // moments (not "more than 2 s left", which a stalled test thread could make false).
+        let after = Instant::now();
+        let deadline = c.deadline.unwrap();
+        let timeout = Duration::from_millis(3000);
+        assert!(before + timeout <= deadline && deadline <= after + timeout);
+        assert!(c.remaining().unwrap() <= timeout);
         assert_eq!(c.version, Some("$LATEST"));
         assert_eq!(c.name, Some("fn"));
         assert_eq!(c.namespace, Some("default"));

@@ -53,7 +53,9 @@ fn round_trip(s: &mut TcpStream, req: &[u8], buf: &mut [u8; 1024]) -> usize {
     s.write_all(req).unwrap();
     let mut n = 0;
     loop {
-        n += s.read(&mut buf[n..]).unwrap();
+        let k = s.read(&mut buf[n..]).unwrap();
+        assert!(k > 0, "EOF after {n} bytes of a response");
+        n += k;
         let text = &buf[..n];
         if let Some(end) = text.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = &text[..end];

@@ -1,18 +1,20 @@
 //! Sample events and local invoke.
 //!
 //! - Local invoke (`examples/invoke.rs`, compiled in here as a module) against the real template
-//!   binary on a free loopback port: every sample event comes back in the echo, with the context
-//!   the invoke sent and without its dummy credentials.
+//!   binary on a port the kernel picked (`PORT=0`, read from its start-up line): every sample
+//!   event comes back in the echo, with the context the invoke sent and without its dummy
+//!   credentials.
 //! - With `--features events`: every sample in `events/` parses into its type, borrowing, and a
 //!   typed function behind a real server answers an event that does not fit with a 400 naming the
 //!   bad field.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
 
 #[allow(dead_code)]
 #[path = "../examples/invoke.rs"]
@@ -30,38 +32,33 @@ fn samples() -> Vec<PathBuf> {
     files
 }
 
-/// The template binary on a free loopback port; killed when dropped.
+/// The template binary on a port the kernel picked; killed when dropped.
 struct Binary {
     child: Child,
     addr: SocketAddr,
 }
 
 impl Binary {
+    /// Starts it on `PORT=0` and reads its port from its start-up line (the log level keeps
+    /// `info` for it); the rest of its log is drained, so that it never waits on a full pipe.
     fn start() -> Binary {
-        // A port the kernel just handed out and took back: free unless something races for it.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let child = Command::new(env!("CARGO_BIN_EXE_scf-lean"))
-            .env("PORT", port.to_string())
-            .env("SCF_LEAN_LOG_LEVEL", "off")
+            .env("PORT", "0")
+            .env("SCF_LEAN_LOG_LEVEL", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start the template binary");
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the binary did not listen on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Binary { child, addr }
+        let mut bin = Binary {
+            child,
+            addr: ([127, 0, 0, 1], 0).into(),
+        };
+        let (port, _) = common::child::read_startup(&mut bin.child);
+        bin.addr.set_port(port);
+        let mut out = bin.child.stdout.take().expect("stdout");
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        bin
     }
 }
 
@@ -165,6 +162,8 @@ fn test_invoke_options_and_a_bad_event() {
 mod typed {
     use super::*;
     use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
 
     use scf_lean::events::{
         ApiGatewayRequest, CkafkaEvent, ClbRequest, ClsEvent, CmqEvent, CosEvent, Event,

@@ -16,20 +16,40 @@
 //! The sizes are modest by default, for CI; `bench/hostile.sh` runs the full figures through
 //! the `HOSTILE_*` variables. Every loop is bounded in count and time; all traffic is loopback.
 //! The tests take a lock so that they run one at a time: each measures latency or CPU time.
+//!
+//! What they assert depends only on what they control: a bound on a latency is a timeout the
+//! test sets (the others must not wait for it), a memory figure is read once the kernel shows
+//! that the server has read what was sent (not after a pause). How fast the machine is decides
+//! nothing; the latency figures are printed, and `HOSTILE_P99_MAX_MS` (set by
+//! `bench/hostile.sh`) turns them into a bound, for a benchmark on a quiet machine.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use common::sockets::wait_until_all_read;
+
+mod common;
 
 /// One test at a time: each measures latency or CPU time.
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The bound on the p99 latency of legitimate requests beside hostile ones, when
+/// `HOSTILE_P99_MAX_MS` asks for it (`bench/hostile.sh` does). A speed figure, which the machine
+/// decides: checked only when asked for.
+fn p99_bound() -> Option<Duration> {
+    std::env::var("HOSTILE_P99_MAX_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
 }
 
 /// A number from the environment, or the default.
@@ -82,13 +102,10 @@ struct Proc {
 }
 
 impl Proc {
-    /// Starts `scf-lean` on a free port with these variables, under `ulimit -n nofile` if set.
+    /// Starts `scf-lean` on `PORT=0` with these variables, under `ulimit -n nofile` if set; its
+    /// port is the one its start-up line names, so `SCF_LEAN_LOG_LEVEL` must be `info` or
+    /// `debug`. Once that line is out it listens: no probe connection is needed.
     fn start(env: &[(&str, &str)], nofile: Option<u32>) -> Proc {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let bin = env!("CARGO_BIN_EXE_scf-lean");
         let mut cmd = match nofile {
             Some(n) => {
@@ -98,32 +115,35 @@ impl Proc {
             }
             None => Command::new(bin),
         };
-        let mut child = cmd
-            .env("PORT", port.to_string())
+        let child = cmd
+            .env("PORT", "0")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn scf-lean");
+        let mut server = Proc {
+            child,
+            addr: ([127, 0, 0, 1], 0).into(),
+            lines: Arc::new(Mutex::new(Vec::new())),
+        };
+        let (port, before) = common::child::read_startup(&mut server.child);
+        server.addr.set_port(port);
+        server
+            .lines
+            .lock()
+            .unwrap()
+            .extend(String::from_utf8_lossy(&before).lines().map(str::to_owned));
         // Keep reading stdout, so that a full pipe never stops the server.
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().unwrap();
-        let sink = Arc::clone(&lines);
+        let out = server.child.stdout.take().unwrap();
+        let sink = Arc::clone(&server.lines);
         thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let until = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < until, "the server did not listen");
-            thread::sleep(Duration::from_millis(5));
-        }
-        // That probe connection was accepted and closed; let the server see its EOF.
-        thread::sleep(Duration::from_millis(50));
-        Proc { child, addr, lines }
+        server
     }
 
     fn pid(&self) -> u32 {
@@ -135,6 +155,12 @@ impl Proc {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .map(|d| d.count())
             .unwrap_or(0)
+    }
+
+    /// Open sockets of the server: its listener (1) and its connections. What a leak of
+    /// connections shows in; its other descriptors are made during start-up.
+    fn sockets(&self) -> usize {
+        common::sockets::socket_count(self.pid())
     }
 
     /// User plus system CPU time of the server, in clock ticks (1/100 s).
@@ -280,12 +306,21 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-/// Sends legitimate requests one at a time (keep-alive, alternating an event and a GET, and
-/// every tenth on a fresh connection) until `stop`; returns their latencies, sorted.
-fn legit_latencies(addr: SocketAddr, count: usize, pause: Duration) -> Vec<Duration> {
+/// Sends `count` legitimate requests one at a time (keep-alive, alternating an event and a GET,
+/// and every tenth on a fresh connection), none after `until` if given (at least one); returns
+/// their latencies, sorted.
+fn legit_latencies(
+    addr: SocketAddr,
+    count: usize,
+    pause: Duration,
+    until: Option<Instant>,
+) -> Vec<Duration> {
     let mut keep = connect(addr);
     let mut lat = Vec::with_capacity(count);
     for i in 0..count {
+        if i > 0 && until.is_some_and(|t| Instant::now() >= t) {
+            break;
+        }
         let req = if i % 2 == 0 {
             event(b"{\"k\":1}")
         } else {
@@ -311,22 +346,25 @@ fn legit_latencies(addr: SocketAddr, count: usize, pause: Duration) -> Vec<Durat
 /// behind them. `HOSTILE_SLOWLORIS` connections (200 here, 900 in `bench/hostile.sh`) trickle
 /// a head one byte per round; meanwhile legitimate requests are timed; then every trickler
 /// must be answered 408 and closed by the head timeout.
+///
+/// "Not delayed" is measured against the head timeout this test sets: a server that made others
+/// wait behind the tricklers would make them wait for that timeout, so no legitimate request
+/// may take half of it. A busy machine slows every request a little, not by a second.
 #[test]
 fn test_slowloris_does_not_delay_others_and_is_closed_by_the_head_timeout() {
     let _g = serial();
     let n = knob("HOSTILE_SLOWLORIS", 200) as usize;
     let head_ms = knob("HOSTILE_HEAD_TIMEOUT_MS", 2000);
-    let p99_max = Duration::from_millis(knob("HOSTILE_P99_MAX_MS", 50));
     raise_nofile();
     let head = head_ms.to_string();
     let mut server = Proc::start(
         &[
             ("SCF_LEAN_HEAD_TIMEOUT_MS", &head),
-            ("SCF_LEAN_LOG_LEVEL", "off"),
+            ("SCF_LEAN_LOG_LEVEL", "info"),
         ],
         None,
     );
-    let base_fds = server.fds();
+    let base_sockets = server.sockets();
     let slow: Vec<TcpStream> = (0..n).map(|_| connect(server.addr)).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -357,10 +395,17 @@ fn test_slowloris_does_not_delay_others_and_is_closed_by_the_head_timeout() {
             sent
         })
     };
-    // Legitimate requests while the heads trickle (well inside the head timeout).
+    // Legitimate requests while the heads trickle: none sent after half the head timeout, so
+    // that all are answered before the tricklers are closed.
     thread::sleep(Duration::from_millis(100));
+    let half = Duration::from_millis(head_ms / 2);
     let count = (head_ms as usize * 2 / 3 / 2).clamp(100, 2000);
-    let lat = legit_latencies(server.addr, count, Duration::from_millis(1));
+    let lat = legit_latencies(
+        server.addr,
+        count,
+        Duration::from_millis(1),
+        Some(started + half),
+    );
     let window = started.elapsed();
     let (p50, p99, max) = (
         quantile(&lat, 0.5),
@@ -373,10 +418,12 @@ fn test_slowloris_does_not_delay_others_and_is_closed_by_the_head_timeout() {
         lat.len()
     );
     assert!(
-        window < Duration::from_millis(head_ms),
-        "the legitimate requests took longer than the head timeout: the figure is not valid"
+        max < half,
+        "a legitimate request took {max:?}: it waited for the tricklers' timeout"
     );
-    assert!(p99 < p99_max, "p99 {p99:?} past {p99_max:?}");
+    if let Some(bound) = p99_bound() {
+        assert!(p99 < bound, "p99 {p99:?} past {bound:?}");
+    }
 
     // Every trickler gets a 408 and EOF by the head timeout (plus a sweep's slack).
     let mut timed_out = 0;
@@ -396,20 +443,37 @@ fn test_slowloris_does_not_delay_others_and_is_closed_by_the_head_timeout() {
          (head timeout {head_ms} ms); {bytes} bytes trickled"
     );
     assert_eq!(timed_out, n);
-    assert!(server.wait_for(Duration::from_secs(5), |s| s.fds() <= base_fds));
+    assert!(
+        server.wait_for(Duration::from_secs(10), |s| s.sockets() <= base_sockets),
+        "{} sockets open after the tricklers closed, {base_sockets} at start",
+        server.sockets()
+    );
     assert!(server.alive());
 }
 
 /// A client that reads a 6 MB response one byte at a time holds only its own buffers: the
 /// server's memory grows by about the request and the response it holds, and other clients
-/// are served at full speed meanwhile.
+/// are served meanwhile.
+///
+/// "Meanwhile" is made certain, not timed: the reader stops after the head and the first
+/// 64 KiB until the others have been served, so the server holds nearly all of the answer
+/// throughout; a server that waited on the reader would never answer them (their reads time
+/// out). The pause stays far inside the body timeout the test sets.
 #[test]
 fn test_slow_reader_of_a_6mb_response_blocks_nobody() {
     let _g = serial();
     let size = knob("HOSTILE_SLOW_READ_BYTES", 6_000_000) as usize;
-    let mut server = Proc::start(&[("SCF_LEAN_LOG_LEVEL", "off")], None);
+    let mut server = Proc::start(
+        &[
+            ("SCF_LEAN_LOG_LEVEL", "info"),
+            ("SCF_LEAN_BODY_TIMEOUT_MS", "120000"),
+        ],
+        None,
+    );
     let rss_before = server.rss_kb();
     let addr = server.addr;
+    let (held_tx, held) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel::<()>();
     let reader = thread::spawn(move || {
         let mut s = connect(addr);
         // The template echoes the body inside a JSON document: a 6 MB response.
@@ -429,25 +493,35 @@ fn test_slow_reader_of_a_6mb_response_blocks_nobody() {
             .and_then(|v| v.parse().ok())
             .unwrap();
         let mut reads = 0usize;
-        for _ in 0..len {
+        let pause_at = (64 * 1024).min(len / 2);
+        for i in 0..len {
+            if i == pause_at {
+                held_tx.send(()).unwrap();
+                // Until the others are served (or the test gave up on them).
+                let _ = go_rx.recv_timeout(Duration::from_secs(60));
+            }
             assert_eq!(s.read(&mut b).unwrap(), 1, "EOF inside the body");
             reads += 1;
         }
         (len, reads, t.elapsed())
     });
-    // Others are served while it reads.
-    thread::sleep(Duration::from_millis(300));
+    // Others are served while the answer is held.
+    held.recv_timeout(Duration::from_secs(30))
+        .expect("the reader got the start of its answer");
     let rss_during = server.rss_kb();
-    let lat = legit_latencies(addr, 500, Duration::from_millis(1));
+    let lat = legit_latencies(addr, 500, Duration::from_millis(1), None);
     let (p99, max) = (quantile(&lat, 0.99), lat[lat.len() - 1]);
     let rss_peak = server.rss_kb().max(rss_during);
+    go.send(()).unwrap();
     let (len, reads, took) = reader.join().unwrap();
     eprintln!(
         "slow reader: {len} bytes read in {reads} reads of 1 byte in {took:?}; others meanwhile: \
          p99 {p99:?} max {max:?}; server RSS {rss_before} kB before, {rss_peak} kB while held"
     );
     assert!(len >= size && reads == len);
-    assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
+    if let Some(bound) = p99_bound() {
+        assert!(p99 < bound, "p99 {p99:?} past {bound:?}");
+    }
     // The request (in the read buffer) and the response (the function's body buffer), with
     // room for the allocator: nothing more is held for it.
     let grown_kb = rss_peak.saturating_sub(rss_before);
@@ -461,6 +535,10 @@ fn test_slow_reader_of_a_6mb_response_blocks_nobody() {
 /// Descriptor exhaustion (`ulimit -n 256`, `HOSTILE_FD_ATTEMPTS` = 2,000 concurrent connection
 /// attempts): accepting pauses without spinning (CPU time read from /proc over the saturated
 /// period), the connections it holds are served, and once they close the waiting ones are.
+///
+/// Saturation is what `/proc` shows, not what a pause is hoped to give: every descriptor
+/// taken, and every connection the server holds answered. From then on no other can be, until
+/// one closes.
 #[test]
 fn test_descriptor_exhaustion_pauses_accepting_without_spinning() {
     use mio::net::TcpStream as MioStream;
@@ -474,8 +552,8 @@ fn test_descriptor_exhaustion_pauses_accepting_without_spinning() {
         limit as usize > attempts + 64,
         "the hard descriptor limit ({limit}) is below {attempts} client sockets"
     );
-    let mut server = Proc::start(&[("SCF_LEAN_LOG_LEVEL", "off")], Some(256));
-    let base_fds = server.fds();
+    let mut server = Proc::start(&[("SCF_LEAN_LOG_LEVEL", "info")], Some(256));
+    let base_sockets = server.sockets();
 
     struct C {
         s: MioStream,
@@ -536,7 +614,20 @@ fn test_descriptor_exhaustion_pauses_accepting_without_spinning() {
         }
     };
     // Phase 1: saturated. The server holds what its descriptors allow; the rest wait.
-    run(&mut conns, Duration::from_secs(1), &mut served);
+    let until = Instant::now() + window;
+    loop {
+        run(&mut conns, Duration::from_millis(100), &mut served);
+        // Its connections: its sockets but the listener.
+        if server.fds() >= 256 && served == server.sockets().saturating_sub(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "not saturated within {window:?}: fds {}, sockets {}, {served} served",
+            server.fds(),
+            server.sockets()
+        );
+    }
     let held = served;
     let cpu0 = server.cpu_ticks();
     let t_cpu = Instant::now();
@@ -557,18 +648,20 @@ fn test_descriptor_exhaustion_pauses_accepting_without_spinning() {
         served, held,
         "served more while saturated: it accepted past its descriptors"
     );
+    // Retrying `accept` every 100 ms costs next to nothing; spinning takes the CPU it is given,
+    // a busy machine or not. A tenth of the window tells them apart.
     assert!(
-        cpu <= 20,
+        cpu * 10 <= cpu_window.as_millis() as u64 / 10,
         "{} ms of CPU in {cpu_window:?}: spinning",
         cpu * 10
     );
 
     // The held connections keep being served (keep-alive).
     let mut again = 0;
+    let until = Instant::now() + Duration::from_secs(10);
     for c in conns.iter_mut().flatten().filter(|c| c.served) {
         c.buf.clear();
         c.s.write_all(GET).unwrap();
-        let until = Instant::now() + Duration::from_secs(2);
         while !c.buf.starts_with(b"HTTP/1.1 200 ") && Instant::now() < until {
             let mut tmp = [0u8; 4096];
             match c.s.read(&mut tmp) {
@@ -602,8 +695,7 @@ fn test_descriptor_exhaustion_pauses_accepting_without_spinning() {
          {first_new:?}; {served}/{attempts} served in {:?} (the rest wait on SYN retries)",
         t_close.elapsed()
     );
-    let first_new = first_new.expect("no waiting connection was served after others closed");
-    assert!(first_new < Duration::from_secs(2));
+    first_new.expect("no waiting connection was served after others closed");
     assert!(
         served >= held * 2,
         "only {served} served after closing {held}"
@@ -615,9 +707,9 @@ fn test_descriptor_exhaustion_pauses_accepting_without_spinning() {
     assert_eq!(read_response(&mut s).0, 200);
     drop(s);
     assert!(
-        server.wait_for(Duration::from_secs(10), |s| s.fds() <= base_fds),
-        "fds {} after all closed, {base_fds} at start",
-        server.fds()
+        server.wait_for(Duration::from_secs(10), |s| s.sockets() <= base_sockets),
+        "{} sockets after all closed, {base_sockets} at start",
+        server.sockets()
     );
     assert!(server.alive());
 }
@@ -637,7 +729,7 @@ fn test_resets_and_half_closes_leak_nothing() {
         None,
     );
     let addr = server.addr;
-    let base_fds = server.fds();
+    let base_sockets = server.sockets();
     let closed_at_start = server.count_lines("-> Closed");
     let big = vec![b'b'; 512 * 1024];
     let mut made = 0usize;
@@ -720,17 +812,18 @@ fn test_resets_and_half_closes_leak_nothing() {
     drop(s);
     made += 1;
     let all_closed = server.wait_for(Duration::from_secs(10), |s| {
-        s.count_lines("-> Closed") - closed_at_start >= made && s.fds() <= base_fds
+        s.count_lines("-> Closed") - closed_at_start >= made && s.sockets() <= base_sockets
     });
     let closed = server.count_lines("-> Closed") - closed_at_start;
     eprintln!(
-        "faults: {made} connections, {closed} closed in the log; fds {} (at start {base_fds})",
-        server.fds()
+        "faults: {made} connections, {closed} closed in the log; sockets {} (at start \
+         {base_sockets})",
+        server.sockets()
     );
     assert!(
         all_closed,
-        "{closed} of {made} closed; fds {}",
-        server.fds()
+        "{closed} of {made} closed; sockets {}",
+        server.sockets()
     );
     assert_eq!(closed, made, "more closes than connections");
     assert!(server.alive());
@@ -738,13 +831,14 @@ fn test_resets_and_half_closes_leak_nothing() {
 
 /// Each connection announces a 6 MiB body and sends 4 KiB of it (`HOSTILE_ANNOUNCERS`
 /// connections, 300 here, 1,000 in `bench/hostile.sh`): the server's memory follows what
-/// arrived, not what was announced, and others are served meanwhile.
+/// arrived, not what was announced, and others are served meanwhile. The memory is read once
+/// the server has read all that was sent (the kernel's queues show it), so it holds all of it.
 #[test]
 fn test_announced_bodies_cost_only_what_arrived() {
     let _g = serial();
     raise_nofile();
     let n = knob("HOSTILE_ANNOUNCERS", 300) as usize;
-    let mut server = Proc::start(&[("SCF_LEAN_LOG_LEVEL", "off")], None);
+    let mut server = Proc::start(&[("SCF_LEAN_LOG_LEVEL", "info")], None);
     let before = server.rss_kb();
     let head = b"POST /event-invoke HTTP/1.1\r\nHost: t\r\nContent-Length: 6291456\r\n\r\n";
     let conns: Vec<TcpStream> = (0..n)
@@ -755,8 +849,8 @@ fn test_announced_bodies_cost_only_what_arrived() {
             s
         })
         .collect();
-    thread::sleep(Duration::from_millis(500));
-    let lat = legit_latencies(server.addr, 50, Duration::from_millis(1));
+    wait_until_all_read(&conns);
+    let lat = legit_latencies(server.addr, 50, Duration::from_millis(1), None);
     let (hwm, rss) = (server.hwm_kb(), server.rss_kb());
     eprintln!(
         "announcers: {n} connections announcing 6 MiB, sending 4 KiB: VmHWM {hwm} kB, VmRSS \
@@ -777,8 +871,9 @@ fn test_announced_bodies_cost_only_what_arrived() {
 fn test_slow_readers_of_large_answers_stay_within_the_memory_budget() {
     let _g = serial();
     let n = knob("HOSTILE_SLOW_READERS", 20) as usize;
-    let mut server = Proc::start(&[("SCF_LEAN_LOG_LEVEL", "off")], None);
+    let mut server = Proc::start(&[("SCF_LEAN_LOG_LEVEL", "info")], None);
     let addr = server.addr;
+    let base_sockets = server.sockets();
     let size = 6_000_000;
     let readers: Vec<_> = (0..n)
         .map(|_| {
@@ -803,13 +898,13 @@ fn test_slow_readers_of_large_answers_stay_within_the_memory_budget() {
         })
         .collect();
     let mut conns: Vec<TcpStream> = readers.into_iter().map(|t| t.join().unwrap()).collect();
-    thread::sleep(Duration::from_millis(500));
-    let hwm = server.hwm_kb();
     // Every client gets a complete answer: its echo, or a 503.
     let mut statuses = Vec::new();
     for s in &mut conns {
         statuses.push(read_response(s).0);
     }
+    // The peak of the server's life so far: all of it, whenever the bodies were read.
+    let hwm = server.hwm_kb();
     let ok = statuses.iter().filter(|&&st| st == 200).count();
     let refused = statuses.iter().filter(|&&st| st == 503).count();
     eprintln!(
@@ -823,9 +918,14 @@ fn test_slow_readers_of_large_answers_stay_within_the_memory_budget() {
     // The budget (32 MiB) plus one function answer built before it is weighed, and the server
     // itself.
     assert!(hwm < 48 * 1024, "VmHWM {hwm} kB");
-    // Their memory is back: one more such request, read at once, is answered.
+    // Their memory is back once the server has closed them: one more such request, read at
+    // once, is answered.
     drop(conns);
-    thread::sleep(Duration::from_millis(100));
+    assert!(
+        server.wait_for(Duration::from_secs(10), |s| s.sockets() <= base_sockets),
+        "{} sockets after the readers left, {base_sockets} at start",
+        server.sockets()
+    );
     let mut s = connect(addr);
     s.write_all(&post("/slow", &vec![b'a'; size])).unwrap();
     assert_eq!(read_response(&mut s).0, 200);
@@ -834,15 +934,27 @@ fn test_slow_readers_of_large_answers_stay_within_the_memory_budget() {
 
 /// `HOSTILE_SILENT` connections (1,100) connect and never send a byte: more than SCF's 1,024
 /// descriptors (`ulimit -n 1024`, which runs out before the 1,024 slots). A new client is still
-/// served at once: the oldest silent connection makes room.
+/// served: the oldest silent connection makes room.
+///
+/// Without that it would wait until the first silent connection timed out: the test sets that
+/// timeout to a minute, and the new client's read gives up long before (10 s).
 #[test]
 fn test_a_silent_flood_does_not_keep_a_new_client_out() {
     let _g = serial();
     raise_nofile();
     let n = knob("HOSTILE_SILENT", 1100) as usize;
-    let mut server = Proc::start(&[("SCF_LEAN_LOG_LEVEL", "off")], Some(1024));
+    let first_byte = Duration::from_secs(60);
+    let first_byte_ms = first_byte.as_millis().to_string();
+    let mut server = Proc::start(
+        &[
+            ("SCF_LEAN_LOG_LEVEL", "info"),
+            ("SCF_LEAN_FIRST_BYTE_TIMEOUT_MS", &first_byte_ms),
+        ],
+        Some(1024),
+    );
     let silent: Vec<TcpStream> = (0..n).map(|_| connect(server.addr)).collect();
-    // Silent for longer than a request takes to follow its connection (200 ms).
+    // Silent for longer than a request takes to follow its connection (200 ms). (Were the
+    // server slower to accept them, they would be silent that long a moment later.)
     thread::sleep(Duration::from_millis(500));
     let t = Instant::now();
     let mut c = connect(server.addr);
@@ -850,21 +962,24 @@ fn test_a_silent_flood_does_not_keep_a_new_client_out() {
     assert_eq!(read_response(&mut c).0, 200);
     let took = t.elapsed();
     eprintln!("silent flood: {n} silent connections; a new client served in {took:?}");
-    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(took < first_byte, "{took:?}");
     drop(silent);
     assert!(server.alive());
 }
 
 /// After a burst of large requests (`HOSTILE_BURST` connections, 40, each sending a 2 MB body,
-/// all held by the server at once) the memory goes back: on glibc too (the debug binary tested here is glibc's), whose
-/// allocator would otherwise keep it.
+/// all held by the server at once) the memory goes back: on glibc too (the debug binary tested
+/// here is glibc's), whose allocator would otherwise keep it.
+///
+/// "Held at once" is made certain: each body but its last byte is sent, and the last bytes go
+/// only once the kernel shows that the server has read everything sent before them.
 #[test]
 fn test_memory_returns_after_a_burst_of_large_requests() {
     let _g = serial();
     let n = knob("HOSTILE_BURST", 40) as usize;
     let mut server = Proc::start(
         &[
-            ("SCF_LEAN_LOG_LEVEL", "off"),
+            ("SCF_LEAN_LOG_LEVEL", "info"),
             ("SCF_LEAN_MEMORY_BUDGET_BYTES", "1073741824"),
         ],
         None,
@@ -893,7 +1008,7 @@ fn test_memory_returns_after_a_burst_of_large_requests() {
         })
         .collect();
     let held: Vec<_> = clients.into_iter().map(|t| t.join().unwrap()).collect();
-    thread::sleep(Duration::from_millis(300));
+    wait_until_all_read(held.iter().map(|(s, _)| s));
     let mut conns: Vec<TcpStream> = held
         .into_iter()
         .map(|(mut s, last)| {
@@ -906,12 +1021,12 @@ fn test_memory_returns_after_a_burst_of_large_requests() {
     }
     let peak = server.hwm_kb();
     drop(conns);
-    let settled = server.wait_for(Duration::from_secs(5), |p| p.rss_kb() < before + 4 * 1024);
+    let settled = server.wait_for(Duration::from_secs(10), |p| p.rss_kb() < before + 4 * 1024);
     let after = server.rss_kb();
     eprintln!(
         "burst: {n} x 2 MB requests: VmRSS {before} kB before, peak {peak} kB, {after} kB after"
     );
-    // The bodies were held at once (most of each: some may still sit in the socket).
+    // The bodies were held at once.
     let bodies_kb = (n * 2_000_000 / 1024) as u64;
     assert!(
         peak > before + bodies_kb * 3 / 4,

@@ -16,7 +16,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use scf_lean::testing::SECRETS;
 use scf_lean::testing::image::{Image, TARGET};
@@ -290,9 +290,10 @@ fn check_echo(image: &Image) {
     assert_eq!(v["query"], "x=1");
     r.assert_no_secrets();
 
+    // Exit code 0: the server stopped on the SIGTERM itself (the engine's SIGKILL, 5 s later,
+    // would make it 137). How long `stop` takes is the engine's and the machine's: printed.
     let (code, took) = container.stop();
     assert_eq!(code, 0, "exit code after SIGTERM");
-    assert!(took < Duration::from_secs(2), "stop took {took:?}");
     eprintln!("  stopped in {took:?}, exit code 0");
     // stdout and stderr are the function's logs: the access line carries the request id.
     let logs = container.logs();

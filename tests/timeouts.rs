@@ -5,6 +5,10 @@
 //! Each test starts its own server (its own limits and timeouts) on `127.0.0.1:0` and talks to
 //! it with hand-written bytes; every answer is checked exactly. Sockets have 5 s timeouts and
 //! every loop is bounded, so a broken server fails a test instead of hanging it.
+//!
+//! A timeout is checked from below (nothing fires before it: a busy machine only delays); a
+//! client that must beat a stall timeout pauses for a small fraction of it, and the 3 s bounds
+//! are the test's guard against a timer that never fires, fifteen times the timeouts set here.
 
 mod common;
 
@@ -12,6 +16,7 @@ use std::io::Read;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use common::sockets::wait_until_closed_by_peer;
 use common::{
     Client, assert_echo, chunked, expect_rejected, get, pattern, quiet, read_head_bytes,
     read_slowly, server, set_rcvbuf, short_timeouts,
@@ -49,17 +54,23 @@ fn test_partial_head_times_out_with_408() {
 #[test]
 fn test_body_that_keeps_arriving_is_not_timed_out() {
     // The body timeout is a stall timeout: a body trickling in for longer than it, each gap
-    // shorter, is served.
-    let (_server, addr) = server(short_timeouts());
+    // shorter, is served. The gaps (50 ms) are a twentieth of it, so that a busy machine
+    // stretching one does not make it a stall.
+    let body_timeout = Duration::from_secs(1);
+    let (_server, addr) = server(Config {
+        body_timeout,
+        ..short_timeouts()
+    });
     let mut c = Client::connect(addr);
-    c.send("POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n");
+    c.send("POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 24\r\n\r\n");
     let t0 = Instant::now();
-    for b in b"0123456789" {
-        sleep(Duration::from_millis(60));
+    let body = b"abcdefghijklmnopqrstuvwx";
+    for b in body {
+        sleep(Duration::from_millis(50));
         c.send([*b]);
     }
-    assert!(t0.elapsed() > Duration::from_millis(500));
-    assert_echo(&c.read_response(), "POST", "/slow", "", b"0123456789");
+    assert!(t0.elapsed() > body_timeout);
+    assert_echo(&c.read_response(), "POST", "/slow", "", body);
 }
 
 #[test]
@@ -141,7 +152,9 @@ fn test_reader_that_stops_reading_is_closed_after_body_timeout() {
         head.contains(&format!("\r\nContent-Length: {n}\r\n")),
         "{head}"
     );
-    sleep(Duration::from_millis(1000));
+    // Until the server closes its end (what is sent stays unread meanwhile): a read before
+    // that would be progress, and restart its stall timer.
+    wait_until_closed_by_peer(&c.stream);
     let t0 = Instant::now();
     let mut got = c.take_buffered().len();
     let mut buf = vec![0u8; 64 * 1024];
@@ -186,10 +199,11 @@ fn test_a_connection_that_never_speaks_is_closed_after_the_first_byte_timeout() 
 
 #[test]
 fn test_a_body_that_keeps_arriving_past_the_body_deadline_gets_408() {
-    // Every gap (100 ms) is shorter than the stall timeout (200 ms); the whole body would take
-    // 1 s, past the 500 ms deadline.
+    // Every gap (100 ms) is far shorter than the stall timeout (2 s), so a busy machine does
+    // not make one a stall; the whole body takes at least 1 s, past the 500 ms deadline. All of
+    // it is sent: without the deadline it would be answered 200.
     let (_server, addr) = server(Config {
-        body_timeout: Duration::from_millis(200),
+        body_timeout: Duration::from_secs(2),
         body_deadline: Duration::from_millis(500),
         ..quiet()
     });
@@ -198,10 +212,8 @@ fn test_a_body_that_keeps_arriving_past_the_body_deadline_gets_408() {
     let t0 = Instant::now();
     for b in b"0123456789" {
         sleep(Duration::from_millis(100));
+        // After the 408 the server drains what still comes; a failed write ends the trickle.
         if std::io::Write::write_all(&mut c.stream, &[*b]).is_err() {
-            break;
-        }
-        if t0.elapsed() > Duration::from_millis(700) {
             break;
         }
     }

@@ -19,7 +19,7 @@
 //! command (`docker`, `podman --runtime crun`). Images and containers are removed when dropped,
 //! also when a test panics.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -210,27 +210,28 @@ impl Image {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Starts the image as SCF would, its port 9000 published on a loopback port.
+    /// Starts the image as SCF would, its port 9000 published on a loopback port the engine
+    /// picks (and names: [`Container::addr`]), so that containers started at the same time,
+    /// by tests running at once, never share one.
     ///
     /// # Panics
-    /// When the engine cannot start it.
+    /// When the engine cannot start it, or does not say which port it published.
     pub fn start(&self) -> Container {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
         let out = run(self
             .engine
             .command()
             .args(["run", "-d"])
             .args(SCF_LIKE)
-            .args(["-p", &format!("127.0.0.1:{port}:9000"), &self.tag]));
-        Container {
+            .args(["-p", "127.0.0.1::9000", &self.tag]));
+        let mut container = Container {
             engine: self.engine.clone(),
             id: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             requests: std::cell::Cell::new(0),
-        }
+        };
+        // Asked once it is in a value that removes it when dropped, a panic here included.
+        container.addr = container.published(9000);
+        container
     }
 }
 
@@ -257,6 +258,19 @@ impl Container {
     /// The loopback address its port 9000 is published on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The host address the engine published the container's TCP `port` on: `port <id>
+    /// <port>/tcp` answers `127.0.0.1:41235` (a line per address; the first is taken).
+    fn published(&self, port: u16) -> SocketAddr {
+        let out = run(self
+            .engine
+            .command()
+            .args(["port", &self.id, &format!("{port}/tcp")]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no address in `port {port}/tcp`: {text:?}"))
     }
 
     /// Invokes the event handler as SCF does (see [`TestServer::event`](super::TestServer::event));

@@ -1,12 +1,16 @@
 //! Shared by the integration tests: the one test function ([`Echo`]), an in-process server on
 //! loopback, and a raw HTTP/1.1 client that reads responses one at a time (so pipelined answers
-//! can be taken apart).
+//! can be taken apart); the start-up line of a binary run as a child process ([`child`]); the
+//! kernel's view of the sockets, to wait for what must have happened ([`sockets`]).
 //!
 //! Every socket has read and write timeouts, so no test can hang: a read that waits too long
 //! fails the test with what was expected.
 
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
+
+pub mod child;
+pub mod sockets;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -279,22 +279,31 @@ fn an_answer_that_is_not_the_json_expected_is_a_502() {
     );
 }
 
+/// The timeout is what was left of the invocation (1,100 ms) less the margin (100 ms): at
+/// most 1,000 ms, less whatever the machine took before the call, which the test does not
+/// control. "In time" is measured against the API's stall (5 s): the call was cut off, not
+/// waited out.
 #[test]
 fn an_api_slower_than_the_time_left_is_a_504_in_time() {
     let api = Api::start();
     let server = TestServer::start(api.function());
     let start = Instant::now();
-    let r = server.event_with(r#"{"user":"slow"}"#, &[("X-Scf-Timeout", "300")]);
+    let r = server.event_with(r#"{"user":"slow"}"#, &[("X-Scf-Timeout", "1100")]);
     let took = start.elapsed();
     let m = error(&r, 504);
-    // 300 ms left less the 100 ms margin: a timeout of just under 200 ms.
-    assert!(m.starts_with("the API did not answer within 19"), "{m}");
+    let ms: u64 = m
+        .strip_prefix("the API did not answer within ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{m}"));
+    assert!((50..=1000).contains(&ms), "{m}");
     assert!(
         m.ends_with(&format!(" ms: GET {}/users/slow", api.url())),
         "{m}"
     );
-    assert!(took >= Duration::from_millis(150), "{took:?}");
-    assert!(took < Duration::from_secs(1), "answered after {took:?}");
+    // It waited for its timeout, and no longer than the API would have stalled.
+    assert!(took >= Duration::from_millis(ms * 3 / 4), "{took:?}");
+    assert!(took < STALL, "answered after {took:?}");
     // The next invocation gets a new connection: the stalled one was dropped.
     assert_eq!(server.get("/users/octocat").status, 200);
     assert_eq!(api.accepted(), 2);
