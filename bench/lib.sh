@@ -12,7 +12,9 @@ cleanup() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 
-# A TCP port nothing listens on.
+# A TCP port nothing listens on now, for a program that cannot be told to pick one itself
+# (nginx): another process may take it before that program binds it, so its caller tries again
+# when the bind fails.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -21,14 +23,38 @@ build_release() {
   (cd "$ROOT" && cargo build --release --quiet --bin scf-lean)
 }
 
-# start_server PORT [VAR=value ...]: runs the release binary on 127.0.0.1:PORT (it binds
-# 0.0.0.0, only loopback is used); sets SERVER_PID; log lines go to $WORK/server.log.
+# start_server [VAR=value ...]: runs the release binary on PORT=0 (the kernel picks a free port
+# as it binds; it binds 0.0.0.0, only loopback is used); sets SERVER_PID and SERVER_PORT, the
+# port its listening socket has (read from /proc, whatever its log level); log lines go to
+# $WORK/server.log.
 start_server() {
-  local port=$1; shift
-  env PORT="$port" "$@" "$BIN" >"$WORK/server.log" 2>&1 &
+  env PORT=0 "$@" "$BIN" >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
-  wait_port "$port"
+  SERVER_PORT=$(listening_port "$SERVER_PID")
+}
+
+# listening_port PID: the port PID's listening TCP socket has, once it listens (at most 10 s).
+listening_port() {
+  python3 - "$1" <<'PY'
+import os, sys, time
+pid = sys.argv[1]
+deadline = time.time() + 10
+while time.time() < deadline:
+    try:
+        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
+                  if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
+    except OSError:
+        sys.exit(f"process {pid} is gone")
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).readlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # LISTEN
+                print(int(f[1].rsplit(":", 1)[1], 16))
+                sys.exit(0)
+    time.sleep(0.02)
+sys.exit(f"process {pid} listens on no port after 10 s")
+PY
 }
 
 # wait_port PORT: until something accepts on it (at most 10 s).

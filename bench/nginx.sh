@@ -14,16 +14,22 @@ trap 'cleanup; rm -rf "$WORK"' EXIT
 command -v nginx >/dev/null || { echo "nginx is not installed (apt-get install nginx-light)" >&2; exit 1; }
 
 build_release
-up=$(free_port)
-start_server "$up" SCF_LEAN_LOG_LEVEL=info
-front=$(free_port)
+start_server SCF_LEAN_LOG_LEVEL=info
+up=$SERVER_PORT
 mkdir -p "$WORK/tmp"
-sed -e "s|@WORK@|$WORK|g" -e "s|@UPSTREAM@|$up|g" -e "s|@PORT@|$front|g" \
-  "$ROOT/bench/nginx/nginx.conf" >"$WORK/nginx.conf"
-nginx -t -q -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/error.log"
-nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/error.log" &
-PIDS+=("$!")
-wait_port "$front"
+# nginx listens on a port picked here: if another process takes it first, nginx cannot bind
+# and exits, and another port is tried.
+for attempt in 1 2 3 4 5; do
+  front=$(free_port)
+  sed -e "s|@WORK@|$WORK|g" -e "s|@UPSTREAM@|$up|g" -e "s|@PORT@|$front|g" \
+    "$ROOT/bench/nginx/nginx.conf" >"$WORK/nginx.conf"
+  nginx -t -q -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/error.log"
+  nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/error.log" &
+  nginx_pid=$!
+  PIDS+=("$nginx_pid")
+  wait_port "$front" && kill -0 "$nginx_pid" 2>/dev/null && break
+  [ "$attempt" -lt 5 ] || { echo "nginx could not listen" >&2; exit 1; }
+done
 fd0=$(fd_count "$SERVER_PID")
 t0=$(date +%s)
 

@@ -15,9 +15,8 @@ WORK=$(mktemp -d /tmp/scf-soak.XXXXXX)
 trap 'cleanup; rm -rf "$WORK"' EXIT
 
 build_release
-port=$(free_port)
-start_server "$port" SCF_LEAN_LOG_LEVEL=off
-url="http://127.0.0.1:$port/"
+start_server SCF_LEAN_LOG_LEVEL=off
+url="http://127.0.0.1:$SERVER_PORT/"
 t0=$(date +%s)
 
 echo "== warm-up: 10,000 keep-alive requests on as many connections as the soak"
@@ -36,7 +35,8 @@ echo "after keep-alive: VmRSS ${rss1} kB, fds ${fd1}"
 echo "== $FRESH requests, each on a fresh connection (Connection: close; 2 threads, 8 connections)"
 run_count "$url" $((FRESH / 2)) 2 8 close
 f_count=$(field count); f_bad=$(( $(field non200) + $(field errors) ))
-sleep 1  # let the last lingering closes finish
+# The last connections close as their clients' FINs arrive (or their linger time ends: 2 s).
+for _ in $(seq 1 100); do [ "$(fd_count "$SERVER_PID")" -le "$fd0" ] && break; sleep 0.05; done
 rss2=$(rss_kb "$SERVER_PID"); fd2=$(fd_count "$SERVER_PID")
 echo "end: VmRSS ${rss2} kB, fds ${fd2}"
 [ "$f_count" -ge "$FRESH" ] && [ "$f_bad" -eq 0 ] || { echo "FAIL: fresh count $f_count, bad $f_bad"; fail=1; }
