@@ -162,15 +162,14 @@ fn serve_process<F: Function>(
         Ok(s) => s,
         Err(e) => return fail(identity.as_ref(), &listen_on(port), &e, 1),
     };
-    server.log_startup(
-        identity.as_ref(),
-        started.elapsed(),
-        sys::process_cpu_time(),
-    );
+    let (ready, cpu) = (started.elapsed(), sys::process_cpu_time());
     server.report_fatal_signals = without_std_runtime;
     if let Err(e) = server.handle_signals() {
         return fail(identity.as_ref(), "cannot handle signals", &e, 1);
     }
+    // Once the start-up line is out, a SIGTERM is the server's to handle: whoever waits for
+    // the line (a test, a supervisor) may stop it at once.
+    server.log_startup(identity.as_ref(), ready, cpu);
     server.serve_code(f)
 }
 

@@ -462,6 +462,11 @@ impl Server {
             return false;
         };
         if now.saturating_duration_since(since) < SILENT_AFTER {
+            // Not silent yet, only new: look again once it would be, for the one that waits.
+            let then = later(since, SILENT_AFTER);
+            if self.accept_retry.is_none_or(|t| then < t) {
+                self.accept_retry = Some(then);
+            }
             return false;
         }
         self.shared.log.line(

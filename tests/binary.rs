@@ -136,8 +136,9 @@ impl Server {
         signal_set(self.pid(), "SigBlk") & (1 << (sig - 1)) != 0
     }
 
-    /// Sends `sig`, once the server handles it: sent before it blocks the signal (a moment after
-    /// its start-up line), the default action would end it, which is not what a test checks.
+    /// Sends `sig`, once the server handles it: a server started silent has no start-up line to
+    /// wait for, and a signal sent before it blocks the signal would end it by the default
+    /// action, which is not what a test checks.
     fn signal(&self, sig: i32) {
         let until = Instant::now() + WAIT;
         while !self.blocks(sig) {
@@ -238,6 +239,12 @@ fn event_request(id: &str, body: &str) -> String {
 #[test]
 fn test_startup_line_gives_version_port_and_microseconds() {
     let s = Server::start(bin(), &[]);
+    // Once the line is out, SIGTERM and SIGINT are the server's to handle (read from its
+    // signalfd), so that whoever waited for the line may stop it at once.
+    assert!(
+        s.blocks(15) && s.blocks(2),
+        "signals not blocked at the start-up line"
+    );
     let port = s.port;
     let (status, out, _) = s.stop();
     assert!(status.success(), "{status:?}");

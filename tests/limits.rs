@@ -501,6 +501,24 @@ fn test_silent_connections_make_room_when_every_slot_is_taken() {
     assert_echo(&silent[1].request(get("/late")), "GET", "/late", "", b"");
 }
 
+/// Every slot is taken by connections too new to count as silent when another client arrives:
+/// it waits, and gets the slot of the oldest once that one has been silent long enough — not
+/// after the first-byte timeout (a minute here), which the client's read (5 s) would not see.
+#[test]
+fn test_a_waiting_client_gets_a_slot_once_the_oldest_connection_is_silent() {
+    let (_server, addr) = server(Config {
+        max_connections: 2,
+        first_byte_timeout: Duration::from_secs(60),
+        ..quiet()
+    });
+    let mut silent: Vec<Client> = (0..2).map(|_| Client::connect(addr)).collect();
+    wait_until_accepted(addr);
+    let mut c = Client::connect(addr);
+    assert_echo(&c.request(get("/waited")), "GET", "/waited", "", b"");
+    silent[0].expect_eof();
+    assert_echo(&silent[1].request(get("/late")), "GET", "/late", "", b"");
+}
+
 /// How long a connection must have been silent before it may make room (the server's
 /// `SILENT_AFTER`).
 const SILENT_AFTER: Duration = Duration::from_millis(200);
