@@ -11,6 +11,9 @@
 //!   `-> Closed` per connection) and the descriptor count returns to where it was;
 //! - memory: connections that announce 6 MiB bodies and send 4 KiB cost what arrived; slow
 //!   readers of 6 MB answers are held within the memory budget (peak RSS, VmHWM, checked);
+//!   partial uploads that hold the whole budget — 600 × 40 KB, 1,000 × 33 KB, 64 × 1 MB,
+//!   20 × 6 MB, a mix with heads that never end — give way to small requests, which are all
+//!   served, within the budget;
 //! - a flood of connections that never speak does not keep a new client out.
 //!
 //! The sizes are modest by default, for CI; `bench/hostile.sh` runs the full figures through
@@ -1034,4 +1037,154 @@ fn test_memory_returns_after_a_burst_of_large_requests() {
     );
     assert!(settled, "RSS stayed at {after} kB ({before} kB before)");
     assert!(server.alive());
+}
+
+/// `count` connections that each send `sent` bytes of a request and stop: `announced` bytes of
+/// body after a head (`Some`), or a head that never ends (`None`, `sent` bytes of one field).
+#[derive(Clone, Copy)]
+struct Holders {
+    count: usize,
+    sent: usize,
+    announced: Option<usize>,
+}
+
+/// `count` × `sent` of an announced body.
+const fn holders(count: usize, sent: usize, announced: usize) -> Holders {
+    Holders {
+        count,
+        sent,
+        announced: Some(announced),
+    }
+}
+
+/// The budget the memory tests set: the default without a cgroup limit, and half of SCF's
+/// smallest instance.
+const BUDGET: u64 = 32 << 20;
+
+/// Many partial uploads hold the memory budget — `shapes` of them, sent and stopped — while a
+/// stream of small requests (an event and a GET in turn, every tenth on a fresh connection)
+/// must all be answered 200: the holders that do not fit give way to them (503), and the
+/// server's peak RSS stays within the budget, plus what the allocator adds to each buffer (an
+/// eighth at most) and the process itself.
+fn small_requests_served_beside(name: &str, shapes: &[Holders]) {
+    let _g = serial();
+    raise_nofile();
+    let budget = BUDGET.to_string();
+    let mut server = Proc::start(
+        &[
+            ("SCF_LEAN_LOG_LEVEL", "info"),
+            ("SCF_LEAN_MEMORY_BUDGET_BYTES", &budget),
+        ],
+        None,
+    );
+    let addr = server.addr;
+    let before = server.rss_kb();
+    // Small holders are sent here; the large ones from threads, since a write of megabytes the
+    // server refuses waits until it drains them.
+    let mut conns = Vec::new();
+    let mut senders = Vec::new();
+    for shape in shapes {
+        let head = match shape.announced {
+            Some(n) => {
+                format!("POST /event-invoke HTTP/1.1\r\nHost: t\r\nContent-Length: {n}\r\n\r\n")
+            }
+            None => "POST /event-invoke HTTP/1.1\r\nHost: t\r\nX-Pad: ".to_owned(),
+        };
+        let mut request = head.into_bytes();
+        request.resize(request.len() + shape.sent, b' ');
+        let request = Arc::new(request);
+        for _ in 0..shape.count {
+            let mut s = connect(addr);
+            if shape.sent <= 64 * 1024 {
+                s.write_all(&request).unwrap();
+                conns.push(s);
+            } else {
+                let request = Arc::clone(&request);
+                senders.push(thread::spawn(move || {
+                    // A refused upload is closed before it is all sent.
+                    let _ = s.write_all(&request);
+                    s
+                }));
+            }
+        }
+    }
+    conns.extend(senders.into_iter().map(|t| t.join().unwrap()));
+    wait_until_all_read(&conns);
+    // Every one of these must be 200 (legit_latencies asserts it).
+    let lat = legit_latencies(addr, 50, Duration::from_millis(1), None);
+    let hwm = server.hwm_kb();
+    let (mut held, mut refused, mut closed) = (0, 0, 0);
+    for s in &mut conns {
+        s.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 12];
+        match s.peek(&mut b) {
+            Ok(12) if &b == b"HTTP/1.1 503" => refused += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => held += 1,
+            _ => closed += 1,
+        }
+    }
+    let sent_mb: usize = shapes.iter().map(|s| s.count * s.sent).sum::<usize>() / 1_000_000;
+    eprintln!(
+        "small holders {name}: {sent_mb} MB sent; {held} held, {refused} gave way (503), \
+         {closed} closed; 50 small requests all 200, p50 {:?} p99 {:?}; VmHWM {hwm} kB \
+         ({before} kB at start, budget {} kB)",
+        quantile(&lat, 0.5),
+        quantile(&lat, 0.99),
+        BUDGET / 1024
+    );
+    let allowed = before + BUDGET / 1024 * 9 / 8;
+    assert!(hwm <= allowed, "VmHWM {hwm} kB, allowed {allowed} kB");
+    // What is held fits the budget: the rest gave way or was refused.
+    assert!(
+        held > 0 && refused + closed > 0,
+        "{held} held, {refused} refused"
+    );
+    drop(conns);
+    assert!(server.alive());
+}
+
+/// 600 connections each send 40,000 bytes of an announced 5 MB body (24 MB in all; 64 KiB
+/// buffers, 37.5 MiB together). Before, they took the budget and every small request was 503.
+#[test]
+fn test_600_holders_of_40_kb_leave_small_requests_served() {
+    small_requests_served_beside("600 x 40 KB", &[holders(600, 40_000, 5_000_000)]);
+}
+
+/// 1,000 connections each send 33,000 bytes of an announced 5 MB body: about 512 of them fill
+/// the budget at 64 KiB each.
+#[test]
+fn test_1000_holders_of_33_kb_leave_small_requests_served() {
+    small_requests_served_beside("1,000 x 33 KB", &[holders(1000, 33_000, 5_000_000)]);
+}
+
+/// 64 connections each send 1 MB of an announced 5 MB body: large holders, which keep to three
+/// quarters of the budget.
+#[test]
+fn test_64_holders_of_1_mb_leave_small_requests_served() {
+    small_requests_served_beside("64 x 1 MB", &[holders(64, 1_000_000, 5_000_000)]);
+}
+
+/// 20 connections each send 6 MB of an announced 6 MiB body.
+#[test]
+fn test_20_holders_of_6_mb_leave_small_requests_served() {
+    small_requests_served_beside("20 x 6 MB", &[holders(20, 6_000_000, 6_291_456)]);
+}
+
+/// All of them at once, and heads that never end.
+#[test]
+fn test_a_mix_of_holders_leaves_small_requests_served() {
+    small_requests_served_beside(
+        "mix",
+        &[
+            holders(300, 40_000, 5_000_000),
+            holders(200, 20_000, 40_000),
+            Holders {
+                count: 100,
+                sent: 20_000,
+                announced: None,
+            },
+            holders(10, 1_000_000, 5_000_000),
+            holders(5, 6_000_000, 6_291_456),
+        ],
+    );
 }
