@@ -1234,17 +1234,7 @@ fn test_a_stream_cut_off_is_logged_with_its_cause() {
     drop(c);
     // The client stops reading: a small receive window, and nothing read.
     let c = s.connect();
-    let small: libc::c_int = 4096;
-    // SAFETY: a valid socket and an int of the size passed.
-    unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&c),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&raw const small).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    common::set_rcvbuf(&c, 4096);
     (&c).write_all(b"GET /events?n=1000000&delay_ms=0&stalled HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     // A request behind both is served once they are over: the cut-off streams freed the loop.
