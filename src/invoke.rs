@@ -215,7 +215,10 @@ fn streamed(
     let (level, cut) = match (resp.streamed(), failed) {
         (Some(stream::Streamed::Ended), _) => (Level::Info, None),
         (Some(stream::Streamed::Cut(c)), _) => (Level::Warn, Some(c.reason())),
-        (_, why) => (Level::Error, why.or(Some("the function returned an error"))),
+        (_, why) => (
+            Level::Error,
+            Some(why.unwrap_or("the function returned an error")),
+        ),
     };
     let chunked = target.is_some_and(|t| t.chunked);
     let keep = cut.is_none() && chunked && head.keep_alive && !cx.closing;
