@@ -92,7 +92,7 @@ const ROWS: &[Row] = &[
     Row { name: "MEMORY_BUDGET_BYTES", field: "memory_budget_bytes", var: "SCF_LEAN_MEMORY_BUDGET_BYTES", kind: number("usize", 0, 1 << 40), default: Num(0), lower_only: false, at_build: true,
           doc: "bytes all connections may hold in request buffers and responses together (0: half the instance's memory limit, read from its cgroup when the server is first idle, and 32 MiB until then or without one; past 256 KiB a connection may use only three quarters of it; when it is full, partial requests of at most 256 KiB give way, the stalest first); past it 503, close" },
     Row { name: "FIRST_BYTE_TIMEOUT_MS", field: "first_byte_timeout", var: "SCF_LEAN_FIRST_BYTE_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(10_000), lower_only: false, at_build: true,
-          doc: "a new connection must send its first byte within it, else it is closed; with every slot or descriptor taken, the oldest one silent for 200 ms or more makes room for a new connection" },
+          doc: "a new connection must send its first byte within it, else it is closed; with every slot or descriptor taken, the connection quiet longest (200 ms at least; a silent one, else an idle keep-alive one, else a request stalled mid-way: 408) makes room for a new one" },
     Row { name: "HEAD_TIMEOUT_MS", field: "head_timeout", var: "SCF_LEAN_HEAD_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(10_000), lower_only: false, at_build: true,
           doc: "a request head that has started must be complete within it; else 408, close" },
     Row { name: "BODY_TIMEOUT_MS", field: "body_timeout", var: "SCF_LEAN_BODY_TIMEOUT_MS", kind: millis(1, 1 << 40), default: Num(30_000), lower_only: false, at_build: true,

@@ -213,9 +213,10 @@ pub(crate) struct Conn<S = TcpStream> {
     /// Of that, what it held as a request still arriving that may be made to give way
     /// (`server.rs`, `free_memory_for`); 0 otherwise.
     pub counted_partial: usize,
-    /// When bytes last arrived from it (or it was accepted): the stalest partial request gives
-    /// way first.
-    read_at: Instant,
+    /// When bytes last arrived from it, or it was accepted, or its last answer went out: the
+    /// stalest partial request gives way first when memory is short, the quietest connection
+    /// when slots or descriptors are.
+    active_at: Instant,
     /// The last drive stopped at its share of the turn ([`PER_TURN`]) with work left: the
     /// server drives it again next turn (no readiness event will come for what is buffered).
     pub yielded: bool,
@@ -243,7 +244,7 @@ impl<S: Stream> Conn<S> {
             writable: false,
             counted: 0,
             counted_partial: 0,
-            read_at: now,
+            active_at: now,
             yielded: false,
             queued: false,
         };
@@ -290,14 +291,17 @@ impl<S: Stream> Conn<S> {
         matches!(self.state, State::Idle | State::New) && self.input.is_empty() && !self.out.pending
     }
 
-    /// Whether it has not sent a byte since it was accepted.
-    pub fn is_new(&self) -> bool {
-        matches!(self.state, State::New)
-    }
-
-    /// Since when it has been open without sending a byte, if it has not spoken yet.
-    pub fn silent_since(&self) -> Option<Instant> {
-        self.is_new().then_some(self.arrival)
+    /// Since when it has been quiet, if closing it cuts off no answer, and how much closing it
+    /// costs: 0, it never spoke; 1, an idle keep-alive connection (it loses nothing either,
+    /// but it is how a proxy in front keeps its pool); 2, a request stalled mid-way (its
+    /// client is told to send it again). `None` while an answer is under way or it lingers.
+    pub fn quiet_since(&self) -> Option<(u8, Instant)> {
+        match self.state {
+            State::New => Some((0, self.active_at)),
+            State::Idle if self.is_idle() => Some((1, self.active_at)),
+            State::Head | State::Body { .. } if !self.out.pending => Some((2, self.active_at)),
+            _ => None,
+        }
     }
 
     /// The memory it holds: its read buffer and its response buffers.
@@ -318,9 +322,9 @@ impl<S: Stream> Conn<S> {
         self.yielded && !self.out.pending
     }
 
-    /// When bytes last arrived from it (or it was accepted).
-    pub fn read_at(&self) -> Instant {
-        self.read_at
+    /// When bytes last arrived from it, or it was accepted, or its last answer went out.
+    pub fn active_at(&self) -> Instant {
+        self.active_at
     }
 
     /// The one place where the state changes; the new state's clock starts.
@@ -413,7 +417,7 @@ impl<S: Stream> Conn<S> {
                 .fill(&mut self.stream, cx.spare, need, limit, room)
             {
                 Fill::Data => {
-                    self.read_at = cx.now;
+                    self.active_at = cx.now;
                     if let State::Body { .. } = self.state {
                         self.restart_clock(cx.now, cx.config);
                     }
@@ -530,7 +534,10 @@ impl<S: Stream> Conn<S> {
                 }
             }
             // An emptied buffer that grew past its reuse size is dropped by `park`.
-            State::Send { close: false } => self.set_state(State::Idle, cx),
+            State::Send { close: false } => {
+                self.active_at = cx.now;
+                self.set_state(State::Idle, cx);
+            }
             // `100 Continue` went out: the body may come.
             _ => {}
         }

@@ -155,7 +155,7 @@
 //! | `SCF_LEAN_MAX_CHUNK_META_BYTES` | 16384 | chunk extensions + trailers of one chunked body, in bytes; past it 400, close |
 //! | `SCF_LEAN_MAX_CONNECTIONS` | 1024 | open connections (SCF's descriptor limit); past it accepting pauses until one closes |
 //! | `SCF_LEAN_MEMORY_BUDGET_BYTES` | 0 | bytes all connections may hold in request buffers and responses together (0: half the instance's memory limit, read from its cgroup when the server is first idle, and 32 MiB until then or without one; past 256 KiB a connection may use only three quarters of it; when it is full, partial requests of at most 256 KiB give way, the stalest first); past it 503, close |
-//! | `SCF_LEAN_FIRST_BYTE_TIMEOUT_MS` | 10000 | a new connection must send its first byte within it, else it is closed; with every slot or descriptor taken, the oldest one silent for 200 ms or more makes room for a new connection |
+//! | `SCF_LEAN_FIRST_BYTE_TIMEOUT_MS` | 10000 | a new connection must send its first byte within it, else it is closed; with every slot or descriptor taken, the connection quiet longest (200 ms at least; a silent one, else an idle keep-alive one, else a request stalled mid-way: 408) makes room for a new one |
 //! | `SCF_LEAN_HEAD_TIMEOUT_MS` | 10000 | a request head that has started must be complete within it; else 408, close |
 //! | `SCF_LEAN_BODY_TIMEOUT_MS` | 30000 | a body may stall this long, and a client may stop reading a response this long; else 408 (or a plain close), close |
 //! | `SCF_LEAN_BODY_DEADLINE_MS` | 60000 | a body must be complete within it from the end of its head, however steadily it arrives; else 408, close |
@@ -230,7 +230,7 @@
 //!   gives none (no execution role). A web function authenticates its callers itself and never
 //!   takes a context field as proof of who called.
 //! - No client byte can end a log line, forge another or drive a terminal: text lines show the
-//!   C0 and C1 controls, DEL, U+2028/U+2029 and the bidirectional overrides as `?`, JSON lines
+//!   C0 and C1 controls, DEL, U+2028/U+2029 and the bidirectional marks and overrides as `?`, JSON lines
 //!   escape them.
 //! - A panic in a function is answered with a 500 and logged with the request id; the server
 //!   goes on serving (the function's own state is whatever the panic left). A stack overflow

@@ -482,10 +482,14 @@ fn push_num(v: &mut Vec<u8>, n: impl itoa::Integer) {
 /// Whether a character may not appear in a log line as it is: it ends a line or moves a
 /// terminal's cursor — the C0 and C1 controls and DEL (NEL, U+0085, is a line break to many
 /// log parsers, CSI, U+009B, starts a terminal escape), the line and paragraph separators
-/// (U+2028, U+2029) — or reorders what follows on the screen (the bidirectional embeddings,
-/// overrides and isolates, U+202A–U+202E and U+2066–U+2069).
+/// (U+2028, U+2029) — or reorders what follows on the screen (the bidirectional marks,
+/// embeddings, overrides and isolates: U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069).
 fn unsafe_in_log(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+        )
 }
 
 /// A JSON string, escaped: besides what JSON requires (`"`, `\\`, C0 controls), every
@@ -586,7 +590,7 @@ mod tests {
     }
 
     /// The characters that end a line or move a cursor, beyond ASCII's.
-    const UNSAFE: &str = "\u{85}\u{9b}\u{80}\u{9f}\u{2028}\u{2029}\u{202e}\u{2066}\u{1b}\u{7f}";
+    const UNSAFE: &str = "\u{85}\u{9b}\u{80}\u{9f}\u{2028}\u{2029}\u{202e}\u{2066}\u{1b}\u{7f}\u{200e}\u{200f}\u{61c}";
 
     #[test]
     fn test_no_control_character_reaches_a_text_line() {
@@ -601,7 +605,7 @@ mod tests {
         let text = String::from_utf8(log.out.buf.clone()).unwrap();
         assert_eq!(
             text,
-            "INFO [r?1?31m?é] POST /a?b?c 200 42B 17us\nDEBUG [r?1?31m?é] m??????????ü\u{a0}\n"
+            "INFO [r?1?31m?é] POST /a?b?c 200 42B 17us\nDEBUG [r?1?31m?é] m?????????????ü\u{a0}\n"
         );
         for line in text.lines() {
             assert!(line.chars().all(|c| !unsafe_in_log(c)), "{line:?}");

@@ -431,13 +431,13 @@ impl Server {
             .enumerate()
             .filter_map(|(k, c)| Some((k, c.as_ref()?)))
             .filter(|&(k, c)| k != except && c.counted_partial > 0)
-            .min_by_key(|(_, c)| (c.read_at(), std::cmp::Reverse(c.counted_partial)))
+            .min_by_key(|(_, c)| (c.active_at(), std::cmp::Reverse(c.counted_partial)))
             .map(|(k, _)| k)
     }
 
-    /// Closes the oldest silent connection if another waits to be accepted; whether it did.
+    /// Closes the quietest connection if another waits to be accepted; whether it did.
     fn make_room<F: Function>(&mut self, now: Instant, f: &mut F) -> bool {
-        self.connection_waiting() && self.evict_silent(now, f)
+        self.connection_waiting() && self.evict_quiet(now, f)
     }
 
     /// Whether a connection waits in the listener's queue.
@@ -447,32 +447,39 @@ impl Server {
             .is_some_and(|l| crate::sys::connection_waiting(l.as_raw_fd()))
     }
 
-    /// Closes the oldest connection that has not sent a byte since it was accepted; false when
-    /// there is none.
-    /// Only one silent for [`SILENT_AFTER`] counts: a client's request follows its connection
-    /// within a round trip, and one accepted a moment ago is not silent, only new.
-    fn evict_silent<F: Function>(&mut self, now: Instant, f: &mut F) -> bool {
-        let oldest = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| Some((c.as_ref()?.silent_since()?, i)))
-            .min();
-        let Some((since, i)) = oldest else {
-            return false;
-        };
-        if now.saturating_duration_since(since) < SILENT_AFTER {
-            // Not silent yet, only new: look again once it would be, for the one that waits.
-            let then = later(since, SILENT_AFTER);
-            if self.accept_retry.is_none_or(|t| then < t) {
+    /// Closes the connection that has been quiet longest, of those that have been for
+    /// [`SILENT_AFTER`] and have no answer under way: one that never spoke first, then an idle
+    /// keep-alive one (closing them loses nothing), then a request stalled mid-way (answered
+    /// 408).
+    /// False when there is none: a client's request follows its connection within a round
+    /// trip, so one accepted a moment ago is not quiet, only new; accepting is then tried again
+    /// when the first would be.
+    fn evict_quiet<F: Function>(&mut self, now: Instant, f: &mut F) -> bool {
+        let mut quietest: Option<((u8, Instant), usize)> = None;
+        let mut soonest: Option<Instant> = None;
+        for (i, c) in self.slots.iter().enumerate() {
+            let Some((cost, since)) = c.as_ref().and_then(Conn::quiet_since) else {
+                continue;
+            };
+            if now.saturating_duration_since(since) < SILENT_AFTER {
+                let then = later(since, SILENT_AFTER);
+                soonest = Some(soonest.map_or(then, |s| s.min(then)));
+            } else if quietest.is_none_or(|(key, _)| (cost, since) < key) {
+                quietest = Some(((cost, since), i));
+            }
+        }
+        let Some((_, i)) = quietest else {
+            if let Some(then) = soonest
+                && self.accept_retry.is_none_or(|t| then < t)
+            {
                 self.accept_retry = Some(then);
             }
             return false;
-        }
+        };
         self.shared.log.line(
             Level::Debug,
             None,
-            "every slot taken: a silent connection closed",
+            "every slot taken: the quietest connection closed",
         );
         let closing = self.shutdown.is_some();
         self.run_conn(i, now, closing, |conn, cx| conn.expire(cx, f));

@@ -970,6 +970,46 @@ fn test_a_silent_flood_does_not_keep_a_new_client_out() {
     assert!(server.alive());
 }
 
+/// `HOSTILE_SILENT` connections (1,100) each make a request, read the answer and stay open,
+/// idle, under SCF's 1,024 descriptors: more than the server can hold. Every one is served, and
+/// so is a new client after them: idle keep-alive connections quiet for 200 ms make room (the
+/// one idle longest first), as silent ones do. Without that the new client would wait for the
+/// idle timeout, which the test sets to a minute (the default is 15): its read gives up at 10 s.
+#[test]
+fn test_idle_keep_alive_connections_do_not_keep_a_new_client_out() {
+    let _g = serial();
+    raise_nofile();
+    let n = knob("HOSTILE_SILENT", 1100) as usize;
+    let mut server = Proc::start(
+        &[
+            ("SCF_LEAN_LOG_LEVEL", "info"),
+            ("SCF_LEAN_IDLE_TIMEOUT_MS", "60000"),
+        ],
+        Some(1024),
+    );
+    let t = Instant::now();
+    let idle: Vec<TcpStream> = (0..n)
+        .map(|_| {
+            let mut s = connect(server.addr);
+            s.write_all(GET).unwrap();
+            assert_eq!(read_response(&mut s).0, 200);
+            s
+        })
+        .collect();
+    let all = t.elapsed();
+    let t = Instant::now();
+    let mut c = connect(server.addr);
+    c.write_all(GET).unwrap();
+    assert_eq!(read_response(&mut c).0, 200);
+    let took = t.elapsed();
+    eprintln!(
+        "idle flood: {n} keep-alive connections each served ({all:?} in all), then idle; a new \
+         client served in {took:?}"
+    );
+    drop(idle);
+    assert!(server.alive());
+}
+
 /// After a burst of large requests (`HOSTILE_BURST` connections, 40, each sending a 2 MB body,
 /// all held by the server at once) the memory goes back: on glibc too (the debug binary tested
 /// here is glibc's), whose allocator would otherwise keep it.
