@@ -227,11 +227,12 @@ impl<'a> Response<'a> {
         self.headers.len() + self.body().len()
     }
 
-    /// The bytes it holds of its own: header lines, and the body unless it is borrowed or
-    /// static.
+    /// The memory it holds of its own, as the server's tally of the budget counts it: header
+    /// lines, and the body unless it is borrowed or static — by capacity, since a body built by
+    /// growing holds more than its length.
     pub(crate) fn held(&self) -> usize {
         let body = match self.at {
-            BodyAt::Owned => self.body.len(),
+            BodyAt::Owned => self.body.capacity(),
             _ => 0,
         };
         self.headers.len() + body
