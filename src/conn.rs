@@ -496,14 +496,18 @@ impl<S: Stream> Conn<S> {
     }
 
     /// Made to give way to others under memory pressure: a request still arriving is answered
-    /// 503 (try again) and closed after it. Its read buffer goes back at once — the answer's
-    /// body is its own, not the request's — and the answer goes out as any other, when the
-    /// socket takes it.
+    /// 503 (try again) and closed after it, and its memory is back at once: the answer goes out
+    /// now if the socket takes it (nearly always: the client has read nothing), else it is
+    /// closed without waiting for a client that does not read.
     #[cold]
     #[inline(never)]
     pub fn evict(&mut self, cx: &mut Cx<'_>) {
         self.reject(cx, Reject::OverBudget);
-        self.input.lend(cx.spare);
+        match self.out.write_to(&mut self.stream, self.input.bytes()) {
+            Ok(_) => self.response_written(cx),
+            Err(_) => self.close(cx),
+        }
+        self.park(cx.spare);
     }
 
     /// The server is shutting down: an idle connection closes now, a busy one after its
@@ -519,7 +523,8 @@ impl<S: Stream> Conn<S> {
         self.set_state(State::Closed, cx);
     }
 
-    /// The pending output is fully written.
+    /// The pending output is fully written. (Always inlined, as `Output::write_to` is.)
+    #[inline(always)]
     fn response_written(&mut self, cx: &mut Cx<'_>) {
         match self.state {
             State::Send { close: true } => {

@@ -529,7 +529,9 @@ impl Output {
     }
 
     /// Writes as much as the socket takes. `Ok(true)` once everything is out; `WouldBlock`
-    /// and other errors are returned as they come.
+    /// and other errors are returned as they come. Always inlined: the request path's copy
+    /// stays in the connection's loop (src/hot-text.ld), the rare callers get their own.
+    #[inline(always)]
     pub fn write_to<W: Write>(&mut self, w: &mut W, input: &[u8]) -> io::Result<bool> {
         loop {
             let parts = [&self.head[..], &self.headers[..], self.body_slice(input)];

@@ -411,7 +411,7 @@ impl Server {
             evicted = true;
         }
         if evicted {
-            crate::sys::trim_heap();
+            crate::sys::trim_heap_for(need);
         }
     }
 

@@ -461,20 +461,30 @@ pub(crate) fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before any large allocation.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int);
     }
 }
 
-/// On glibc, gives the free pages inside the heap back to the system (`malloc_trim`): after
-/// requests were made to give way under memory pressure, their read buffers (below the mapping
-/// threshold, so in the heap) would otherwise stay resident beside the memory that replaces
-/// them. musl gives them back by itself. Called only under pressure.
-pub(crate) fn trim_heap() {
+/// Allocations of at least this many bytes get mappings of their own on glibc
+/// ([`return_freed_memory`]); smaller ones come from the heap.
+const MMAP_THRESHOLD: usize = 128 * 1024;
+
+/// On glibc, gives the free pages inside the heap back to the system (`malloc_trim`) when
+/// requests made to give way under memory pressure freed their read buffers (below the mapping
+/// threshold, so in the heap) for an allocation of `size` bytes that will not reuse them: one
+/// with a mapping of its own. A smaller one takes the freed heap memory, and a trim would cost
+/// a walk of the heap (under a churn of evictions it doubled the server's CPU). musl gives
+/// freed memory back by itself.
+pub(crate) fn trim_heap_for(size: usize) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory to the system.
-    unsafe {
-        libc::malloc_trim(0);
+    if size >= MMAP_THRESHOLD {
+        // SAFETY: malloc_trim only returns free memory to the system.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = size;
 }
 
 /// Ignores `SIGPIPE`, as std's runtime does before `main`: a write to a socket the peer has
