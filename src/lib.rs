@@ -197,7 +197,9 @@
 //!   gives way first, so a client that is sending keeps its place and one that stopped (or
 //!   trickles a byte now and then) loses it to whoever needs the room. Large uploads do not
 //!   give way — they keep to their three quarters, end at their body deadline, and never push
-//!   each other out — and answers under way never do: their function has run.
+//!   each other out — and answers under way never do: their function has run. (So clients that
+//!   take no answer they asked for, with their windows kept small, can still hold the budget
+//!   until the body timeout: docs/HOSTILE.md has that attack and the others left.)
 //! - Refusing, rather than pausing the reads until memory frees (backpressure): a paused upload
 //!   still holds its buffer, its descriptor and its place until its deadline, while the 503
 //!   frees them at once and tells the caller now. SCF sends one event at a time per instance by
