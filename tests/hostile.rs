@@ -536,12 +536,15 @@ fn test_slow_reader_of_a_6mb_response_blocks_nobody() {
 }
 
 /// Descriptor exhaustion (`ulimit -n 256`, `HOSTILE_FD_ATTEMPTS` = 2,000 concurrent connection
-/// attempts): accepting pauses without spinning (CPU time read from /proc over the saturated
-/// period), the connections it holds are served, and once they close the waiting ones are.
+/// attempts): the server holds what its descriptors allow and serves those; the others wait in
+/// the backlog (or on SYN retries), and get in as the ones it holds make room — each held
+/// connection, idle once served, gives its descriptor to a waiting one when it has been quiet
+/// for 200 ms — or close. Accepting pauses without spinning: the CPU it uses meanwhile (from
+/// /proc) is that of the connections it serves, against the cost of one connection measured
+/// first in the same run.
 ///
 /// Saturation is what `/proc` shows, not what a pause is hoped to give: every descriptor
-/// taken, and every connection the server holds answered. From then on no other can be, until
-/// one closes.
+/// taken, and every connection the server holds answered.
 #[test]
 fn test_descriptor_exhaustion_pauses_accepting_without_spinning() {
     use mio::net::TcpStream as MioStream;
@@ -557,6 +560,16 @@ fn test_descriptor_exhaustion_pauses_accepting_without_spinning() {
     );
     let mut server = Proc::start(&[("SCF_LEAN_LOG_LEVEL", "info")], Some(256));
     let base_sockets = server.sockets();
+    // What a connection costs the server (a connect, a GET, its answer, a close), measured here,
+    // in this run, on this machine as it is now.
+    let calibration = 300;
+    let cpu0 = server.cpu_ticks();
+    for _ in 0..calibration {
+        let mut s = connect(server.addr);
+        s.write_all(GET).unwrap();
+        assert_eq!(read_response(&mut s).0, 200);
+    }
+    let per_conn_ticks = (server.cpu_ticks() - cpu0) as f64 / calibration as f64;
 
     struct C {
         s: MioStream,
@@ -632,52 +645,49 @@ fn test_descriptor_exhaustion_pauses_accepting_without_spinning() {
         );
     }
     let held = served;
-    let cpu0 = server.cpu_ticks();
-    let t_cpu = Instant::now();
-    run(&mut conns, Duration::from_secs(2), &mut served);
-    let cpu = server.cpu_ticks() - cpu0;
-    let cpu_window = t_cpu.elapsed();
     let fds_full = server.fds();
     eprintln!(
         "fd exhaustion: {attempts} attempts in {:?}; server holds {held} (fds {fds_full}, limit \
-         256); CPU {} ms over {cpu_window:?} while it cannot accept",
+         256)",
         t0.elapsed(),
-        cpu * 10,
     );
     assert!(server.alive(), "the server died");
     assert!(held > 100, "only {held} connections served under the limit");
     assert!(held < attempts, "the limit did not bite");
-    assert_eq!(
-        served, held,
-        "served more while saturated: it accepted past its descriptors"
+
+    // Phase 2: the ones it holds, idle, make room for the waiting ones, 200 ms after their
+    // answers; nothing is closed by the clients. Spinning would take the CPU it is given
+    // whatever it served; serving takes what the calibration says a connection costs.
+    let cpu0 = server.cpu_ticks();
+    let before = served;
+    let t_quiet = Instant::now();
+    let until = Instant::now() + window;
+    while served < before + held && Instant::now() < until {
+        run(&mut conns, Duration::from_millis(20), &mut served);
+    }
+    let (cpu, took, got_in) = (
+        server.cpu_ticks() - cpu0,
+        t_quiet.elapsed(),
+        served - before,
     );
-    // Retrying `accept` every 100 ms costs next to nothing; spinning takes the CPU it is given,
-    // a busy machine or not. A tenth of the window tells them apart.
-    assert!(
-        cpu * 10 <= cpu_window.as_millis() as u64 / 10,
-        "{} ms of CPU in {cpu_window:?}: spinning",
+    eprintln!(
+        "fd exhaustion: {got_in} waiting connections got in as held ones went quiet, in \
+         {took:?}; CPU {} ms ({per_conn_ticks:.2} ticks a connection when calibrated)",
         cpu * 10
     );
+    assert!(got_in >= held, "only {got_in} got in within {window:?}");
+    assert!(server.fds() <= 256);
+    // In clock ticks (10 ms): four times the calibrated cost, and a tenth of the time taken.
+    let allowed = 4.0 * per_conn_ticks * got_in as f64 + took.as_millis() as f64 / 100.0;
+    assert!(
+        (cpu as f64) <= allowed + 2.0,
+        "{} ms of CPU for {got_in} connections in {took:?} (allowed {:.0} ms): spinning",
+        cpu * 10,
+        allowed * 10.0
+    );
 
-    // The held connections keep being served (keep-alive).
-    let mut again = 0;
-    let until = Instant::now() + Duration::from_secs(10);
-    for c in conns.iter_mut().flatten().filter(|c| c.served) {
-        c.buf.clear();
-        c.s.write_all(GET).unwrap();
-        while !c.buf.starts_with(b"HTTP/1.1 200 ") && Instant::now() < until {
-            let mut tmp = [0u8; 4096];
-            match c.s.read(&mut tmp) {
-                Ok(0) => break,
-                Ok(n) => c.buf.extend_from_slice(&tmp[..n]),
-                Err(_) => thread::sleep(Duration::from_millis(1)),
-            }
-        }
-        again += usize::from(c.buf.starts_with(b"HTTP/1.1 200 "));
-    }
-    assert_eq!(again, held, "a held connection was not served again");
-
-    // Phase 2: close what was served, round after round; the waiting ones get in.
+    // Phase 3: close what was served, round after round; the waiting ones get in.
+    let waiting = served < attempts;
     let t_close = Instant::now();
     let mut first_new = None;
     let until = Instant::now() + window;
@@ -698,7 +708,10 @@ fn test_descriptor_exhaustion_pauses_accepting_without_spinning() {
          {first_new:?}; {served}/{attempts} served in {:?} (the rest wait on SYN retries)",
         t_close.elapsed()
     );
-    first_new.expect("no waiting connection was served after others closed");
+    assert!(
+        first_new.is_some() || !waiting,
+        "no waiting connection was served after others closed"
+    );
     assert!(
         served >= held * 2,
         "only {served} served after closing {held}"
