@@ -299,7 +299,7 @@ impl<S: Stream> Conn<S> {
         match self.state {
             State::New => Some((0, self.active_at)),
             State::Idle if self.is_idle() => Some((1, self.active_at)),
-            State::Head | State::Body { .. } if !self.out.pending => Some((2, self.active_at)),
+            _ if self.is_partial() => Some((2, self.active_at)),
             _ => None,
         }
     }
