@@ -271,6 +271,7 @@ mod function;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod image;
 mod invoke;
 mod job;
 mod log;

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use super::{TestResponse, event_headers, send};
 
 /// The target of the static build.
-pub const TARGET: &str = "x86_64-unknown-linux-musl";
+pub use crate::image::TARGET;
 
 /// How SCF runs an image: read-only root, only `/tmp` writable, 1,024 descriptors and processes.
 pub const SCF_LIKE: &[&str] = &[

@@ -1,0 +1,7 @@
+//! `cargo scf build`.
+use anyhow::Result;
+#[derive(clap::Args)]
+pub struct Args {}
+pub fn run(_: Args) -> Result<()> {
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! `cargo scf`: a function on scf-lean from code to a pushed image, from any host, without
+//! Docker.
+//!
+//! - `cargo scf new NAME` writes a new function from scf-lean's template (built into the tool);
+//! - `cargo scf build` builds it for SCF (static x86-64 musl) with rustup's own `rust-lld`;
+//! - `cargo scf image` writes its `FROM scratch` image as an OCI layout or a Docker archive,
+//!   reproducibly, without a container engine;
+//! - `cargo scf push REF` pushes that image to a registry (TCR or any OCI registry) and prints
+//!   `REF@sha256:…`, what SCF's `ImageUri` takes.
+//!
+//! One file per job: `new.rs`, `build.rs`, `image.rs`, `push.rs` (with `auth.rs` for the
+//! registry's credentials); `main.rs` only reads the command line.
+
+mod build;
+mod new;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Cargo runs `cargo-scf scf ARGS` for `cargo scf ARGS`.
+#[derive(Parser)]
+#[command(name = "cargo", bin_name = "cargo", version, styles = clap::builder::Styles::plain())]
+enum Cargo {
+    Scf(Scf),
+}
+
+/// A function on scf-lean from code to a pushed image: new, build, image, push.
+#[derive(clap::Args)]
+#[command(version, about)]
+struct Scf {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    New(new::Args),
+    Build(build::Args),
+}
+
+fn main() -> ExitCode {
+    let Cargo::Scf(scf) = Cargo::parse();
+    let result = match scf.command {
+        Command::New(a) => new::run(a),
+        Command::Build(a) => build::run(a).map(|_| ()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `cargo scf new NAME`: a new function from scf-lean's template, which is built into the tool.
+//!
+//! The template is a working project as it is: the function is scf-lean's reference echo, and
+//! its tests pass. Two of its files carry Liquid for cargo-generate, in comment lines
+//! (`Cargo.toml`: the package name and the scf-lean dependency; `Dockerfile`: the binary's name);
+//! they are rendered here the same way, so that either tool writes the same project.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, Result, bail};
+
+mod template {
+    include!(concat!(env!("OUT_DIR"), "/template.rs"));
+}
+
+/// The files that carry Liquid (cargo-generate.toml's `include`).
+const RENDERED: &[&str] = &["Cargo.toml", "Dockerfile"];
+
+/// Where scf-lean comes from when `--scf-lean` is not given.
+pub const DEFAULT_SCF_LEAN: &str = "https://github.com/scf-lean/scf-lean";
+
+/// Write a new function into ./NAME.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The function's name: its package, binary and image are named after it.
+    name: String,
+    /// Where scf-lean comes from: a path to a clone of it, or its git repository.
+    #[arg(long = "scf-lean", value_name = "PATH|GIT-URL", default_value = DEFAULT_SCF_LEAN)]
+    scf_lean: String,
+    /// The directory to write (default: ./NAME).
+    #[arg(long)]
+    path: Option<PathBuf>,
+    /// Version control for the new project: git (when git is installed) or none.
+    #[arg(long, default_value = "git", value_parser = ["git", "none"])]
+    vcs: String,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    check_name(&args.name)?;
+    let dir = args
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
+    if dir.exists() {
+        bail!(
+            "{} already exists: choose another name or --path",
+            dir.display()
+        );
+    }
+    let scf_lean = dependency(&args.scf_lean)?;
+    write(&dir, &args.name, &scf_lean)?;
+    if args.vcs == "git" {
+        git_init(&dir);
+    }
+    println!("Created the function `{}` in {}", args.name, dir.display());
+    println!("scf-lean from {scf_lean}");
+    println!();
+    println!("  cd {}", dir.display());
+    println!("  cargo test             # the function's tests");
+    println!("  cargo run              # serve it on 0.0.0.0:9000");
+    println!("  cargo scf build        # the static binary SCF runs");
+    println!("  cargo scf image        # its image, without a container engine");
+    println!("  cargo scf push REF     # to a registry; prints REF@sha256:... for SCF");
+    Ok(())
+}
+
+/// Writes the template into `dir`, its Liquid rendered with `name` and `scf_lean`.
+pub fn write(dir: &Path, name: &str, scf_lean: &str) -> Result<()> {
+    let parser = liquid::ParserBuilder::with_stdlib()
+        .build()
+        .context("the Liquid parser")?;
+    let globals = liquid::object!({ "project-name": name, "crate_name": name.replace('-', "_"), "scf_lean": scf_lean });
+    for (rel, bytes) in template::FILES {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+        }
+        let contents: Vec<u8> = if RENDERED.contains(rel) {
+            let text = std::str::from_utf8(bytes)
+                .with_context(|| format!("template/{rel} is not UTF-8"))?;
+            let t = parser
+                .parse(text)
+                .with_context(|| format!("template/{rel}"))?;
+            t.render(&globals)
+                .with_context(|| format!("template/{rel}"))?
+                .into_bytes()
+        } else {
+            bytes.to_vec()
+        };
+        fs::write(&path, contents).with_context(|| format!("write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A package name cargo takes, and that names a binary and an image: ASCII letters, digits,
+/// `-` and `_`, starting with a letter.
+fn check_name(name: &str) -> Result<()> {
+    let ok = name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        bail!(
+            "`{name}` cannot name a function: use ASCII letters, digits, `-` and `_`, starting with a letter (at most 64)"
+        );
+    }
+    Ok(())
+}
+
+/// A git URL as given; a path made absolute (the new project is elsewhere), and checked to be
+/// a clone of scf-lean.
+fn dependency(given: &str) -> Result<String> {
+    if given.contains("://") || given.starts_with("git@") {
+        return Ok(given.to_owned());
+    }
+    let path = Path::new(given);
+    let manifest = path.join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).with_context(|| {
+        format!(
+            "--scf-lean {given}: no {} (a clone of scf-lean, or its git URL)",
+            manifest.display()
+        )
+    })?;
+    if !text.contains("name = \"scf-lean\"") {
+        bail!(
+            "--scf-lean {given}: {} is not scf-lean's",
+            manifest.display()
+        );
+    }
+    let abs = path
+        .canonicalize()
+        .with_context(|| format!("--scf-lean {given}"))?;
+    abs.to_str()
+        .map(str::to_owned)
+        .with_context(|| format!("--scf-lean {given}: the path is not UTF-8"))
+}
+
+/// `git init`, as `cargo new` does, unless git is missing or the directory is already inside a
+/// work tree.
+fn git_init(dir: &Path) {
+    let inside = Command::new("git")
+        .args(["rev-parse", "--is-inside-work-tree"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !inside {
+        let _ = Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(dir)
+            .status();
+    }
+}
