@@ -113,24 +113,53 @@ const ROWS: &[Row] = &[
           doc: "log line format: text or json" },
 ];
 
-/// Linker arguments for the static musl executable. Only the final link of the binaries sees
-/// them; `SCF_LEAN_LINK_ARGS` (space-separated, may be empty) replaces the list, which is how
-/// `bench/profiles.sh` measures the alternatives. Measured (bench/PROFILES.md) and left out:
-/// `-z noseparate-code` (4 KB less on disk but only 190 bytes less compressed, and it maps the
-/// headers and rodata executable) and `-z norelro` (nothing saved once compressed). rustc
-/// already passes `--gc-sections`, `-O1`, `-static -no-pie` and `--strip-all`.
-const MUSL_LINK_ARGS: &[&str] = &[
+/// Linker arguments for the static musl executable, each as the linker's own words: build.rs
+/// passes them to rustc as they are for `rust-lld` (the linker `.cargo/config.toml` names, which
+/// every rustup toolchain ships: no C cross-toolchain on any host), and as `-Wl,` options when a
+/// C compiler drives the link (`CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=musl-gcc`, or
+/// `cc`). Only the final link of the binaries sees them; `SCF_LEAN_LINK_ARGS` (space-separated,
+/// may be empty) replaces the list, which is how `bench/profiles.sh` measures the alternatives.
+/// Measured (bench/PROFILES.md) and left out: `-z noseparate-code` (4 KB less on disk but only
+/// 190 bytes less compressed, and it maps the headers and rodata executable) and `-z norelro`
+/// (nothing saved once compressed). rustc already passes `--gc-sections`, `-O1`, `-static
+/// -no-pie` and `--strip-all`.
+const MUSL_LINK_ARGS: &[&[&str]] = &[
     // No .note.gnu.build-id: 36 incompressible bytes (plus a program header) that nothing on
     // SCF reads; the binary is stripped, so no debugger would match it to symbols either.
-    "-Wl,--build-id=none",
+    &["--build-id=none"],
     // Segments at 64 KiB boundaries, in the file and in memory: the kernel maps an executable's
     // pages by fault-around, 16 pages per fault clamped to the mapping, and maps large page-cache
     // folios whole. Aligned, the hot code of src/hot-text.ld (below) fills exactly one window and
     // the hot read-only data starts another, instead of both straddling two: idle RSS 268 ->
     // 172 KiB, cold start -12 us (bench/REPORT.md). The cost is zero padding: 467 -> 594 KB on
     // disk, +0.7 KB compressed.
-    "-Wl,-z,max-page-size=0x10000",
+    &["-z", "max-page-size=0x10000"],
+    // The text segment on a boundary of its own, in the file and in memory: GNU ld's default on
+    // x86-64, lld's only when asked. Without it lld starts the code mid-window, after the
+    // read-only data (idle RSS 216 instead of 168 KiB).
+    &["-z", "separate-code"],
 ];
+
+/// Whether the musl link is `rust-lld` (or another ld.lld) rather than a C compiler driving a
+/// linker: cargo names the target's configured linker in `RUSTC_LINKER`.
+fn linker_is_lld() -> bool {
+    let linker = env::var("RUSTC_LINKER").unwrap_or_default();
+    let stem = Path::new(&linker)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    matches!(stem.as_str(), "rust-lld" | "ld.lld" | "lld")
+}
+
+/// One linker option in the form the link takes: the words themselves for lld, `-Wl,a,b` for
+/// a C compiler.
+fn for_linker(words: &[&str], lld: bool) -> Vec<String> {
+    if lld {
+        words.iter().map(|w| w.to_string()).collect()
+    } else {
+        vec![format!("-Wl,{}", words.join(","))]
+    }
+}
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -301,27 +330,43 @@ fn link_args() {
         return;
     }
     println!("cargo:rerun-if-env-changed=SCF_LEAN_LINK_ARGS");
-    let custom = env::var("SCF_LEAN_LINK_ARGS").ok();
-    let mut args: Vec<String> = match &custom {
-        Some(list) => list.split_whitespace().map(String::from).collect(),
-        None => MUSL_LINK_ARGS.iter().map(|a| a.to_string()).collect(),
-    };
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER");
+    let lld = linker_is_lld();
     // The functions run at start-up and per request first in .text, so that they share one
     // 64 KiB fault-around window instead of pulling most of .text into RSS: idle RSS 360 ->
     // 268 KiB alone, 172 KiB with the alignment above (bench/order.sh writes the script and has
-    // the figures). An INSERT script: GNU ld keeps its default script; a stale rule matches
+    // the figures). An INSERT script: the linker keeps its default layout; a stale rule matches
     // nothing. `@hot-text` in SCF_LEAN_LINK_ARGS stands for it.
     let root = env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
     let hot = Path::new(&root).join("src").join("hot-text.ld");
     println!("cargo:rerun-if-changed={}", hot.display());
-    let hot_arg = format!("-Wl,-T,{}", hot.display());
-    if custom.is_none() && hot.exists() {
-        args.push(hot_arg.clone());
+    let hot = hot_text_script(&hot, lld);
+    let hot_arg = |a: &mut Vec<String>| {
+        if let Some(h) = &hot {
+            a.extend(for_linker(&["-T", &h.display().to_string()], lld));
+        }
+    };
+    let mut args = Vec::new();
+    match env::var("SCF_LEAN_LINK_ARGS") {
+        // As given: `-Wl,` options are unwrapped for lld, so that one list serves both links.
+        Ok(list) => {
+            for a in list.split_whitespace() {
+                if a == "@hot-text" {
+                    hot_arg(&mut args);
+                } else if lld && let Some(words) = a.strip_prefix("-Wl,") {
+                    args.extend(words.split(',').map(String::from));
+                } else {
+                    args.push(a.to_string());
+                }
+            }
+        }
+        Err(_) => {
+            for words in MUSL_LINK_ARGS {
+                args.extend(for_linker(words, lld));
+            }
+            hot_arg(&mut args);
+        }
     }
-    let args: Vec<String> = args
-        .into_iter()
-        .map(|a| if a == "@hot-text" { hot_arg.clone() } else { a })
-        .collect();
     for a in &args {
         println!("cargo:rustc-link-arg-bins={a}");
     }
@@ -329,6 +374,22 @@ fn link_args() {
     // DEP_SCF_LEAN_LINK_ARGS (arguments separated by U+001F) and passes them on, so that their
     // binary gets the same layout. The hot-text rules name scf-lean's and std's functions.
     println!("cargo::metadata=link_args={}", args.join("\u{1f}"));
+}
+
+/// The hot-text script for this link, `None` when src/hot-text.ld is missing. GNU ld takes it
+/// as written. lld lays the read-only data out before the code, not after it as GNU ld does, so
+/// its copy (in OUT_DIR) puts the hot read-only data at the start of .rodata, in the headers'
+/// window, rather than before .init, which lld would take to mean the end of .rodata: idle RSS
+/// 168 KiB instead of 212.
+fn hot_text_script(hot: &Path, lld: bool) -> Option<std::path::PathBuf> {
+    let text = fs::read_to_string(hot).ok()?;
+    if !lld {
+        return Some(hot.to_path_buf());
+    }
+    let out = Path::new(&env::var("OUT_DIR").ok()?).join("hot-text-lld.ld");
+    let text = text.replace("INSERT BEFORE .init;", "INSERT BEFORE .rodata;");
+    fs::write(&out, text).ok()?;
+    Some(out)
 }
 
 /// The short commit hash, or "unknown" outside a git checkout (a `docker build` context).

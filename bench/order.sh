@@ -49,7 +49,10 @@ mkdir -p "$OUT"
 export CARGO_TARGET_DIR=$OUT/target
 
 # 1. The same code with symbols, and a link map (input section -> address). Unordered:
-#    SCF_LEAN_LINK_ARGS replaces build.rs's arguments, hot-text.ld included.
+#    SCF_LEAN_LINK_ARGS replaces build.rs's arguments, hot-text.ld included. Linked by GNU ld
+#    through cc, whose map order.py reads (the input sections are the same for rust-lld, the
+#    build's linker, and build.rs gives lld its own copy of the script).
+CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=cc \
 SCF_LEAN_LINK_ARGS="-Wl,--build-id=none -Wl,-Map=$OUT/scf-lean.map" \
   cargo build --release --target $TARGET --config profile.release.strip=false --quiet
 BIN=$CARGO_TARGET_DIR/$TARGET/release/scf-lean

@@ -467,6 +467,7 @@ pub(crate) fn return_freed_memory() {
 
 /// Allocations of at least this many bytes get mappings of their own on glibc
 /// ([`return_freed_memory`]); smaller ones come from the heap.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD: usize = 128 * 1024;
 
 /// On glibc, gives the free pages inside the heap back to the system (`malloc_trim`) when

@@ -13,6 +13,7 @@
 
 mod build;
 mod new;
+mod project;
 
 use std::process::ExitCode;
 
