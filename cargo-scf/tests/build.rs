@@ -1,0 +1,155 @@
+//! `cargo scf new` then `cargo scf build`, as on a host whose C compiler cannot link for the
+//! target (a Mac's `cc`, or any Linux without musl-gcc): the function builds, static, where
+//! cargo puts it, and serves.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The repository (scf-lean's clone) the new function depends on.
+fn scf_lean() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn tool() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cargo-scf"));
+    c.arg("scf");
+    c
+}
+
+/// A directory whose `cc` and `musl-gcc` refuse every link or compile for the musl target and
+/// pass anything else to the host's `cc` (build scripts are host programs).
+fn refusing_cc(dir: &Path) -> PathBuf {
+    let bin = dir.join("refusing-cc");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in *x86_64-unknown-linux-musl*|*musl*) \
+                  echo 'cc: cannot build for x86_64-unknown-linux-musl here' >&2; exit 1;; esac; done\n\
+                  exec /usr/bin/cc \"$@\"\n";
+    for name in ["cc", "musl-gcc", "x86_64-linux-musl-gcc"] {
+        let p = bin.join(name);
+        std::fs::write(&p, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
+/// PATH with `first` in front and no zig or clang (so that nothing but rust-lld can link).
+fn path_with(first: &Path) -> std::ffi::OsString {
+    let mut dirs = vec![first.to_path_buf()];
+    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    std::env::join_paths(dirs).unwrap()
+}
+
+/// Kills and reaps the child on every path.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn test_new_function_builds_static_with_rust_lld_when_cc_refuses_the_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin_dir = refusing_cc(tmp.path());
+    // The stand-in refuses the target and passes the rest.
+    let refused = Command::new(bin_dir.join("cc"))
+        .args(["--target=x86_64-unknown-linux-musl", "-c", "x.c"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let host = Command::new(bin_dir.join("cc")).arg("--version").output().unwrap();
+    assert!(host.status.success(), "the stand-in passes host work to /usr/bin/cc");
+
+    let out = tool()
+        .current_dir(tmp.path())
+        .args(["new", "hello-fn", "--vcs", "none", "--scf-lean"])
+        .arg(scf_lean())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let project = tmp.path().join("hello-fn");
+
+    let out = tool()
+        .current_dir(&project)
+        .arg("build")
+        .env("PATH", path_with(&bin_dir))
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER")
+        .env_remove("CC_x86_64_unknown_linux_musl")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cargo scf build failed:\n{stderr}");
+    let expected = project.join("target/x86_64-unknown-linux-musl/release/hello-fn");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().last(), Some(expected.to_str().unwrap()), "its last line is the binary");
+
+    let elf = std::fs::read(&expected).unwrap();
+    assert_eq!(&elf[..4], b"\x7fELF");
+    assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 62, "x86-64");
+    assert_eq!(u16::from_le_bytes([elf[16], elf[17]]), 2, "ET_EXEC: static, not PIE");
+    let types = program_header_types(&elf);
+    assert!(!types.contains(&3), "no PT_INTERP: {types:?}");
+    assert!(!types.contains(&2), "no PT_DYNAMIC: {types:?}");
+
+    // It serves an event, as SCF sends it.
+    let child = Command::new(&expected)
+        .env("PORT", "0")
+        .env("SCF_LEAN_LOG_LEVEL", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Killed(child);
+    let port = startup_port(&mut child.0);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = br#"{"Type":"timer"}"#;
+    write!(
+        s,
+        "POST /event-invoke HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Scf-Request-Id: r-1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""Type":"timer""#), "{answer}");
+}
+
+/// The `p_type` of each program header of a 64-bit little-endian ELF file.
+fn program_header_types(elf: &[u8]) -> Vec<u32> {
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54), u16_at(56));
+    (0..phnum)
+        .map(|i| {
+            let o = phoff + i * phentsize;
+            u32::from_le_bytes(elf[o..o + 4].try_into().unwrap())
+        })
+        .collect()
+}
+
+/// The port of the start-up line (`... listening on 0.0.0.0:PORT ...`), read with a bound.
+fn startup_port(child: &mut Child) -> u16 {
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(out).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let _ = tx.send(first);
+        for _ in lines {}
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20)).expect("a start-up line within 20 s");
+    line.split(|c: char| c == ' ' || c == '"' || c == ',')
+        .find_map(|w| w.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
+        .unwrap_or_else(|| panic!("no port in the start-up line: {line}"))
+}
