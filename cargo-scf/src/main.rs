@@ -12,6 +12,7 @@
 //! registry's credentials); `main.rs` only reads the command line.
 
 mod build;
+mod image;
 mod new;
 mod project;
 
@@ -38,6 +39,7 @@ struct Scf {
 enum Command {
     New(new::Args),
     Build(build::Args),
+    Image(image::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
     let result = match scf.command {
         Command::New(a) => new::run(a),
         Command::Build(a) => build::run(a).map(|_| ()),
+        Command::Image(a) => image::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
