@@ -64,8 +64,20 @@ impl Project {
         let m: Metadata = serde_json::from_slice(&out.stdout).context("read `cargo metadata`")?;
         let is_bin = |p: &&Package| p.targets.iter().any(|t| t.kind.iter().any(|k| k == "bin"));
         let mut bins: Vec<&Package> = m.packages.iter().filter(is_bin).collect();
+        // The package of the given manifest, else the one whose directory holds the current
+        // one (nearest first), else the workspace's default members.
+        let cwd = std::env::current_dir()
+            .ok()
+            .and_then(|d| d.canonicalize().ok());
+        let dir_of = |p: &Package| p.manifest_path.parent().and_then(|d| d.canonicalize().ok());
         if let Some(want) = manifest.and_then(|m| m.canonicalize().ok()) {
             bins.retain(|p| p.manifest_path.canonicalize().is_ok_and(|p| p == want));
+        } else if let Some(here) = cwd.as_ref().and_then(|cwd| {
+            bins.iter()
+                .filter_map(|p| dir_of(p).filter(|d| cwd.starts_with(d)).map(|d| (d, *p)))
+                .max_by_key(|(d, _)| d.components().count())
+        }) {
+            bins = vec![here.1];
         } else if bins.len() > 1 {
             bins.retain(|p| m.workspace_default_members.contains(&p.id));
         }

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 /// The repository (scf-lean's clone) the new function depends on.
 fn scf_lean() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn tool() -> Command {
@@ -39,7 +42,9 @@ fn refusing_cc(dir: &Path) -> PathBuf {
 /// PATH with `first` in front and no zig or clang (so that nothing but rust-lld can link).
 fn path_with(first: &Path) -> std::ffi::OsString {
     let mut dirs = vec![first.to_path_buf()];
-    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     std::env::join_paths(dirs).unwrap()
 }
 
@@ -63,8 +68,14 @@ fn test_new_function_builds_static_with_rust_lld_when_cc_refuses_the_target() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
-    let host = Command::new(bin_dir.join("cc")).arg("--version").output().unwrap();
-    assert!(host.status.success(), "the stand-in passes host work to /usr/bin/cc");
+    let host = Command::new(bin_dir.join("cc"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(
+        host.status.success(),
+        "the stand-in passes host work to /usr/bin/cc"
+    );
 
     let out = tool()
         .current_dir(tmp.path())
@@ -72,7 +83,11 @@ fn test_new_function_builds_static_with_rust_lld_when_cc_refuses_the_target() {
         .arg(scf_lean())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let project = tmp.path().join("hello-fn");
 
     let out = tool()
@@ -89,12 +104,20 @@ fn test_new_function_builds_static_with_rust_lld_when_cc_refuses_the_target() {
     assert!(out.status.success(), "cargo scf build failed:\n{stderr}");
     let expected = project.join("target/x86_64-unknown-linux-musl/release/hello-fn");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.lines().last(), Some(expected.to_str().unwrap()), "its last line is the binary");
+    assert_eq!(
+        stdout.lines().last(),
+        Some(expected.to_str().unwrap()),
+        "its last line is the binary"
+    );
 
     let elf = std::fs::read(&expected).unwrap();
     assert_eq!(&elf[..4], b"\x7fELF");
     assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 62, "x86-64");
-    assert_eq!(u16::from_le_bytes([elf[16], elf[17]]), 2, "ET_EXEC: static, not PIE");
+    assert_eq!(
+        u16::from_le_bytes([elf[16], elf[17]]),
+        2,
+        "ET_EXEC: static, not PIE"
+    );
     let types = program_header_types(&elf);
     assert!(!types.contains(&3), "no PT_INTERP: {types:?}");
     assert!(!types.contains(&2), "no PT_DYNAMIC: {types:?}");
@@ -148,8 +171,100 @@ fn startup_port(child: &mut Child) -> u16 {
         let _ = tx.send(first);
         for _ in lines {}
     });
-    let line = rx.recv_timeout(Duration::from_secs(20)).expect("a start-up line within 20 s");
-    line.split(|c: char| c == ' ' || c == '"' || c == ',')
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a start-up line within 20 s");
+    line.split([' ', '"', ','])
         .find_map(|w| w.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
         .unwrap_or_else(|| panic!("no port in the start-up line: {line}"))
+}
+
+/// A directory holding only what a build needs (cargo, rustc, rustup, git, the host's
+/// assembler and linker for build scripts) plus the refusing `cc`, and `extra` programs: a
+/// PATH on which no musl gcc is found, as on a Mac.
+fn curated_path(dir: &Path, extra: &[&str]) -> std::ffi::OsString {
+    let bin = refusing_cc(dir);
+    for f in ["musl-gcc", "x86_64-linux-musl-gcc"] {
+        std::fs::remove_file(bin.join(f)).unwrap();
+    }
+    let host = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["cargo", "rustc", "rustup", "git", "as", "ld", "sh"]
+        .iter()
+        .chain(extra)
+    {
+        if let Some(p) = std::env::split_paths(&host)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+        {
+            std::os::unix::fs::symlink(&p, bin.join(name)).unwrap();
+        }
+    }
+    bin.into_os_string()
+}
+
+fn on_path(name: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|d| d.join(name).is_file())
+}
+
+/// The outbound HTTPS example (rustls on ring, whose C and assembly need a C compiler for the
+/// target): with no musl gcc on the host, `cargo scf build` finds clang and gives it to cc-rs.
+#[test]
+fn test_outbound_example_builds_with_clang_when_no_musl_gcc_is_there() {
+    if !on_path("clang") {
+        assert!(
+            std::env::var_os("SCF_LEAN_REQUIRE_CLANG").is_none(),
+            "SCF_LEAN_REQUIRE_CLANG is set and clang is not on PATH"
+        );
+        eprintln!("skipped: no clang on PATH (SCF_LEAN_REQUIRE_CLANG=1 makes it fail)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = curated_path(tmp.path(), &["clang", "llvm-ar"]);
+    let out = tool()
+        .current_dir(scf_lean().join("examples/outbound"))
+        .arg("build")
+        .env("PATH", path)
+        .env("CARGO_TARGET_DIR", tmp.path().join("target"))
+        .env_remove("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER")
+        .env_remove("CC_x86_64_unknown_linux_musl")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cargo scf build failed:\n{stderr}");
+    assert!(stderr.contains("compiles with clang"), "{stderr}");
+    let bin = tmp
+        .path()
+        .join("target/x86_64-unknown-linux-musl/release/outbound");
+    let elf = std::fs::read(&bin).unwrap();
+    assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 62, "x86-64");
+    assert!(
+        !program_header_types(&elf).contains(&3),
+        "static: no PT_INTERP"
+    );
+    let version = Command::new(&bin).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("outbound "));
+}
+
+/// Without any C compiler for the target, a crate with C inside fails to build, and the error
+/// says what to install.
+#[test]
+fn test_c_code_without_a_compiler_for_the_target_says_what_to_install() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = curated_path(tmp.path(), &[]);
+    let out = tool()
+        .current_dir(scf_lean().join("examples/outbound"))
+        .arg("build")
+        .env("PATH", path)
+        .env("CARGO_TARGET_DIR", tmp.path().join("target"))
+        .env_remove("CC_x86_64_unknown_linux_musl")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("install zig, clang or a musl cross gcc"),
+        "{stderr}"
+    );
 }
