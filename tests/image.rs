@@ -58,6 +58,50 @@ fn test_dockerfile_musl_is_the_templates_for_the_repositorys_binary() {
     );
 }
 
+/// The template's Dockerfile says what `scf_lean::image` says (the description `cargo scf
+/// image` writes from): the binary's path, the entrypoint, the user, the port, the labels.
+#[test]
+fn test_the_templates_dockerfile_follows_the_image_description() {
+    use scf_lean::image;
+    let lines = instructions(&root().join("template/Dockerfile"));
+    let has = |l: String| {
+        assert!(
+            lines.contains(&l),
+            "template/Dockerfile lacks `{l}`:\n{lines:#?}"
+        )
+    };
+    has("FROM scratch".into());
+    has(format!("ARG BINARY={}", image::binary("my-function")));
+    has("ARG TITLE=my-function".into());
+    has(format!("ARG DESCRIPTION=\"{}\"", image::DESCRIPTION));
+    has(format!("ARG SOURCE={}", image::SOURCE));
+    has(format!("COPY ${{BINARY}} {}", image::ENTRYPOINT));
+    has(format!("USER {}", image::USER));
+    has(format!("EXPOSE {}", image::PORT));
+    has(format!("ENTRYPOINT [\"{}\"]", image::ENTRYPOINT));
+    // The labels, in the description's order, each from its ARG or as written.
+    let text = std::fs::read_to_string(root().join("template/Dockerfile")).unwrap();
+    let mut at = 0;
+    for (key, _) in image::labels("${TITLE}", "${VERSION}") {
+        let found = text[at..]
+            .find(&format!("{key}="))
+            .unwrap_or_else(|| panic!("no label {key}"));
+        at += found;
+    }
+    assert!(text.contains(&format!(
+        "org.opencontainers.image.licenses=\"{}\"",
+        image::LICENSES
+    )));
+    for (key, value) in [
+        ("org.opencontainers.image.title", "${TITLE}"),
+        ("org.opencontainers.image.description", "${DESCRIPTION}"),
+        ("org.opencontainers.image.source", "${SOURCE}"),
+        ("org.opencontainers.image.version", "${VERSION}"),
+    ] {
+        assert!(text.contains(&format!("{key}=\"{value}\"")), "{key}");
+    }
+}
+
 /// The compressed image (gzip layer + config + manifest) must not exceed it.
 const MAX_IMAGE_BYTES: u64 = 1024 * 1024;
 

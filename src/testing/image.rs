@@ -222,7 +222,11 @@ impl Image {
             .command()
             .args(["run", "-d"])
             .args(SCF_LIKE)
-            .args(["-p", "127.0.0.1::9000", &self.tag]));
+            .args([
+                "-p",
+                &format!("127.0.0.1::{}", crate::image::PORT),
+                &self.tag,
+            ]));
         let mut container = Container {
             engine: self.engine.clone(),
             id: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
@@ -230,7 +234,7 @@ impl Image {
             requests: std::cell::Cell::new(0),
         };
         // Asked once it is in a value that removes it when dropped, a panic here included.
-        container.addr = container.published(9000);
+        container.addr = container.published(crate::image::PORT);
         container
     }
 }
