@@ -11,10 +11,12 @@
 //! One file per job: `new.rs`, `build.rs`, `image.rs`, `push.rs` (with `auth.rs` for the
 //! registry's credentials); `main.rs` only reads the command line.
 
+mod auth;
 mod build;
 mod image;
 mod new;
 mod project;
+mod push;
 
 use std::process::ExitCode;
 
@@ -40,6 +42,7 @@ enum Command {
     New(new::Args),
     Build(build::Args),
     Image(image::Args),
+    Push(push::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::New(a) => new::run(a),
         Command::Build(a) => build::run(a).map(|_| ()),
         Command::Image(a) => image::run(a),
+        Command::Push(a) => push::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
