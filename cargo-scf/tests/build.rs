@@ -268,3 +268,69 @@ fn test_c_code_without_a_compiler_for_the_target_says_what_to_install() {
         "{stderr}"
     );
 }
+
+/// A toolchain without the target's standard library: the tool says it adds it, and asks
+/// rustup for exactly that target, before it builds.
+#[test]
+fn test_a_missing_target_is_added_with_rustup_and_said() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = tmp.path().join("rustup.log");
+    let sysroot = tmp.path().join("sysroot");
+    std::fs::create_dir_all(&sysroot).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let host = std::env::var_os("PATH").unwrap_or_default();
+    let rustc = std::env::split_paths(&host)
+        .map(|d| d.join("rustc"))
+        .find(|p| p.is_file())
+        .expect("rustc on PATH");
+    let scripts = [
+        // A rustc whose sysroot has no target libraries (the real one for everything else).
+        (
+            "rustc",
+            format!(
+                "#!/bin/sh\n[ \"$1\" = --print ] && [ \"$2\" = sysroot ] && {{ echo {}; exit 0; }}\nexec {} \"$@\"\n",
+                sysroot.display(),
+                rustc.display()
+            ),
+        ),
+        // A rustup that records what it is asked.
+        (
+            "rustup",
+            format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
+        ),
+        // A cargo that builds nothing (the build is not what this test is about).
+        (
+            "cargo",
+            format!("#!/bin/sh\n[ \"$1\" = metadata ] && exec {cargo} \"$@\"\nexit 0\n"),
+        ),
+    ];
+    for (name, text) in scripts {
+        let p = bin.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = tool()
+        .current_dir(scf_lean())
+        .args(["build", "--manifest-path"])
+        .arg(scf_lean().join("Cargo.toml"))
+        .env("PATH", path_with(&bin))
+        .env("RUSTC", bin.join("rustc"))
+        .env_remove("RUSTC_WRAPPER")
+        .env("CARGO_TARGET_DIR", tmp.path().join("target"))
+        .env("CARGO", bin.join("cargo"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("adding the x86_64-unknown-linux-musl target"),
+        "{stderr}"
+    );
+    let asked = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(asked.trim(), "target add x86_64-unknown-linux-musl");
+    // The fake cargo built nothing: the tool says so rather than printing a path.
+    assert!(!out.status.success());
+    assert!(stderr.contains("cargo built no"), "{stderr}");
+}
