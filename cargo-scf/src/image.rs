@@ -68,10 +68,11 @@ pub struct Args {
     /// target/x86_64-unknown-linux-musl/release/NAME).
     #[arg(long, value_name = "PATH")]
     binary: Option<PathBuf>,
-    /// Write an OCI image layout into DIR (default, when no --docker-archive: target/scf/image).
+    /// Write the OCI image layout into DIR (default: target/scf/image, where `cargo scf push`
+    /// reads it); always written, with or without --docker-archive.
     #[arg(long, value_name = "DIR")]
     oci_dir: Option<PathBuf>,
-    /// Write a `docker save` archive to FILE, for `docker load -i` or `podman load -i`.
+    /// Also write a `docker save` archive to FILE, for `docker load -i` or `podman load -i`.
     #[arg(long, value_name = "FILE")]
     docker_archive: Option<PathBuf>,
     /// The image's name: the archive's RepoTags and the layout's ref.name (default: NAME:VERSION).
@@ -806,11 +807,13 @@ pub fn run(args: Args) -> Result<()> {
     let image = build(&binary, &pkg.name, &pkg.version, epoch, args.format)?;
 
     let mut written = Vec::new();
-    let layout = match (&args.oci_dir, &args.docker_archive) {
-        (Some(d), _) => Some(d.clone()),
-        (None, None) => Some(default_layout_dir(&pkg.target_directory)),
-        (None, Some(_)) => None,
-    };
+    // The layout is always written (where `cargo scf push` reads it unless told), so that an
+    // archive written alone never leaves an older image there to push.
+    let layout = Some(
+        args.oci_dir
+            .clone()
+            .unwrap_or_else(|| default_layout_dir(&pkg.target_directory)),
+    );
     if let Some(dir) = &layout {
         write_oci_layout(&image, dir, &tag)
             .with_context(|| format!("write the OCI layout {}", dir.display()))?;

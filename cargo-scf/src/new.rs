@@ -98,17 +98,82 @@ pub fn write(dir: &Path, name: &str, scf_lean: &str) -> Result<()> {
 /// `-` and `_`, starting with a letter.
 fn check_name(name: &str) -> Result<()> {
     let ok = name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !ok {
         bail!(
-            "`{name}` cannot name a function: use ASCII letters, digits, `-` and `_`, starting with a letter (at most 64)"
+            "`{name}` cannot name a function: use lowercase ASCII letters, digits, `-` and `_`, \
+             starting with a letter, at most 64 (an image name is lowercase)"
         );
+    }
+    if RESERVED.contains(&name) {
+        bail!("`{name}` cannot name a function: it is a Rust keyword or a built-in crate's name");
     }
     Ok(())
 }
+
+/// What cargo refuses as a package name: the built-in crates and Rust's keywords.
+const RESERVED: &[&str] = &[
+    "std",
+    "core",
+    "alloc",
+    "proc_macro",
+    "proc-macro",
+    "test",
+    "abstract",
+    "as",
+    "async",
+    "await",
+    "become",
+    "box",
+    "break",
+    "const",
+    "continue",
+    "crate",
+    "do",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "final",
+    "fn",
+    "for",
+    "gen",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "macro",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "override",
+    "priv",
+    "pub",
+    "ref",
+    "return",
+    "self",
+    "static",
+    "struct",
+    "super",
+    "trait",
+    "true",
+    "try",
+    "type",
+    "typeof",
+    "unsafe",
+    "unsized",
+    "use",
+    "virtual",
+    "where",
+    "while",
+    "yield",
+];
 
 /// A git URL as given; a path made absolute (the new project is elsewhere), and checked to be
 /// a clone of scf-lean.

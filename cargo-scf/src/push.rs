@@ -143,7 +143,22 @@ pub fn run(args: Args) -> Result<()> {
 fn default_layout() -> Result<PathBuf> {
     let project = crate::project::Project::find(None)
         .context("no --layout given, and no function's project here to find its image")?;
-    Ok(crate::image::default_layout_dir(&project.target_directory))
+    let dir = crate::image::default_layout_dir(&project.target_directory);
+    // An image older than the binary is not what the author just built: say so rather than
+    // push it.
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let binary = project.binary();
+    if let (Some(b), Some(i)) = (modified(&binary), modified(&dir.join("index.json")))
+        && b > i
+    {
+        bail!(
+            "{} is newer than the image at {}: write the image again with `cargo scf image` \
+             (or give --layout DIR to push that one)",
+            binary.display(),
+            dir.display()
+        );
+    }
+    Ok(dir)
 }
 
 /// An image reference to push to: `HOST[:PORT]/PATH:TAG`, checked against Docker's grammar
@@ -172,6 +187,12 @@ impl Reference {
         let bad = |why: &str| anyhow!("the image reference {input:?} is not valid: {why}");
         if input.is_empty() {
             bail!("the image reference is empty: give REGISTRY/NAMESPACE/NAME[:TAG]");
+        }
+        if let Some((scheme, _)) = input.split_once("://") {
+            return Err(bad(&format!(
+                "drop the {scheme}:// (a reference is REGISTRY/NAMESPACE/NAME[:TAG], e.g. \
+                 127.0.0.1:5000/my-fn:v1; --insecure chooses plain HTTP)"
+            )));
         }
         if input.contains('@') {
             return Err(bad(
@@ -1396,8 +1417,11 @@ impl Client {
                     " (a certificate from a private CA? trust the CA with --ca-file PEM)"
                 }
                 rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
-                    " (a plain-HTTP registry? --insecure speaks plain HTTP, for a loopback or \
-                     test registry)"
+                    return anyhow!(
+                        "{at} does not speak TLS: a plain-HTTP registry? `--insecure` speaks \
+                         plain HTTP, for a loopback or test registry (rustls: {})",
+                        self.scrub(&r.to_string())
+                    );
                 }
                 _ => "",
             };

@@ -334,3 +334,40 @@ fn test_a_missing_target_is_added_with_rustup_and_said() {
     assert!(!out.status.success());
     assert!(stderr.contains("cargo built no"), "{stderr}");
 }
+
+/// Names that cargo or a registry would refuse, and a directory already there, are refused
+/// with a reason and nothing written.
+#[test]
+fn test_new_refuses_bad_names_and_an_existing_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, why) in [
+        ("My-Fn", "lowercase"),
+        ("1fn", "starting with a letter"),
+        ("a b", "cannot name a function"),
+        ("../up", "cannot name a function"),
+        ("test", "built-in crate"),
+        ("fn", "Rust keyword"),
+    ] {
+        let out = tool()
+            .current_dir(tmp.path())
+            .args(["new", name])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} accepted");
+        assert!(stderr.contains(why), "{name}: {stderr}");
+    }
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    std::fs::create_dir(tmp.path().join("taken")).unwrap();
+    let out = tool()
+        .current_dir(tmp.path())
+        .args(["new", "taken"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("taken already exists"));
+}

@@ -592,13 +592,14 @@ fn the_docker_archive_holds_the_same_blobs() {
     );
     check_layer(&entries[&layer_name], &binary, 0);
 
-    // Only the archive: no layout written.
+    // The archive alone: the layout is written too, where `cargo scf push` reads it, so that
+    // no older image is left there.
     digest(&scf(
         &dir,
         &["--docker-archive", "only.tar", "--tag", "fn"],
         &[],
     ));
-    assert!(!dir.join("target/scf").exists());
+    assert!(dir.join("target/scf/image/index.json").exists());
     let list: Value = serde_json::from_slice(&archive(&dir.join("only.tar"))["manifest.json"])
         .expect("manifest.json");
     assert_eq!(list[0]["RepoTags"], json!(["fn:latest"]));
@@ -836,4 +837,33 @@ fn podman_loads_and_runs_the_archive() {
         String::from_utf8_lossy(&out.stderr)
     );
     drop(loaded);
+}
+
+/// `cargo scf push` with no `--layout` refuses an image older than the binary (rebuilt and not
+/// imaged again), before it speaks to any registry.
+#[test]
+fn push_refuses_an_image_older_than_the_binary() {
+    let tmp = TempDir::new("stale");
+    let binary = elf(62, None);
+    let dir = project(&tmp.0, "stale-fn", Some(&binary));
+    digest(&scf(&dir, &[], &[]));
+    // The binary rebuilt after the image: its time a minute later.
+    let built = dir
+        .join("target")
+        .join(spec::TARGET)
+        .join("release/stale-fn");
+    fs::File::options()
+        .write(true)
+        .open(&built)
+        .expect("open the binary")
+        .set_modified(SystemTime::now() + Duration::from_secs(60))
+        .expect("set its time");
+    // Port 9 on loopback: nothing answers there; the refusal must come before any connection.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-scf"));
+    cmd.args(["scf", "push", "--insecure", "127.0.0.1:9/stale-fn:v1"])
+        .current_dir(&dir)
+        .env_remove("CARGO_TARGET_DIR");
+    let out = run_bounded(&mut cmd, RUN);
+    refused(&out, "is newer than the image");
+    refused(&out, "cargo scf image");
 }

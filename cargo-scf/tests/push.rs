@@ -310,7 +310,9 @@ fn test_plain_http_push_again_skips_blobs_and_skopeo_sees_the_digest() {
     assert!(!tls.ok, "{}", tls.all());
     assert!(tls.stdout.is_empty(), "{}", tls.all());
     assert!(
-        tls.stderr.contains("error: TLS with 127.0.0.1") && tls.stderr.contains("--insecure"),
+        tls.stderr
+            .contains("does not speak TLS: a plain-HTTP registry?")
+            && tls.stderr.contains("--insecure"),
         "{}",
         tls.all()
     );
@@ -709,6 +711,10 @@ fn test_bad_input_fails_clearly() {
         assert!(!r.stderr.contains("panicked"), "{}", r.all());
     };
     fails(&["--layout", dir, "ns/fn:v1"], "names no registry");
+    fails(
+        &["--layout", dir, "http://127.0.0.1:5000/fn:v1"],
+        "drop the http://",
+    );
     fails(
         &["--layout", dir, "127.0.0.1:5000/NS/fn"],
         "must be lowercase",
