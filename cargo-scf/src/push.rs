@@ -1253,6 +1253,19 @@ impl Client {
         }
     }
 
+    /// A request without a large body, bounded by [`SHORT_CALL`] as a whole.
+    fn run_short<B: ureq::AsSendBody>(
+        &self,
+        r: http::Request<B>,
+    ) -> Result<http::Response<ureq::Body>, ureq::Error> {
+        let r = self
+            .agent
+            .configure_request(r)
+            .timeout_per_call(Some(SHORT_CALL))
+            .build();
+        self.agent.run(r)
+    }
+
     /// One HTTP exchange (with the redirects of a `GET` or `HEAD`, checked): `auth` goes only
     /// to its origin. The body is read, up to `cap`, for a token answer (`want_body`) or an
     /// error (status 400 and up).
@@ -1280,33 +1293,16 @@ impl Client {
                 value.set_sensitive(true);
                 req = req.header("Authorization", value);
             }
+            let bad =
+                |e: http::Error| anyhow!("the request {method} {}: {e}", printable(&url, 200));
             let result = match payload {
-                Payload::None => {
-                    let r = req.body(()).map_err(|e| {
-                        anyhow!("the request {method} {}: {e}", printable(&url, 200))
-                    })?;
-                    let r = self
-                        .agent
-                        .configure_request(r)
-                        .timeout_per_call(Some(SHORT_CALL))
-                        .build();
-                    self.agent.run(r)
-                }
-                Payload::Bytes(data, content_type) => {
-                    let r = req
-                        .header("Content-Type", *content_type)
+                Payload::None => self.run_short(req.body(()).map_err(bad)?),
+                Payload::Bytes(data, content_type) => self.run_short(
+                    req.header("Content-Type", *content_type)
                         .header("Content-Length", data.len())
                         .body(*data)
-                        .map_err(|e| {
-                            anyhow!("the request {method} {}: {e}", printable(&url, 200))
-                        })?;
-                    let r = self
-                        .agent
-                        .configure_request(r)
-                        .timeout_per_call(Some(SHORT_CALL))
-                        .build();
-                    self.agent.run(r)
-                }
+                        .map_err(bad)?,
+                ),
                 Payload::File(path, size) => {
                     let file =
                         File::open(path).with_context(|| format!("open {}", path.display()))?;
@@ -1314,9 +1310,7 @@ impl Client {
                         .header("Content-Type", "application/octet-stream")
                         .header("Content-Length", *size)
                         .body(ureq::SendBody::from_owned_reader(file))
-                        .map_err(|e| {
-                            anyhow!("the request {method} {}: {e}", printable(&url, 200))
-                        })?;
+                        .map_err(bad)?;
                     self.agent.run(r)
                 }
             };

@@ -29,7 +29,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use registry::{Auth, Format, Registry, TestCa, TokenServer, write_layout};
+use registry::{Auth, Format, Registry, TestCa, TokenServer, works, write_layout};
 use serde_json::{Value, json};
 
 /// How long one run of the command may take.
@@ -55,17 +55,6 @@ fn registry_program() -> Option<&'static str> {
         skip("docker-registry is not installed (apt-get install docker-registry)");
     }
     p
-}
-
-/// Whether `program --version` works.
-fn works(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// A finished command: its exit status and output.
@@ -936,20 +925,10 @@ fn test_pushed_image_is_pulled_by_podman_and_runs_as_scf_runs_it() {
     assert_eq!(inspected.stdout.trim(), digest);
 
     // Run as SCF runs it; an event answered 200.
-    let started = tool(&mut podman(&[
-        "run",
-        "-d",
-        "--read-only",
-        "--tmpfs",
-        "/tmp",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        "-p",
-        "127.0.0.1::9000",
-        &reference,
-    ]));
+    let mut run = vec!["run", "-d"];
+    run.extend_from_slice(scf_lean::testing::image::SCF_LIKE);
+    run.extend_from_slice(&["-p", "127.0.0.1::9000", &reference]);
+    let started = tool(&mut podman(&run));
     let container = Container(started.stdout.trim().to_owned());
     let port = tool(&mut podman(&["port", &container.0, "9000/tcp"]));
     let addr: std::net::SocketAddr = port

@@ -35,15 +35,20 @@ const START: Duration = Duration::from_secs(15);
 
 /// The registry program: Debian's name, else upstream's.
 pub fn registry_program() -> Option<&'static str> {
-    ["docker-registry", "registry"].into_iter().find(|p| {
-        Command::new(p)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
+    ["docker-registry", "registry"]
+        .into_iter()
+        .find(|p| works(p))
+}
+
+/// Whether `program --version` works.
+pub fn works(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// How the registry authenticates.
