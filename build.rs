@@ -340,19 +340,15 @@ fn link_args() {
     let root = env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
     let hot = Path::new(&root).join("src").join("hot-text.ld");
     println!("cargo:rerun-if-changed={}", hot.display());
-    let hot = hot_text_script(&hot, lld);
-    let hot_arg = |a: &mut Vec<String>| {
-        if let Some(h) = &hot {
-            a.extend(for_linker(&["-T", &h.display().to_string()], lld));
-        }
-    };
+    // Where the script goes in the list; which copy, once the list is known.
     let mut args = Vec::new();
+    let mut hot_at = None;
     match env::var("SCF_LEAN_LINK_ARGS") {
         // As given: `-Wl,` options are unwrapped for lld, so that one list serves both links.
         Ok(list) => {
             for a in list.split_whitespace() {
                 if a == "@hot-text" {
-                    hot_arg(&mut args);
+                    hot_at = Some(args.len());
                 } else if lld && let Some(words) = a.strip_prefix("-Wl,") {
                     args.extend(words.split(',').map(String::from));
                 } else {
@@ -364,8 +360,15 @@ fn link_args() {
             for words in MUSL_LINK_ARGS {
                 args.extend(for_linker(words, lld));
             }
-            hot_arg(&mut args);
+            hot_at = Some(args.len());
         }
+    }
+    // The pad of lld's copy serves the 64 KiB alignment only (without it, it would be zeros on
+    // disk for nothing: the tiny build).
+    let aligned = args.iter().any(|a| a.contains("max-page-size=0x10000"));
+    if let (Some(at), Some(script)) = (hot_at, hot_text_script(&hot, lld, aligned)) {
+        let words = for_linker(&["-T", &script.display().to_string()], lld);
+        args.splice(at..at, words);
     }
     for a in &args {
         println!("cargo:rustc-link-arg-bins={a}");
@@ -387,19 +390,21 @@ fn link_args() {
 ///   folio whole: at a 128 KiB boundary the first fault maps 128 KiB of code, not the hot 64
 ///   (idle RSS 232 instead of 168 KiB). A pad after .eh_frame ends the read-only segment just
 ///   past a 128 KiB boundary, so that the code segment starts 64 KiB later; its zeros cost 386
-///   bytes compressed.
-fn hot_text_script(hot: &Path, lld: bool) -> Option<std::path::PathBuf> {
+///   bytes compressed. Only with the 64 KiB alignment (`pad`).
+fn hot_text_script(hot: &Path, lld: bool, pad: bool) -> Option<std::path::PathBuf> {
     let text = fs::read_to_string(hot).ok()?;
     if !lld {
         return Some(hot.to_path_buf());
     }
     let out = Path::new(&env::var("OUT_DIR").ok()?).join("hot-text-lld.ld");
     let mut text = text.replace("INSERT BEFORE .init;", "INSERT BEFORE .rodata;");
-    text.push_str(
+    if pad {
+        text.push_str(
         "\n/* build.rs, for lld: the code segment at an odd multiple of 64 KiB in the file. */\n\
          SECTIONS\n{\n  .scf.pad :\n  {\n    BYTE(0);\n    . = ALIGN(0x20000) + 1;\n  }\n}\n\
          INSERT AFTER .eh_frame;\n",
-    );
+        );
+    }
     fs::write(&out, text).ok()?;
     Some(out)
 }

@@ -28,7 +28,8 @@
 set -euo pipefail
 # scf-lean's own binary unless a --manifest-path is given (relative to where you are).
 manifest=()
-[[ " $* " == *" --manifest-path"* ]] || manifest=(--manifest-path "$(dirname "$0")/../Cargo.toml")
+# This repository's echo unless told (the workspace's other member, cargo-scf, is a host tool).
+[[ " $* " == *" --manifest-path"* ]] || manifest=(--manifest-path "$(dirname "$0")/../Cargo.toml" -p scf-lean)
 export SCF_LEAN_LINK_ARGS=${SCF_LEAN_LINK_ARGS:--Wl,--build-id=none @hot-text}
 export RUSTFLAGS="-C target-feature=+crt-static,+sse4.2 -C relocation-model=static -C force-unwind-tables=no ${TINY_RUSTFLAGS:-}"
 exec cargo +nightly build --target x86_64-unknown-linux-musl \

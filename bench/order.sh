@@ -54,7 +54,7 @@ export CARGO_TARGET_DIR=$OUT/target
 #    build's linker, and build.rs gives lld its own copy of the script).
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=cc \
 SCF_LEAN_LINK_ARGS="-Wl,--build-id=none -Wl,-Map=$OUT/scf-lean.map" \
-  cargo build --release --target $TARGET --config profile.release.strip=false --quiet
+  cargo build --release --target $TARGET --bin scf-lean --config profile.release.strip=false --quiet
 BIN=$CARGO_TARGET_DIR/$TARGET/release/scf-lean
 
 # 2. Profile it under callgrind, one dump per phase: start (to listen), 10 event invocations,

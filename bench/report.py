@@ -88,7 +88,7 @@ md.append(
     "Raw measurements: `bench/results/%s.json`; chart: `bench/chart.svg`.\n" % m.get("stamp", "?")
 )
 md.append(
-    "- scf-lean commit **%s** (stable: `cargo build --release --target x86_64-unknown-linux-musl`; "
+    "- scf-lean commit **%s** (stable: `cargo build --release --target x86_64-unknown-linux-musl -p scf-lean`; "
     "tiny: `bench/build-tiny.sh`), bench at %s; %s run, %s s%s.\n"
     % (
         m.get("scf_lean_commit"), m.get("bench_commit"),

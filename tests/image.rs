@@ -180,6 +180,8 @@ fn cargo_build(manifest: &Path, target_dir: &Path, tiny: bool) {
     c.current_dir(root())
         .arg("--manifest-path")
         .arg(manifest)
+        // The echo only: the workspace's other member is the host tool.
+        .args(["-p", "scf-lean"])
         .arg("--target-dir")
         .arg(target_dir)
         // The image recipe is .cargo/config.toml's: flags from the environment would replace it.
