@@ -178,6 +178,15 @@ const RESERVED: &[&str] = &[
 /// A git URL as given; a path made absolute (the new project is elsewhere), and checked to be
 /// a clone of scf-lean.
 fn dependency(given: &str) -> Result<String> {
+    // It goes inside a TOML string as it is.
+    if given
+        .chars()
+        .any(|c| c == '"' || c == '\\' || c.is_control())
+    {
+        bail!(
+            "--scf-lean {given:?}: a quote, a backslash or a control character cannot go in Cargo.toml"
+        );
+    }
     if given.contains("://") || given.starts_with("git@") {
         return Ok(given.to_owned());
     }
@@ -198,9 +207,15 @@ fn dependency(given: &str) -> Result<String> {
     let abs = path
         .canonicalize()
         .with_context(|| format!("--scf-lean {given}"))?;
-    abs.to_str()
-        .map(str::to_owned)
-        .with_context(|| format!("--scf-lean {given}: the path is not UTF-8"))
+    let abs = abs
+        .to_str()
+        .with_context(|| format!("--scf-lean {given}: the path is not UTF-8"))?;
+    if abs.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+        bail!(
+            "--scf-lean {given}: its path {abs:?} cannot go in Cargo.toml (a quote, a backslash or a control character)"
+        );
+    }
+    Ok(abs.to_owned())
 }
 
 /// `git init`, as `cargo new` does, unless git is missing or the directory is already inside a
