@@ -357,6 +357,19 @@ fn test_new_refuses_bad_names_and_an_existing_directory() {
         assert!(!out.status.success(), "{name} accepted");
         assert!(stderr.contains(why), "{name}: {stderr}");
     }
+    // Where scf-lean comes from goes into Cargo.toml as a TOML string: nothing may break out.
+    let out = tool()
+        .current_dir(tmp.path())
+        .args([
+            "new",
+            "quoted",
+            "--scf-lean",
+            "https://example.invalid/x\" evil = \"1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot go in Cargo.toml"));
     assert_eq!(
         std::fs::read_dir(tmp.path()).unwrap().count(),
         0,
