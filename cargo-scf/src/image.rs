@@ -30,7 +30,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use flate2::{Compression, GzBuilder};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use scf_lean::image as spec;
@@ -180,42 +180,40 @@ impl Image {
 }
 
 /// A descriptor: a blob named by digest, with its media type and size.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Clone, Debug)]
 #[serde(rename_all = "camelCase")]
 struct Descriptor {
     media_type: String,
     size: u64,
     digest: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     platform: Option<Platform>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     annotations: Option<BTreeMap<String, String>>,
 }
 
 /// A descriptor's platform (in `index.json`).
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Clone, Debug)]
 struct Platform {
     architecture: String,
     os: String,
 }
 
 /// An image manifest (Docker v2 schema 2 and OCI 1.0 share the shape).
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Manifest {
     schema_version: u32,
-    #[serde(default)]
     media_type: Option<String>,
     config: Descriptor,
     layers: Vec<Descriptor>,
 }
 
 /// A layout's `index.json`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Index {
     schema_version: u32,
-    #[serde(default)]
     media_type: Option<String>,
     manifests: Vec<Descriptor>,
 }
@@ -655,72 +653,6 @@ pub fn write_oci_layout(image: &Image, dir: &Path, tag: &str) -> Result<()> {
     Ok(())
 }
 
-/// Reads the image of the OCI layout in `dir`, as [`write_oci_layout`] writes it: its
-/// `index.json` must list exactly one manifest (Docker v2 schema 2 or OCI 1.0). Every blob is
-/// checked against its digest and size. Returns the image and its `ref.name`, if any.
-pub fn read_oci_layout(dir: &Path) -> Result<(Image, Option<String>)> {
-    let index_path = dir.join("index.json");
-    let index = fs::read(&index_path).with_context(|| {
-        format!(
-            "read {} (write the image first: `cargo scf image`)",
-            index_path.display()
-        )
-    })?;
-    let index: Index = serde_json::from_slice(&index)
-        .with_context(|| format!("{} is not an OCI index", index_path.display()))?;
-    let [descriptor] = index.manifests.as_slice() else {
-        bail!(
-            "{} lists {} manifests, not one",
-            index_path.display(),
-            index.manifests.len()
-        );
-    };
-    let ref_name = descriptor
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(REF_NAME).cloned());
-    let manifest = read_blob(dir, descriptor)?;
-    ensure!(
-        matches!(manifest.media_type.as_str(), DOCKER_MANIFEST | OCI_MANIFEST),
-        "the layout's manifest is a {}, not an image manifest",
-        manifest.media_type
-    );
-    let parsed: Manifest = serde_json::from_slice(&manifest.data)
-        .with_context(|| format!("the manifest {} is not an image manifest", manifest.digest))?;
-    let config = read_blob(dir, &parsed.config)?;
-    let layers = parsed
-        .layers
-        .iter()
-        .map(|d| read_blob(dir, d))
-        .collect::<Result<_>>()?;
-    Ok((
-        Image {
-            manifest,
-            config,
-            layers,
-        },
-        ref_name,
-    ))
-}
-
-/// The blob `descriptor` names in the layout `dir`, checked against its digest and size.
-fn read_blob(dir: &Path, descriptor: &Descriptor) -> Result<Blob> {
-    let hex = descriptor
-        .digest
-        .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|c| c.is_ascii_hexdigit()))
-        .with_context(|| format!("{:?} is not a sha256 digest", descriptor.digest))?;
-    let path = dir.join("blobs").join("sha256").join(hex);
-    let data = fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-    let blob = Blob::new(&descriptor.media_type, data);
-    ensure!(
-        blob.digest == descriptor.digest && blob.data.len() as u64 == descriptor.size,
-        "{} does not match its digest or size: the layout is damaged, write it again",
-        path.display()
-    );
-    Ok(blob)
-}
-
 /// Writes `image` as a `docker save` archive at `file`: `manifest.json` (the config, the image
 /// named `tag`, the layers), the config as `<hex>.json` and each gzip layer as `<hex>.tar.gz`.
 /// `docker load` and `podman load` take it. The tar's headers are fixed, as the layer's.
@@ -807,24 +739,15 @@ pub fn run(args: Args) -> Result<()> {
     let image = build(&binary, &pkg.name, &pkg.version, epoch, args.format)?;
 
     let mut written = Vec::new();
-    // The layout is always written (where `cargo scf push` reads it unless told), so that an
-    // archive written alone never leaves an older image there to push.
-    let layout = Some(
-        args.oci_dir
-            .clone()
-            .unwrap_or_else(|| default_layout_dir(&pkg.target_directory)),
-    );
-    if let Some(dir) = &layout {
-        write_oci_layout(&image, dir, &tag)
-            .with_context(|| format!("write the OCI layout {}", dir.display()))?;
-        let (back, _) = read_oci_layout(dir)?;
-        ensure!(
-            back == image,
-            "{} does not read back as the image written",
-            dir.display()
-        );
-        written.push(format!("OCI layout {}", dir.display()));
-    }
+    // The layout is always written (where `cargo scf push` reads it, and checks it, unless
+    // told), so that an archive written alone never leaves an older image there to push.
+    let dir = args
+        .oci_dir
+        .clone()
+        .unwrap_or_else(|| default_layout_dir(&pkg.target_directory));
+    write_oci_layout(&image, &dir, &tag)
+        .with_context(|| format!("write the OCI layout {}", dir.display()))?;
+    written.push(format!("OCI layout {}", dir.display()));
     if let Some(file) = &args.docker_archive {
         write_docker_archive(&image, file, &tag, epoch)
             .with_context(|| format!("write the Docker archive {}", file.display()))?;
