@@ -381,26 +381,11 @@ pub fn sha256(data: &[u8]) -> String {
     s
 }
 
-/// `epoch` (seconds since 1970) as RFC 3339 UTC: `1970-01-01T00:00:00Z`.
+/// `epoch` (seconds since 1970, at most [`MAX_EPOCH`]) as RFC 3339 UTC:
+/// `1970-01-01T00:00:00Z`.
 pub fn rfc3339(epoch: u64) -> String {
-    let days = (epoch / 86_400) as i64;
-    let secs = epoch % 86_400;
-    // Days to the civil date (Howard Hinnant's algorithm, proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch.min(MAX_EPOCH));
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// The image's time, in seconds since 1970: `SOURCE_DATE_EPOCH` if set (an error if it is not
