@@ -123,6 +123,9 @@
 //!   `panic_hook.rs`: panic messages for the log; `base64.rs`; `sys.rs`: `signalfd`, the
 //!   process CPU clock, the environment read in place, the arguments of a process started by a
 //!   constructor (the only `unsafe`).
+//! - `image.rs`: what a function's image is (target, platform, entrypoint, user, port, labels):
+//!   the one description the template's `Dockerfile`, `testing/image.rs` and `cargo scf image`
+//!   (the tool in `cargo-scf/`, a workspace member with dependencies of its own) follow.
 //! - `testing.rs`: the harness function authors test with ([`testing::TestServer`]), and
 //!   `testing/image.rs`, their image built and run as SCF runs it; `mem.rs`: an in-memory
 //!   socket for the connection's tests and `fuzzing.rs`, the fuzz entry points (feature
