@@ -10,8 +10,9 @@
 //! Crates with C or assembly inside (`ring`, `zstd-sys`, `libsqlite3-sys`...) compile it with a
 //! C compiler for the target. cc-rs looks for `x86_64-linux-musl-gcc` or `musl-gcc`; when
 //! neither is there this command offers it the first it finds of `zig` (`zig cc -target
-//! x86_64-linux-musl`) and `clang` (which cc-rs drives with `--target`). Pure-Rust crates need
-//! none of them.
+//! x86_64-linux-musl`, which brings musl's headers: the way on a Mac) and `clang` (which cc-rs
+//! drives with `--target`; it brings no libc headers, so it serves where the host has some).
+//! Pure-Rust crates need none of them.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -169,10 +170,17 @@ fn on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A shell script running `program words "$@"`.
+/// A shell script running `program words "$@"`, without the `--target=` cc-rs adds when it
+/// takes the program for clang: zig names targets its own way (`x86_64-linux-musl`), and
+/// `words` give it.
 fn wrapper(dir: &Path, name: &str, program: &Path, words: &str) -> Result<PathBuf> {
     let path = dir.join(name);
-    let text = format!("#!/bin/sh\nexec '{}' {words} \"$@\"\n", program.display());
+    let text = format!(
+        "#!/bin/sh\n\
+         for a do shift; case \"$a\" in --target=*) ;; *) set -- \"$@\" \"$a\" ;; esac; done\n\
+         exec '{}' {words} \"$@\"\n",
+        program.display()
+    );
     std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
     #[cfg(unix)]
     {

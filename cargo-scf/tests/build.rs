@@ -208,19 +208,24 @@ fn on_path(name: &str) -> bool {
 }
 
 /// The outbound HTTPS example (rustls on ring, whose C and assembly need a C compiler for the
-/// target): with no musl gcc on the host, `cargo scf build` finds clang and gives it to cc-rs.
-#[test]
-fn test_outbound_example_builds_with_clang_when_no_musl_gcc_is_there() {
-    if !on_path("clang") {
+/// target), built by `cargo scf build` on a PATH with no musl gcc and `programs` on it: the
+/// tool finds `programs[0]` and gives it to cc-rs. Skipped when it is not installed, unless
+/// `require` (a variable) is set.
+fn outbound_builds_with(programs: &[&str], require: &str) {
+    if !on_path(programs[0]) {
         assert!(
-            std::env::var_os("SCF_LEAN_REQUIRE_CLANG").is_none(),
-            "SCF_LEAN_REQUIRE_CLANG is set and clang is not on PATH"
+            std::env::var_os(require).is_none(),
+            "{require} is set and {} is not on PATH",
+            programs[0]
         );
-        eprintln!("skipped: no clang on PATH (SCF_LEAN_REQUIRE_CLANG=1 makes it fail)");
+        eprintln!(
+            "skipped: no {} on PATH ({require}=1 makes it fail)",
+            programs[0]
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let path = curated_path(tmp.path(), &["clang", "llvm-ar"]);
+    let path = curated_path(tmp.path(), programs);
     let out = tool()
         .current_dir(scf_lean().join("examples/outbound"))
         .arg("build")
@@ -233,7 +238,10 @@ fn test_outbound_example_builds_with_clang_when_no_musl_gcc_is_there() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "cargo scf build failed:\n{stderr}");
-    assert!(stderr.contains("compiles with clang"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("compiles with {}", programs[0])),
+        "{stderr}"
+    );
     let bin = tmp
         .path()
         .join("target/x86_64-unknown-linux-musl/release/outbound");
@@ -245,6 +253,18 @@ fn test_outbound_example_builds_with_clang_when_no_musl_gcc_is_there() {
     );
     let version = Command::new(&bin).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("outbound "));
+}
+
+/// zig, the way on a Mac: it brings musl's headers, which ring's x86-64 code needs.
+#[test]
+fn test_outbound_example_builds_with_zig_when_no_musl_gcc_is_there() {
+    outbound_builds_with(&["zig"], "SCF_LEAN_REQUIRE_ZIG");
+}
+
+/// clang, where the host has C headers (a Linux host without musl-gcc).
+#[test]
+fn test_outbound_example_builds_with_clang_when_no_musl_gcc_is_there() {
+    outbound_builds_with(&["clang", "llvm-ar"], "SCF_LEAN_REQUIRE_CLANG");
 }
 
 /// Without any C compiler for the target, a crate with C inside fails to build, and the error
