@@ -13,7 +13,7 @@ use std::io::ErrorKind;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::sockets::{wait_until_accepted, wait_until_read};
+use common::sockets::{wait_until_accepted, wait_until_all_read, wait_until_read};
 use common::{
     Client, assert_echo, assert_json_error, chunked, expect_rejected, get, pattern, post, quiet,
     server, set_rcvbuf,
@@ -396,6 +396,9 @@ fn test_many_small_holders_give_way_to_small_requests() {
             c
         })
         .collect();
+    // Every holder's bytes read (held, or given way already) before the small requests come:
+    // otherwise holders read after them find the budget free again and all 32 that fit stay.
+    wait_until_all_read(holders.iter().map(|c| &c.stream));
     for i in 0..20 {
         let mut c = Client::connect(addr);
         let small = if i % 2 == 0 {
