@@ -1117,8 +1117,11 @@ const BUDGET: u64 = 32 << 20;
 /// Many partial uploads hold the memory budget — `shapes` of them, sent and stopped — while a
 /// stream of small requests (an event and a GET in turn, every tenth on a fresh connection)
 /// must all be answered 200: the holders that do not fit give way to them (503), and the
-/// server's peak RSS stays within the budget, plus what the allocator adds to each buffer (an
-/// eighth at most) and the process itself.
+/// server's peak RSS stays within the budget, plus what the allocator makes of it (a quarter)
+/// and the process itself. The quarter: musl rounds a 64 KiB buffer up to 73 KiB (an eighth),
+/// and which holders give way, in which order, decides which freed chunks the next buffers
+/// reuse. Quiet, the mix peaks 0.5% over the budget; once in about eight runs beside a build
+/// it reached 14%. A leak, or a budget not kept, is past it at once (2x and more).
 fn small_requests_served_beside(name: &str, shapes: &[Holders]) {
     let _g = serial();
     raise_nofile();
@@ -1185,7 +1188,7 @@ fn small_requests_served_beside(name: &str, shapes: &[Holders]) {
         quantile(&lat, 0.99),
         BUDGET / 1024
     );
-    let allowed = before + BUDGET / 1024 * 9 / 8;
+    let allowed = before + BUDGET / 1024 * 5 / 4;
     assert!(hwm <= allowed, "VmHWM {hwm} kB, allowed {allowed} kB");
     // What is held fits the budget: the rest gave way or was refused.
     assert!(
