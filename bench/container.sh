@@ -41,6 +41,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# The scf-lean source to build: `snapshot REV DIR`.
+. bench/snapshot.sh
 RUNS=${RUNS:-10}
 ONLY=${ONLY:-scf-lean floor debian-scf-lean debian-python debian-node}
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
@@ -119,17 +121,9 @@ IMAGES=() # name=local image, or name=oci:LAYOUT (cargo scf image)
 WHAT=()   # name=what it holds
 
 if want scf-lean || want debian-scf-lean; then
-  rev=${SCF_LEAN_REV:-HEAD}
-  if [[ "$rev" == worktree ]]; then
-    src=$ROOT
-    commit="$(git rev-parse --short=12 HEAD)+worktree"
-  else
-    # A clean snapshot of the commit: the working tree may be mid-edit.
-    src=$W/src
-    mkdir -p "$src"
-    git archive "$rev" | tar -x -C "$src"
-    commit=$(git rev-parse --short=12 "$rev")
-  fi
+  snapshot "${SCF_LEAN_REV:-HEAD}" "$W/src"
+  src=$SNAP_SRC
+  commit=$SNAP_COMMIT
   say "building scf-lean $commit (release, $TARGET)"
   (cd "$src" && SCF_LEAN_COMMIT=$commit CARGO_TARGET_DIR=/tmp/bench-target/scf-lean \
     cargo build -q --release --target "$TARGET" -p scf-lean --bin scf-lean >&2)

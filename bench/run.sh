@@ -41,6 +41,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# The scf-lean source to build: `snapshot REV DIR`.
+. bench/snapshot.sh
 W=${BENCH_WORK:-/tmp/bench}
 QUICK=${QUICK:-}
 STAMP=${STAMP:-$(date -u +%Y-%m-%dT%H%M%SZ)}
@@ -93,18 +95,10 @@ install_tools() {
 
 # ---------------------------------------------------------------- build ------------------
 build_all() {
-  local rev=${SCF_LEAN_REV:-HEAD} src
-  if [[ "$rev" == worktree ]]; then
-    src=$ROOT
-    SCF_COMMIT="$(git rev-parse --short=12 HEAD)+worktree"
-  else
-    # A clean snapshot of the commit: others may be editing the working tree.
-    src=$W/src
-    rm -rf "$src"
-    mkdir -p "$src"
-    git archive "$rev" | tar -x -C "$src"
-    SCF_COMMIT=$(git rev-parse --short=12 "$rev")
-  fi
+  local src
+  snapshot "${SCF_LEAN_REV:-HEAD}" "$W/src"
+  src=$SNAP_SRC
+  SCF_COMMIT=$SNAP_COMMIT
   SCF_SRC=$src
   say "building scf-lean $SCF_COMMIT (stable, release, $TARGET)"
   (cd "$src" && SCF_LEAN_COMMIT=$SCF_COMMIT CARGO_TARGET_DIR=/tmp/bench-target/scf-lean \
@@ -121,10 +115,10 @@ build_all() {
   fi
   rm -f "$BIN/scf-lean-base"
   if [[ -n "${SCF_LEAN_BASE:-}" ]]; then
-    local base=$W/src-base base_commit
-    base_commit=$(git rev-parse --short=12 "$SCF_LEAN_BASE")
-    rm -rf "$base" && mkdir -p "$base"
-    git archive "$SCF_LEAN_BASE" | tar -x -C "$base"
+    local base base_commit
+    snapshot "$SCF_LEAN_BASE" "$W/src-base"
+    base=$SNAP_SRC
+    base_commit=$SNAP_COMMIT
     say "building scf-lean-base $base_commit (the commit to compare with)"
     (cd "$base" && SCF_LEAN_COMMIT=$base_commit CARGO_TARGET_DIR=/tmp/bench-target/scf-lean-base \
       cargo build -q --release --target "$TARGET" --bin scf-lean >&2)
