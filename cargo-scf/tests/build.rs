@@ -48,6 +48,30 @@ fn path_with(first: &Path) -> std::ffi::OsString {
     std::env::join_paths(dirs).unwrap()
 }
 
+/// `cargo scf build` in `dir` with `path` as PATH, into `target` (default: the project's own),
+/// with nothing of this environment choosing the linker, the C compiler or the flags; it must
+/// succeed.
+fn scf_build(dir: &Path, path: std::ffi::OsString, target: Option<&Path>) -> std::process::Output {
+    let mut c = tool();
+    c.current_dir(dir)
+        .arg("build")
+        .env("PATH", path)
+        .env_remove("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER")
+        .env_remove("CC_x86_64_unknown_linux_musl")
+        .env_remove("RUSTFLAGS");
+    match target {
+        Some(t) => c.env("CARGO_TARGET_DIR", t),
+        None => c.env_remove("CARGO_TARGET_DIR"),
+    };
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "cargo scf build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Kills and reaps the child on every path.
 struct Killed(Child);
 
@@ -90,18 +114,7 @@ fn test_new_function_builds_static_with_rust_lld_when_cc_refuses_the_target() {
     );
     let project = tmp.path().join("hello-fn");
 
-    let out = tool()
-        .current_dir(&project)
-        .arg("build")
-        .env("PATH", path_with(&bin_dir))
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER")
-        .env_remove("CC_x86_64_unknown_linux_musl")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "cargo scf build failed:\n{stderr}");
+    let out = scf_build(&project, path_with(&bin_dir), None);
     let expected = project.join("target/x86_64-unknown-linux-musl/release/hello-fn");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -226,18 +239,12 @@ fn outbound_builds_with(programs: &[&str], require: &str) {
     }
     let tmp = tempfile::tempdir().unwrap();
     let path = curated_path(tmp.path(), programs);
-    let out = tool()
-        .current_dir(scf_lean().join("examples/outbound"))
-        .arg("build")
-        .env("PATH", path)
-        .env("CARGO_TARGET_DIR", tmp.path().join("target"))
-        .env_remove("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER")
-        .env_remove("CC_x86_64_unknown_linux_musl")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .unwrap();
+    let out = scf_build(
+        &scf_lean().join("examples/outbound"),
+        path,
+        Some(&tmp.path().join("target")),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "cargo scf build failed:\n{stderr}");
     assert!(
         stderr.contains(&format!("compiles with {}", programs[0])),
         "{stderr}"
