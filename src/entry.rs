@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::config::{self, Config};
+use crate::log::fail;
 use crate::server::Server;
 use crate::sys::{self, Args};
 use crate::version::Identity;
@@ -175,22 +176,6 @@ fn serve_process<F: Function>(
 
 // The paths a start that serves does not take are functions of their own, out of line: the
 // code of a cold start stays small and together (see src/hot-text.ld).
-
-/// One start-up error line on stderr, `what: error`, in a single write, named after the
-/// function; returns `code`.
-#[cold]
-#[inline(never)]
-pub(crate) fn fail(
-    identity: Option<&Identity>,
-    what: &str,
-    error: &dyn std::fmt::Display,
-    code: u8,
-) -> u8 {
-    let name = identity.map_or("scf-lean", |me| me.name);
-    let line = format!("{name}: {what}: {error}\n");
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
-    code
-}
 
 #[cold]
 #[inline(never)]

@@ -107,12 +107,12 @@ impl fmt::Debug for Error {
         let headers = self
             .headers
             .iter()
-            .map(|(n, v)| (&**n, crate::request::Value::of(n, v.as_bytes())));
+            .map(|(n, v)| (&**n, crate::redact::Value::of(n, v.as_bytes())));
         f.debug_struct("Error")
             .field("status", &self.status)
             .field("code", &self.code)
             .field("message", &self.message)
-            .field("headers", &crate::response::DebugMap(headers))
+            .field("headers", &crate::redact::DebugMap(headers))
             .finish()
     }
 }

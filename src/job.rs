@@ -47,7 +47,7 @@ pub(crate) fn run<F: Function>(
     event: &[u8],
 ) -> u8 {
     if let Err(why) = check(event) {
-        return crate::entry::fail(identity, "bad event", &why, 2);
+        return crate::log::fail(identity, "bad event", &why, 2);
     }
     panic_hook::install();
     crate::logger::set_settings(config);

@@ -282,6 +282,7 @@ mod logger;
 #[cfg(any(test, feature = "fuzzing"))]
 mod mem;
 mod panic_hook;
+mod redact;
 mod request;
 mod response;
 mod scf;

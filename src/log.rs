@@ -549,6 +549,22 @@ fn push_cleaned(v: &mut Vec<u8>, s: &str, also: fn(char) -> bool) {
     }
 }
 
+/// One start-up error line on stderr, `what: error`, in a single write, named after the
+/// function; returns `code`.
+#[cold]
+#[inline(never)]
+pub(crate) fn fail(
+    identity: Option<&Identity>,
+    what: &str,
+    error: &dyn std::fmt::Display,
+    code: u8,
+) -> u8 {
+    let name = identity.map_or("scf-lean", |me| me.name);
+    let line = format!("{name}: {what}: {error}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    code
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

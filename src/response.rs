@@ -15,7 +15,7 @@ use std::fmt;
 use std::io::{self, IoSlice, Write};
 
 use crate::error::Error;
-use crate::request::Value;
+use crate::redact::{DebugMap, Value};
 use crate::stream::Streamed;
 
 /// A body buffer larger than this is freed when an error answer replaces what it held.
@@ -327,15 +327,6 @@ impl fmt::Debug for Response<'_> {
             .field("body_bytes", &self.body().len())
             .field("invalid", &self.invalid)
             .finish()
-    }
-}
-
-/// An iterator of pairs shown as a map.
-pub(crate) struct DebugMap<I>(pub I);
-
-impl<K: fmt::Debug, V: fmt::Debug, I: Iterator<Item = (K, V)> + Clone> fmt::Debug for DebugMap<I> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.0.clone()).finish()
     }
 }
 

@@ -323,7 +323,7 @@ impl std::fmt::Debug for TestResponse {
         let headers: Vec<_> = self
             .headers
             .iter()
-            .map(|(n, v)| (n, crate::request::Value::of(n, v.as_bytes())))
+            .map(|(n, v)| (n, crate::redact::Value::of(n, v.as_bytes())))
             .collect();
         f.debug_struct("TestResponse")
             .field("status", &self.status)
