@@ -101,11 +101,10 @@ impl Function for Faults {
                 out.header("X-Bad", "a\r\nInjected: yes");
                 Ok(())
             }
-            "/stream-fail" => {
-                let mut body = out.stream()?;
+            "/stream-fail" => out.stream(|body| {
                 body.send(b"the first half, ")?;
                 Err(Error::new("the source failed halfway"))
-            }
+            }),
             "/overflow" => out.json(&deep(1)),
             "/parse" => {
                 let n: u8 = "300".parse()?;

@@ -10,8 +10,8 @@
 //! number as the `id:`), a heartbeat comment whenever a token takes longer than `HEARTBEAT`,
 //! and a `done` event with the count. `n` (default 20, at most 1,000,000) and `delay_ms`
 //! (default 50, at most 10,000) shape it. The page (`GET /`) opens an `EventSource` on it and lists what
-//! arrives. The function holds the server's loop while it streams (SCF gives each SSE
-//! connection an invocation of its own); if the client goes away, `send` fails and it stops.
+//! arrives. The events are sent by a producer on a stream thread of its own, so the server
+//! answers other requests meanwhile; if the client goes away, `send` fails and it stops.
 
 use std::time::{Duration, Instant};
 
@@ -77,25 +77,28 @@ fn sse<'a>(req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
     };
     let n = number("n", 20, 1_000_000);
     let delay = Duration::from_millis(number("delay_ms", 50, 10_000));
-    let mut events = out.sse()?;
-    events.retry(3000)?;
-    for i in 0..n {
-        // Waiting for the next token (a model, a queue…): heartbeats meanwhile.
-        let ready = Instant::now() + delay;
-        loop {
-            let left = ready.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
+    // The producer owns what it uses (n, delay) and runs on a stream thread of its own, while
+    // the server goes on serving other requests.
+    out.sse(move |events| {
+        events.retry(3000)?;
+        for i in 0..n {
+            // Waiting for the next token (a model, a queue…): heartbeats meanwhile.
+            let ready = Instant::now() + delay;
+            loop {
+                let left = ready.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(HEARTBEAT));
+                events.heartbeat(HEARTBEAT)?;
             }
-            std::thread::sleep(left.min(HEARTBEAT));
-            events.heartbeat(HEARTBEAT)?;
+            let word = WORDS[i as usize % WORDS.len()];
+            events.event(Some("token"), Some(itoa::Buffer::new().format(i)), word)?;
         }
-        let word = WORDS[i as usize % WORDS.len()];
-        events.event(Some("token"), Some(&i.to_string()), word)?;
-    }
-    events.event(Some("done"), None, &n.to_string())?;
-    scf_lean::info!("streamed {n} tokens");
-    Ok(events.finish()?)
+        events.event(Some("done"), None, itoa::Buffer::new().format(n))?;
+        scf_lean::info!("streamed {n} tokens");
+        Ok(())
+    })
 }
 
 fn http<'a>(req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {

@@ -124,6 +124,16 @@ pub(crate) struct ReadBuf {
 }
 
 impl ReadBuf {
+    /// Its memory, moved out (to a worker, with the request in it); the indices stay.
+    pub fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Its memory back from [`ReadBuf::take`].
+    pub fn restore(&mut self, buf: Vec<u8>) {
+        self.buf = buf;
+    }
+
     /// An empty buffer that holds no memory yet.
     pub fn new() -> ReadBuf {
         ReadBuf {

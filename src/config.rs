@@ -214,7 +214,7 @@ mod tests {
             let value = match (s.var, s.default) {
                 ("SCF_LEAN_LOG_LEVEL", _) => "debug".to_string(),
                 ("SCF_LEAN_LOG_FORMAT", _) => "json".to_string(),
-                (_, Shown::Number(n)) => n.checked_sub(1).unwrap_or(1).to_string(),
+                (_, Shown::Number(n)) => if n <= 1 { n + 1 } else { n - 1 }.to_string(),
                 (_, Shown::Word(w)) => panic!("{}: no other value for {w}", s.var),
             };
             let c = with(&[(s.var, value.as_str())]).unwrap_or_else(|e| panic!("{e}"));

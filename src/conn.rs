@@ -24,99 +24,24 @@
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use crate::Function;
 use crate::buf::{Discard, Fill, INITIAL_BUF, ReadBuf, Spare};
+use crate::call::{Answer, Call, Cx, Parcel, Service};
 use crate::chunked::Chunked;
 use crate::config::{Config, MAX_HEADERS};
-use crate::date::HttpDate;
+use crate::date::later;
 use crate::error::Reject;
-use crate::invoke::Call;
 use crate::log::{Access, Level, Log};
 use crate::request::{Framing, HeadScan, parse_head};
 use crate::response::{Output, Persist};
+use crate::stream::{Cut, Pipe, Producer, Start};
 
 /// Room for the method and version around a request target of `MAX_TARGET_BYTES`.
 const LINE_SLACK: usize = 32;
-
-/// What every connection shares with the loop: the settings, the log, the date cache and the
-/// spare buffers. The server owns one; the unit tests and the fuzz harness make their own.
-pub(crate) struct Shared {
-    pub config: Config,
-    pub log: Log,
-    pub date: HttpDate,
-    pub spare: Spare,
-    /// Requests the function has answered.
-    pub served: u64,
-}
-
-impl Shared {
-    pub fn new(config: Config) -> Shared {
-        Shared {
-            log: Log::new(config.log_level, config.log_format),
-            date: HttpDate::new(),
-            spare: Spare::new(),
-            served: 0,
-            config,
-        }
-    }
-
-    /// What a connection gets for one turn of the loop: the one place a [`Cx`] is made.
-    pub fn cx(&mut self, now: Instant, closing: bool) -> Cx<'_> {
-        Cx {
-            config: &self.config,
-            log: &mut self.log,
-            date: &self.date,
-            spare: &mut self.spare,
-            served: &mut self.served,
-            now,
-            closing,
-            room: usize::MAX,
-            room_max: usize::MAX,
-            grow: 0,
-            signals: None,
-        }
-    }
-}
-
-/// What a connection works with for one turn of the loop.
-pub(crate) struct Cx<'s> {
-    pub config: &'s Config,
-    pub log: &'s mut Log,
-    pub date: &'s HttpDate,
-    pub spare: &'s mut Spare,
-    /// Requests the function has answered.
-    pub served: &'s mut u64,
-    /// The time as last read: at the start of the turn, and again after each function call
-    /// ([`Cx::tick`]), since a function may take a while. Deadlines count from it.
-    pub now: Instant,
-    /// The server is shutting down: every response closes its connection.
-    pub closing: bool,
-    /// The bytes this connection may hold (read buffer and response together): the memory
-    /// budget less what the other connections hold.
-    pub room: usize,
-    /// What it may hold once the server has made the partial requests it can evict give way
-    /// (`server.rs`, `free_memory_for`): more than `room` when memory is under pressure.
-    pub room_max: usize,
-    /// Set by the connection when it needs this many bytes in all, past `room` but within
-    /// `room_max`: it stopped before taking a read buffer that large (the server makes room
-    /// and drives it again), or holds a request and its answer that large (the server makes
-    /// room for what is still unsent).
-    pub grow: usize,
-    /// The server's signal descriptor, which a streaming function watches for a shutdown while
-    /// it holds the loop.
-    pub signals: Option<i32>,
-}
-
-impl Cx<'_> {
-    /// Reads the clock again.
-    pub fn tick(&mut self) {
-        self.now = Instant::now();
-    }
-}
 
 /// Where a connection is in the life of a request.
 #[derive(Clone, Copy, Debug)]
@@ -137,6 +62,14 @@ pub(crate) enum State {
     },
     /// A response is being written. Deadline: the body timeout, from the last progress.
     Send { close: bool },
+    /// The request is with a worker (`SCF_LEAN_CONCURRENCY`), its read buffer with it; the
+    /// connection neither reads nor writes until the answer comes back. No deadline: the
+    /// function has its time.
+    Away { next: usize },
+    /// A streamed answer: the head, then the batches its producer queues ([`Pipe`]).
+    /// Deadline: the body timeout from the last progress while bytes wait for the client, and
+    /// the invocation's time limit.
+    Stream { close: bool },
     /// The last response is out and the write side shut; input is read and dropped until EOF,
     /// so that closing does not reset the response away. Deadline: the linger time.
     Linger,
@@ -152,6 +85,8 @@ impl State {
             State::Head => "Head",
             State::Body { .. } => "Body",
             State::Send { .. } => "Send",
+            State::Away { .. } => "Away",
+            State::Stream { .. } => "Stream",
             State::Linger => "Linger",
             State::Closed => "Closed",
         }
@@ -163,7 +98,8 @@ impl State {
             State::New => c.first_byte_timeout,
             State::Idle => c.idle_timeout,
             State::Head => c.head_timeout,
-            State::Body { .. } | State::Send { .. } => c.body_timeout,
+            State::Body { .. } | State::Send { .. } | State::Stream { .. } => c.body_timeout,
+            State::Away { .. } => Duration::from_secs(86_400 * 365),
             State::Linger => c.linger,
             State::Closed => Duration::ZERO,
         }
@@ -175,20 +111,34 @@ impl State {
 pub(crate) trait Stream: Read + Write {
     /// Shuts the write side (a FIN after the last response); errors do not matter here.
     fn shutdown_write(&self);
-
-    /// The socket's descriptor, for a function that streams its answer (`stream.rs`).
-    fn fd(&self) -> Option<i32> {
-        None
-    }
 }
 
 impl Stream for TcpStream {
     fn shutdown_write(&self) {
         let _ = self.shutdown(Shutdown::Write);
     }
+}
 
-    fn fd(&self) -> Option<i32> {
-        Some(std::os::fd::AsRawFd::as_raw_fd(self))
+/// A streamed answer under way: its producer's queue and what its access line says.
+struct Flowing {
+    start: Box<Start>,
+    /// Set once the dispatcher has started the producer.
+    pipe: Option<Arc<Pipe>>,
+    /// How the producer ended, once the connection has taken its last bytes.
+    ended: Option<Result<(), Cut>>,
+    /// Bytes on the wire, head included.
+    bytes: usize,
+    /// What its queue may hold (`SCF_LEAN_STREAM_BUFFER_BYTES`), counted as held.
+    reserve: usize,
+}
+
+impl Drop for Flowing {
+    /// A connection dropped with its stream open (the server stopped): the producer's next
+    /// `send` fails.
+    fn drop(&mut self) {
+        if let Some(p) = &self.pipe {
+            p.cut(Cut::ShutDown);
+        }
     }
 }
 
@@ -222,6 +172,18 @@ pub(crate) struct Conn<S = TcpStream> {
     pub yielded: bool,
     /// It is on the server's list to drive again (at most once).
     pub queued: bool,
+    /// Which connection this is, in mail about it (`wake.rs`): the server numbers them.
+    pub id: u64,
+    /// It has something for the dispatcher: a request to send to a worker, or a stream's
+    /// producer to start. The server hands it over after the turn (`Conn::parcel`,
+    /// `Conn::producer`).
+    pub handoff: bool,
+    /// The memory its request holds while away on a worker.
+    away: usize,
+    /// The request parked for a worker: head length, body, and the room, room at most and
+    /// closing of the turn it was parked in.
+    away_request: Option<(usize, std::ops::Range<usize>, usize, usize, bool)>,
+    flow: Option<Box<Flowing>>,
 }
 
 /// Requests served, reads made or reads discarded for one connection in one turn of the loop,
@@ -247,6 +209,11 @@ impl<S: Stream> Conn<S> {
             active_at: now,
             yielded: false,
             queued: false,
+            id: 0,
+            handoff: false,
+            away: 0,
+            away_request: None,
+            flow: None,
         };
         c.restart_clock(now, config);
         c
@@ -304,9 +271,11 @@ impl<S: Stream> Conn<S> {
         }
     }
 
-    /// The memory it holds: its read buffer and its response buffers.
+    /// The memory it holds: its read buffer and its response buffers (away on a worker or
+    /// not), and its stream's queue (counted at its bound).
     pub fn held(&self) -> usize {
-        self.input.capacity() + self.out.capacity()
+        let queue = self.flow.as_ref().map_or(0, |f| f.reserve);
+        self.input.capacity() + self.out.capacity() + self.away + queue
     }
 
     /// Whether a request is arriving and nothing of it has been accepted yet: a head or a body
@@ -342,8 +311,20 @@ impl<S: Stream> Conn<S> {
     #[inline]
     fn restart_clock(&mut self, now: Instant, config: &Config) {
         self.deadline = later(now, self.state.timeout(config));
-        if let State::Body { began, .. } = self.state {
-            self.deadline = self.deadline.min(later(began, config.body_deadline));
+        match self.state {
+            State::Body { began, .. } => {
+                self.deadline = self.deadline.min(later(began, config.body_deadline));
+            }
+            State::Stream { .. } => {
+                if let Some(f) = &self.flow {
+                    // Nothing waiting for the client: only the time limit counts.
+                    if !self.out.pending {
+                        self.deadline = f.start.ends_at;
+                    }
+                    self.deadline = self.deadline.min(f.start.ends_at);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -353,7 +334,7 @@ impl<S: Stream> Conn<S> {
     /// `read_closed` is the event's `EPOLLRDHUP`/`EPOLLHUP`: the peer's FIN may already be
     /// queued behind the data, so reads go on until they return it. Otherwise a short read
     /// ends the reading until the next event.
-    pub fn drive<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F, read_closed: bool) {
+    pub fn drive<D: Service>(&mut self, cx: &mut Cx<'_>, f: &mut D, read_closed: bool) {
         self.input.short = false;
         self.yielded = false;
         self.progress(cx, f, !read_closed);
@@ -373,7 +354,7 @@ impl<S: Stream> Conn<S> {
     }
 
     /// The loop of [`Conn::drive`]; `trust_short` lets a short read end the reading.
-    fn progress<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F, trust_short: bool) {
+    fn progress<D: Service>(&mut self, cx: &mut Cx<'_>, f: &mut D, trust_short: bool) {
         let (mut served, mut reads) = (0, 0);
         loop {
             if self.out.pending {
@@ -386,13 +367,27 @@ impl<S: Stream> Conn<S> {
                         }
                         return;
                     }
+                    Err(_) if self.flow.is_some() => {
+                        return self.end_stream(cx, Err(Cut::ClientGone));
+                    }
                     Err(_) => return self.close(cx),
                 }
                 continue;
             }
             match self.state {
-                State::Closed => return,
+                State::Closed | State::Away { .. } => return,
                 State::Linger => return self.discard(cx),
+                State::Stream { .. } => {
+                    if served == PER_TURN {
+                        self.yielded = true;
+                        return;
+                    }
+                    if !self.pull(cx) {
+                        return;
+                    }
+                    served += 1;
+                    continue;
+                }
                 _ => {}
             }
             if served == PER_TURN {
@@ -482,14 +477,22 @@ impl<S: Stream> Conn<S> {
     }
 
     /// The deadline of the current state has passed.
-    pub fn expire<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F) {
+    pub fn expire<D: Service>(&mut self, cx: &mut Cx<'_>, f: &mut D) {
         match self.state {
             State::Head | State::Body { .. } if !self.out.pending => {
                 self.reject(cx, Reject::Timeout);
                 self.input.short = false;
                 self.progress(cx, f, false);
             }
-            State::Closed => {}
+            State::Stream { .. } => {
+                let limit = self
+                    .flow
+                    .as_ref()
+                    .is_some_and(|f| cx.now >= f.start.ends_at);
+                let why = if limit { Cut::TimeLimit } else { Cut::TooSlow };
+                self.end_stream(cx, Err(why));
+            }
+            State::Closed | State::Away { .. } => {}
             _ => self.close(cx),
         }
         self.park(cx.spare);
@@ -519,6 +522,14 @@ impl<S: Stream> Conn<S> {
         }
     }
 
+    /// The server stops now: a stream under way is cut off (its producer told, its access line
+    /// written).
+    pub fn stop(&mut self, cx: &mut Cx<'_>) {
+        if let State::Stream { .. } = self.state {
+            self.end_stream(cx, Err(Cut::ShutDown));
+        }
+    }
+
     fn close(&mut self, cx: &mut Cx<'_>) {
         self.set_state(State::Closed, cx);
     }
@@ -527,6 +538,7 @@ impl<S: Stream> Conn<S> {
     #[inline(always)]
     fn response_written(&mut self, cx: &mut Cx<'_>) {
         match self.state {
+            State::Stream { .. } => self.batch_written(cx),
             State::Send { close: true } => {
                 self.stream.shutdown_write();
                 if cx.config.linger.is_zero() {
@@ -558,17 +570,21 @@ impl<S: Stream> Conn<S> {
     }
 
     /// Serves the request at `input.start` if it is complete; true once a response is under way.
-    fn serve<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F) -> bool {
+    fn serve<D: Service>(&mut self, cx: &mut Cx<'_>, f: &mut D) -> bool {
         match self.state {
             State::New | State::Idle | State::Head => self.serve_head(cx, f),
             State::Body {
                 head_len, framing, ..
             } => self.serve_body(head_len, framing, cx, f),
-            State::Send { .. } | State::Linger | State::Closed => false,
+            State::Send { .. }
+            | State::Away { .. }
+            | State::Stream { .. }
+            | State::Linger
+            | State::Closed => false,
         }
     }
 
-    fn serve_head<F: Function>(&mut self, cx: &mut Cx<'_>, f: &mut F) -> bool {
+    fn serve_head<D: Service>(&mut self, cx: &mut Cx<'_>, f: &mut D) -> bool {
         if self.input.is_empty() {
             return false;
         }
@@ -612,16 +628,21 @@ impl<S: Stream> Conn<S> {
                 // The whole request is in: answered from this parse.
                 let next = body_start + n;
                 cx.spare.lend_output(&mut self.out);
-                let keep = Call {
-                    input: self.input.bytes(),
-                    head: &head,
-                    headers: &headers,
-                    body: body_start..next,
-                    arrival: self.arrival,
-                    fd: self.stream.fd(),
+                if !f.inline() {
+                    return self.send_away(cx, head_len, body_start..next);
                 }
-                .run(f, &mut self.out, cx);
-                return self.answering(cx, next, keep);
+                let answer = f.call(
+                    Call {
+                        input: self.input.bytes(),
+                        head: &head,
+                        headers: &headers,
+                        body: body_start..next,
+                        arrival: self.arrival,
+                    },
+                    &mut self.out,
+                    cx,
+                );
+                return self.answering(cx, next, answer);
             }
         }
         if let Framing::Chunked = framing {
@@ -649,12 +670,12 @@ impl<S: Stream> Conn<S> {
     }
 
     /// Serves the request whose body is arriving, if it is complete now.
-    fn serve_body<F: Function>(
+    fn serve_body<D: Service>(
         &mut self,
         head_len: usize,
         framing: Framing,
         cx: &mut Cx<'_>,
-        f: &mut F,
+        f: &mut D,
     ) -> bool {
         let body_start = self.input.start + head_len;
         let body_end = match framing {
@@ -685,6 +706,10 @@ impl<S: Stream> Conn<S> {
                 }
             }
         };
+        if !f.inline() {
+            cx.spare.lend_output(&mut self.out);
+            return self.send_away(cx, head_len, body_start..body_end);
+        }
         // The head is parsed again: it borrows the buffer, which reads may have moved.
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let max = cx.config.max_headers.min(MAX_HEADERS);
@@ -694,25 +719,235 @@ impl<S: Stream> Conn<S> {
             return true;
         };
         cx.spare.lend_output(&mut self.out);
-        let keep = Call {
-            input: self.input.bytes(),
-            head: &head,
-            headers: &headers,
-            body: body_start..body_end,
-            arrival: self.arrival,
-            fd: self.stream.fd(),
-        }
-        .run(f, &mut self.out, cx);
+        let answer = f.call(
+            Call {
+                input: self.input.bytes(),
+                head: &head,
+                headers: &headers,
+                body: body_start..body_end,
+                arrival: self.arrival,
+            },
+            &mut self.out,
+            cx,
+        );
         // The raw bytes after a chunked body were moved right behind its decoded data.
-        self.answering(cx, body_end, keep)
+        self.answering(cx, body_end, answer)
     }
 
     /// A response to the request at `input.start` is under way; the next request starts at
     /// `next`.
-    fn answering(&mut self, cx: &mut Cx<'_>, next: usize, keep: bool) -> bool {
+    #[inline(always)]
+    fn answering(&mut self, cx: &mut Cx<'_>, next: usize, answer: Answer) -> bool {
         self.input.start = next;
-        self.set_state(State::Send { close: !keep }, cx);
+        match answer {
+            Answer::Whole { keep } => self.set_state(State::Send { close: !keep }, cx),
+            Answer::Stream(start) => self.start_stream(cx, start),
+        }
         true
+    }
+
+    /// The request at `input.start` (its body `body`) goes to a worker: the server takes it
+    /// (`Conn::parcel`) after this turn.
+    #[cold]
+    #[inline(never)]
+    fn send_away(
+        &mut self,
+        cx: &mut Cx<'_>,
+        head_len: usize,
+        body: std::ops::Range<usize>,
+    ) -> bool {
+        let next = body.end;
+        self.away_request = Some((head_len, body, cx.room, cx.room_max, cx.closing));
+        self.handoff = true;
+        self.set_state(State::Away { next }, cx);
+        true
+    }
+
+    /// The request parked by `send_away`, with the buffers, for a worker.
+    #[cold]
+    #[inline(never)]
+    pub fn parcel(&mut self) -> Option<Box<Parcel>> {
+        let (head_len, body, room, room_max, closing) = self.away_request.take()?;
+        self.away = self.input.capacity() + self.out.capacity();
+        let out = std::mem::replace(&mut self.out, Output::new());
+        Some(Box::new(Parcel {
+            start: self.input.start,
+            input: self.input.take(),
+            head_len,
+            body,
+            arrival: self.arrival,
+            out,
+            room,
+            room_max,
+            used: 0,
+            closing,
+            answer: None,
+            grow: 0,
+            claimed: 0,
+            lines: (Vec::new(), Vec::new()),
+        }))
+    }
+
+    /// A worker's answer: the buffers back, and on as with an answer made here.
+    #[cold]
+    #[inline(never)]
+    pub fn answered<D: Service>(&mut self, cx: &mut Cx<'_>, f: &mut D, mut parcel: Box<Parcel>) {
+        let State::Away { next } = self.state else {
+            return;
+        };
+        self.input.restore(std::mem::take(&mut parcel.input));
+        self.out = std::mem::replace(&mut parcel.out, Output::new());
+        self.away = 0;
+        cx.grow = cx.grow.max(parcel.grow);
+        cx.tick();
+        let answer = parcel
+            .answer
+            .take()
+            .unwrap_or(Answer::Whole { keep: false });
+        self.answering(cx, next, answer);
+        // Input that arrived meanwhile raised its event while the connection could not read.
+        self.input.short = false;
+        self.yielded = false;
+        self.progress(cx, f, false);
+        self.park(cx.spare);
+    }
+
+    /// Its call was lost with a worker that could not start: closed, the client told nothing
+    /// more.
+    #[cold]
+    #[inline(never)]
+    pub fn abandon(&mut self, cx: &mut Cx<'_>) {
+        self.away = 0;
+        self.away_request = None;
+        self.close(cx);
+    }
+
+    /// A streamed answer begins: its head is in the output; its producer waits for the server
+    /// to start it (`Conn::producer`).
+    #[cold]
+    #[inline(never)]
+    fn start_stream(&mut self, cx: &mut Cx<'_>, start: Box<Start>) {
+        let close = start.close || cx.closing;
+        let waits = start.producer.is_some();
+        let head = self.out.wire_len(self.input.bytes());
+        self.flow = Some(Box::new(Flowing {
+            start,
+            pipe: None,
+            ended: if waits { None } else { Some(Ok(())) },
+            bytes: head,
+            reserve: cx.config.stream_buffer_bytes,
+        }));
+        self.handoff |= waits;
+        self.set_state(State::Stream { close }, cx);
+    }
+
+    /// The producer of the stream, for the server to start; the stream's limit and framing with
+    /// it.
+    #[cold]
+    #[inline(never)]
+    pub fn producer(&mut self) -> Option<(Producer, Option<Box<str>>, bool)> {
+        let f = self.flow.as_mut()?;
+        if f.pipe.is_some() {
+            return None;
+        }
+        let p = f.start.producer.take()?;
+        Some((p, f.start.request_id.clone(), f.start.chunked))
+    }
+
+    /// The producer runs, sending through `pipe` (or, `None`, could not be started).
+    #[cold]
+    #[inline(never)]
+    pub fn stream_started(&mut self, cx: &mut Cx<'_>, pipe: Option<Arc<Pipe>>) {
+        let Some(f) = self.flow.as_mut() else {
+            return;
+        };
+        match pipe {
+            Some(p) => f.pipe = Some(p),
+            None => self.end_stream(cx, Err(Cut::NoThread)),
+        }
+    }
+
+    /// Takes the stream's next batch into the output; false when there is none yet (the
+    /// producer's mail will drive the connection again).
+    fn pull(&mut self, cx: &mut Cx<'_>) -> bool {
+        let Some(f) = self.flow.as_mut() else {
+            return false;
+        };
+        if let Some(how) = f.ended {
+            self.end_stream(cx, how);
+            return true;
+        }
+        let Some(pipe) = &f.pipe else {
+            return false;
+        };
+        self.out.body.clear();
+        let taken = pipe.take(&mut self.out.body);
+        f.ended = taken.ended;
+        self.out.batch();
+        f.bytes += self.out.body.len();
+        if self.out.pending {
+            self.restart_clock(cx.now, cx.config);
+            return true;
+        }
+        match f.ended {
+            Some(how) => {
+                self.end_stream(cx, how);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A batch (or the head) of the stream is out.
+    fn batch_written(&mut self, cx: &mut Cx<'_>) {
+        self.active_at = cx.now;
+        self.restart_clock(cx.now, cx.config);
+    }
+
+    /// The stream is over: its access line, then the connection kept (a whole chunked body),
+    /// closed after the body (HTTP/1.0, or the request said so), or closed at once (cut off).
+    #[cold]
+    #[inline(never)]
+    fn end_stream(&mut self, cx: &mut Cx<'_>, how: Result<(), Cut>) {
+        let Some(f) = self.flow.take() else {
+            return self.close(cx);
+        };
+        if let (Err(why), Some(p)) = (how, &f.pipe) {
+            p.cut(why);
+        }
+        let (level, cut) = match how {
+            Ok(()) => (Level::Info, None),
+            Err(c @ (Cut::Failed | Cut::Panicked | Cut::NoThread)) => {
+                (Level::Error, Some(c.reason()))
+            }
+            Err(c) => (Level::Warn, Some(c.reason())),
+        };
+        if cx.log.enabled(level) {
+            let s = &f.start;
+            cx.log.access(&Access {
+                level,
+                request_id: s.request_id.as_deref(),
+                method: &s.method,
+                path: &s.path,
+                status: s.status,
+                bytes: f.bytes,
+                elapsed: cx.now.saturating_duration_since(s.arrival),
+                cut,
+            });
+        }
+        let close = matches!(self.state, State::Stream { close: true });
+        self.out.recycle(usize::MAX);
+        match how {
+            Ok(()) if !close && !cx.closing => {
+                self.active_at = cx.now;
+                self.set_state(State::Idle, cx);
+            }
+            Ok(()) => {
+                self.set_state(State::Send { close: true }, cx);
+                self.response_written(cx);
+            }
+            Err(_) => self.close(cx),
+        }
     }
 
     /// Still incomplete: 431 or 414 if it can no longer fit.
@@ -788,31 +1023,28 @@ fn log_transition(log: &mut Log, from: &State, to: &State) {
     log.line(Level::Debug, None, &msg);
 }
 
-/// `now + d`, or far in the future if that does not fit.
-pub(crate) fn later(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d)
-        .or_else(|| now.checked_add(Duration::from_secs(86_400 * 365)))
-        .unwrap_or(now)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Config;
+    use crate::call::Shared;
     use crate::log::Format;
     use crate::mem::Mem;
-    use crate::{Config, Context, Error, Response};
 
+    /// A service that answers with the request's body, inline.
     struct Echo;
 
-    impl Function for Echo {
-        fn event<'a>(
-            &mut self,
-            event: &'a [u8],
-            _: &Context<'a>,
-            out: &mut Response<'a>,
-        ) -> Result<(), Error> {
-            out.body_mut().extend_from_slice(event);
-            Ok(())
+    impl Service for Echo {
+        fn inline(&self) -> bool {
+            true
+        }
+
+        fn call(&mut self, call: Call<'_>, out: &mut Output, cx: &mut Cx<'_>) -> Answer {
+            let mut resp = out.response();
+            resp.body_mut()
+                .extend_from_slice(&call.input[call.body.clone()]);
+            out.prepare(resp, call.input, cx.date.as_bytes(), true, Persist::Default);
+            Answer::Whole { keep: true }
         }
     }
 

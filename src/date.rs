@@ -109,6 +109,13 @@ pub fn rfc3339_millis(now: SystemTime, out: &mut Vec<u8>) {
     out.extend_from_slice(&t);
 }
 
+/// `now + d`, or far in the future if that does not fit.
+pub(crate) fn later(now: std::time::Instant, d: std::time::Duration) -> std::time::Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(86_400 * 365)))
+        .unwrap_or(now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

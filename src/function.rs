@@ -69,6 +69,77 @@ pub trait Function {
         let _ = (req, out);
         Err(Error::not_found(crate::platform::NO_HTTP_HANDLER))
     }
+
+    /// Another instance of this function, for a worker thread: with `SCF_LEAN_CONCURRENCY=N`
+    /// above 1 the server asks for one per worker, up to N, after [`Function::init`] ran on this
+    /// one (so what `init` built — a pool, a client, a loaded model behind an `Arc` — is shared
+    /// by the instances made from it). `None` (the default): calls run one at a time on the
+    /// server's own thread, whatever the setting. [`concurrent`] answers it with a clone.
+    fn worker(&self) -> Option<Box<dyn Function + Send>> {
+        None
+    }
+}
+
+/// A function whose calls may run at once, up to `SCF_LEAN_CONCURRENCY`, each on a worker
+/// thread with a clone of `f` of its own: for a web function with multi-concurrency whose calls
+/// wait (on a database, an HTTP call), so that one call's wait does not hold the others.
+///
+/// Each worker's clone is its own: `&mut self` state (a buffer, a counter, a cache) is per
+/// worker, with no lock. State that all calls share goes behind an `Arc` (with a `Mutex`, an
+/// atomic, or a pool that is `Sync` already), cloned with the function. [`Function::init`]
+/// runs once, on the original, before any clone is made: the clones share what it built.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use scf_lean::{Error, Function, Request, Response};
+///
+/// #[derive(Clone, Default)]
+/// struct Counter {
+///     all: Arc<AtomicU64>, // shared by every worker
+///     mine: u64,           // this worker's own
+/// }
+///
+/// impl Function for Counter {
+///     fn http<'a>(&mut self, _req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
+///         self.mine += 1;
+///         let all = self.all.fetch_add(1, Ordering::Relaxed) + 1;
+///         out.json(&serde_json::json!({ "all": all, "this_worker": self.mine }))
+///     }
+/// }
+///
+/// let f = scf_lean::concurrent(Counter::default()); // then scf_lean::main!(f)
+/// assert!(f.worker().is_some());
+/// ```
+pub fn concurrent<F: Function + Clone + Send + 'static>(f: F) -> Concurrent<F> {
+    Concurrent(f)
+}
+
+/// See [`concurrent`].
+#[derive(Clone, Debug)]
+pub struct Concurrent<F>(pub F);
+
+impl<F: Function + Clone + Send + 'static> Function for Concurrent<F> {
+    fn init(&mut self) -> Result<(), Error> {
+        self.0.init()
+    }
+
+    fn event<'a>(
+        &mut self,
+        event: &'a [u8],
+        ctx: &Context<'a>,
+        out: &mut Response<'a>,
+    ) -> Result<(), Error> {
+        self.0.event(event, ctx, out)
+    }
+
+    fn http<'a>(&mut self, req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
+        self.0.http(req, out)
+    }
+
+    fn worker(&self) -> Option<Box<dyn Function + Send>> {
+        Some(Box::new(self.0.clone()))
+    }
 }
 
 /// An event function over raw bytes: `|event, ctx, out| …`.
@@ -108,12 +179,20 @@ where
 }
 
 /// See [`event_fn`].
+#[derive(Clone)]
 pub struct EventFn<F>(F);
 
 /// See [`json_fn`].
 pub struct JsonFn<F, E>(F, std::marker::PhantomData<fn(E)>);
 
+impl<F: Clone, E> Clone for JsonFn<F, E> {
+    fn clone(&self) -> Self {
+        JsonFn(self.0.clone(), std::marker::PhantomData)
+    }
+}
+
 /// See [`http_fn`].
+#[derive(Clone)]
 pub struct HttpFn<F>(F);
 
 impl<F> Function for EventFn<F>

@@ -11,9 +11,11 @@
 use std::time::{Duration, Instant};
 
 use crate::buf::INITIAL_BUF;
+use crate::call::Shared;
 use crate::chunked::decode_in_pieces;
 use crate::config::{Config, MAX_HEADERS};
-use crate::conn::{Conn, Shared};
+use crate::conn::Conn;
+use crate::dispatch::Dispatch;
 use crate::log::Level;
 use crate::mem::Mem;
 use crate::request::{Framing, HeadScan, parse_head};
@@ -240,7 +242,7 @@ pub fn connection(data: &[u8]) {
     let closing = rng.below(16) == 0;
     let mut shared = Shared::new(config.clone());
     let start = Instant::now();
-    let mut probe = Probe::default();
+    let mut probe = Dispatch::new(Probe::default(), &config, &mut shared.log);
     let stream = Mem::new(data, 0, 0);
     let mut conn = Conn::new(stream, start, &config);
     let buf_limit =
@@ -273,7 +275,7 @@ pub fn connection(data: &[u8]) {
         assert!(pending <= out_limit, "response {pending} past {out_limit}");
     }
     let out = std::mem::take(&mut conn.stream().out);
-    check_output(&out, &probe.calls);
+    check_output(&out, &probe.function().calls);
 }
 
 /// The output is a sequence of well-formed responses that answer `calls` in order, then at

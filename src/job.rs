@@ -60,17 +60,10 @@ pub(crate) fn run<F: Function>(
         return 1;
     }
     let mut out = Response::new();
-    let result = scope::call(&mut log, None, None, || {
+    let result = scope::call(&mut log, None, || {
         panic::catch_unwind(AssertUnwindSafe(|| f.event(event, &ctx, &mut out)))
     });
-    let failure = match result {
-        Ok(Ok(())) => out.invalid().map(|why| format!("invalid response: {why}")),
-        Ok(Err(e)) => Some(format!("function error: {e}")),
-        Err(payload) => Some(format!(
-            "function panicked: {}",
-            panic_hook::message(&*payload)
-        )),
-    };
+    let failure = crate::invoke::job_failure(result, &out);
     if let Some(line) = &failure {
         log.line(Level::Error, None, line);
     }

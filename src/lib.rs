@@ -165,6 +165,9 @@
 //! | `SCF_LEAN_IDLE_TIMEOUT_MS` | 900000 | an idle keep-alive connection is closed after it (long: the proxy in front reuses connections, and closing first races with its next request) |
 //! | `SCF_LEAN_LINGER_MS` | 2000 | after a response that closes the connection, unread input is drained this long, so that the close does not reset the response away |
 //! | `SCF_LEAN_SHUTDOWN_GRACE_MS` | 2000 | after SIGTERM or SIGINT, requests in flight may finish within it; then the process exits |
+//! | `SCF_LEAN_CONCURRENCY` | 1 | invocations run at once, on worker threads, for a function made with scf_lean::concurrent (set it to the function's MaxConcurrency); 1: each call runs on the loop's thread, one at a time, no thread started |
+//! | `SCF_LEAN_STREAM_BUFFER_BYTES` | 65536 | bytes a streamed answer may queue for a client that reads slower than the function sends; past it send waits |
+//! | `SCF_LEAN_TIME_LIMIT_MS` | 900000 | an invocation's time limit where X-Scf-Timeout does not give one (SCF's longest); a stream still open at its limit is cut off |
 //! | `SCF_LEAN_LOG_LEVEL` | info | log level: off, error, warn, info or debug |
 //! | `SCF_LEAN_LOG_MESSAGE_BYTES` | 16384 | a message a function logs (scf_lean::info! and the others), in bytes; past it the rest is cut and the line says how much |
 //! | `SCF_LEAN_LOG_FORMAT` | text | log line format: text or json |
@@ -261,11 +264,13 @@
 
 pub mod base64;
 mod buf;
+mod call;
 mod chunked;
 pub mod config;
 mod conn;
 mod context;
 mod date;
+mod dispatch;
 mod entry;
 mod error;
 #[cfg(feature = "events")]
@@ -282,6 +287,7 @@ mod logger;
 #[cfg(any(test, feature = "fuzzing"))]
 mod mem;
 mod panic_hook;
+mod pool;
 mod redact;
 mod request;
 mod response;
@@ -293,6 +299,7 @@ mod sys;
 pub mod testing;
 mod uri;
 mod version;
+mod wake;
 
 /// The platform served: Tencent Cloud SCF. Another platform is a sibling of `scf.rs` with the
 /// same items, named here instead.
@@ -302,7 +309,9 @@ pub use config::{Config, ConfigError};
 pub use context::{Context, Credentials};
 pub use entry::{run, run_as, start};
 pub use error::{Error, from_json};
-pub use function::{EventFn, Function, HttpFn, JsonFn, event_fn, http_fn, json_fn};
+pub use function::{
+    Concurrent, EventFn, Function, HttpFn, JsonFn, concurrent, event_fn, http_fn, json_fn,
+};
 pub use log::{Format, Level};
 #[doc(hidden)]
 pub use logger::__log;

@@ -378,6 +378,31 @@ impl Log {
         }
     }
 
+    /// Moves the waiting lines (stdout's, stderr's) out into `into`'s buffers (empty): a call
+    /// on a worker hands its lines to the loop, which writes them ([`Log::append`]).
+    pub fn take_lines(&mut self, into: &mut (Vec<u8>, Vec<u8>)) {
+        std::mem::swap(&mut self.out.buf, &mut into.0);
+        std::mem::swap(&mut self.err.buf, &mut into.1);
+    }
+
+    /// Takes in lines another log made ([`Log::take_lines`]) behind its own, within
+    /// [`LOG_BUFFER`] (past it they are dropped and counted); `lines` is left empty.
+    pub fn append(&mut self, lines: &mut (Vec<u8>, Vec<u8>)) {
+        for (pipe, more) in [(&mut self.out, &mut lines.0), (&mut self.err, &mut lines.1)] {
+            if more.is_empty() {
+                continue;
+            }
+            if pipe.buf.is_empty() {
+                std::mem::swap(&mut pipe.buf, more);
+            } else if pipe.buf.len() + more.len() <= LOG_BUFFER {
+                pipe.buf.extend_from_slice(more);
+            } else {
+                pipe.dropped += more.iter().filter(|&&b| b == b'\n').count() as u64;
+            }
+            more.clear();
+        }
+    }
+
     /// Whether lines are waiting for a descriptor that did not take them yet.
     pub fn pending(&self) -> bool {
         !self.out.buf.is_empty() || !self.err.buf.is_empty()

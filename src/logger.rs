@@ -203,7 +203,7 @@ mod tests {
     use crate::log::Log;
 
     fn lend<R>(log: &mut Log, id: Option<&str>, f: impl FnOnce() -> R) -> R {
-        crate::scope::call(log, id, None, f)
+        crate::scope::call(log, id, f)
     }
 
     fn text(b: &[u8]) -> &str {

@@ -16,7 +16,7 @@ use std::io::{self, IoSlice, Write};
 
 use crate::error::Error;
 use crate::redact::{DebugMap, Value};
-use crate::stream::Streamed;
+use crate::stream::{BodyStream, Producer, Sse};
 
 /// A body buffer larger than this is freed when an error answer replaces what it held.
 const ERROR_BUF: usize = 64 * 1024;
@@ -58,12 +58,8 @@ pub struct Response<'a> {
     at: BodyAt<&'a [u8]>,
     /// The first invalid header or status the function set.
     invalid: Option<&'static str>,
-    /// Whether (and how far) the answer was streamed ([`Response::stream`]).
-    streamed: Option<Streamed>,
-    /// Bytes of a streamed answer on the wire so far, head included.
-    streamed_bytes: usize,
-    /// The status its head went out with.
-    streamed_status: u16,
+    /// The producer of a streamed body ([`Response::stream`]).
+    producer: Option<Producer>,
 }
 
 /// Where a response body lives. `In` is how a slice of the request is held: a borrowed slice
@@ -108,9 +104,7 @@ impl<'a> Response<'a> {
             body,
             at: BodyAt::Owned,
             invalid: None,
-            streamed: None,
-            streamed_bytes: 0,
-            streamed_status: 0,
+            producer: None,
         }
     }
 
@@ -238,35 +232,103 @@ impl<'a> Response<'a> {
         self.headers.len() + body
     }
 
-    /// How far the answer was streamed, if it was.
-    pub(crate) fn streamed(&self) -> Option<Streamed> {
-        self.streamed
-    }
-
-    pub(crate) fn set_streamed(&mut self, s: Streamed) {
-        if self.streamed.is_none() {
-            self.streamed_status = self.status;
+    /// Answers with a body sent in pieces: the status and the header lines set so far go out
+    /// when the function returns, and `producer` runs on a stream thread of its own, sending
+    /// the body with [`BodyStream::send`] (chunked on HTTP/1.1) while the server goes on
+    /// serving others. See `stream.rs` for the model.
+    ///
+    /// The producer owns what it needs (`move`): it runs after the function has returned and
+    /// the request's bytes are gone, so it borrows nothing from the request — copy what it
+    /// uses (`let n: u64 = req.query_param("n")…parse()…;`, `req.header("x").map(str::to_owned)`).
+    /// It may log (`scf_lean::info!`, with the request id). Returning `Ok` ends the body;
+    /// an `Err` or a panic cuts it off (logged at ERROR) and closes the connection.
+    ///
+    /// ```
+    /// # use scf_lean::{Error, Request, Response};
+    /// fn export<'a>(req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
+    ///     let rows: u32 = req.query_param("rows").and_then(|n| n.parse().ok()).unwrap_or(1000);
+    ///     out.content_type("text/csv");
+    ///     out.stream(move |body| {
+    ///         for row in 0..rows {
+    ///             body.send(format!("{row},{}\n", row * row).as_bytes())?;
+    ///         }
+    ///         Ok(())
+    ///     })
+    /// }
+    /// # let mut out = Response::new();
+    /// # export(&Request::new("GET", "/?rows=3", &[], b""), &mut out).unwrap();
+    /// # assert_eq!(out.collect_stream().unwrap().unwrap(), b"0,0\n1,1\n2,4\n");
+    /// ```
+    ///
+    /// For a `HEAD` request the head is the whole answer: the producer does not run.
+    ///
+    /// # Errors
+    /// For a 204 or 304 (no body), a second stream, or an invalid header set before. Answering
+    /// an event (`POST /event-invoke`) with a stream is an error the server reports (a 500).
+    pub fn stream<P>(&mut self, producer: P) -> Result<(), Error>
+    where
+        P: FnOnce(&mut BodyStream) -> Result<(), Error> + Send + 'static,
+    {
+        if self.producer.is_some() {
+            return Err(Error::new("the response is already streaming"));
         }
-        self.streamed = Some(s);
+        if let Some(why) = self.invalid {
+            return Err(Error::new(why));
+        }
+        if matches!(self.status, 204 | 304) {
+            return Err(Error::new("a 204 or 304 response has no body to stream"));
+        }
+        self.producer = Some(Box::new(producer));
+        Ok(())
     }
 
-    /// The status a streamed answer's head went out with (later changes do not reach the wire).
-    pub(crate) fn streamed_status(&self) -> u16 {
-        self.streamed_status
+    /// Answers with a stream of Server-Sent Events: `Content-Type: text/event-stream`,
+    /// `Cache-Control: no-cache` and `X-Accel-Buffering: no` (so that an nginx in front does not
+    /// buffer it), each unless the function set it already, then [`Response::stream`] with a
+    /// producer that writes events ([`Sse::event`]).
+    ///
+    /// # Errors
+    /// As [`Response::stream`].
+    pub fn sse<P>(&mut self, producer: P) -> Result<(), Error>
+    where
+        P: FnOnce(&mut Sse) -> Result<(), Error> + Send + 'static,
+    {
+        for (name, value) in [
+            ("Content-Type", "text/event-stream"),
+            ("Cache-Control", "no-cache"),
+            ("X-Accel-Buffering", "no"),
+        ] {
+            if self.header_value(name).is_none() {
+                self.header(name, value);
+            }
+        }
+        self.stream(move |body| {
+            let mut events = Sse::new(std::mem::replace(body, BodyStream::in_memory()));
+            let r = producer(&mut events);
+            *body = events.into_stream();
+            r
+        })
     }
 
-    pub(crate) fn add_streamed_bytes(&mut self, n: usize) {
-        self.streamed_bytes += n;
+    /// For unit tests: runs the stream's producer here, on this thread, and returns the body it
+    /// sent (without chunked framing); `None` if the response does not stream.
+    ///
+    /// # Errors
+    /// The producer's own error.
+    pub fn collect_stream(&mut self) -> Option<Result<Vec<u8>, Error>> {
+        let producer = self.producer.take()?;
+        let mut body = BodyStream::in_memory();
+        Some(producer(&mut body).map(|()| body.into_collected()))
     }
 
-    /// Bytes of the streamed answer on the wire.
-    pub(crate) fn streamed_bytes(&self) -> usize {
-        self.streamed_bytes
+    /// Whether the answer is streamed.
+    pub(crate) fn streams(&self) -> bool {
+        self.producer.is_some()
     }
 
-    /// The header lines the function added (`Name: value\r\n` each).
-    pub(crate) fn header_lines(&self) -> &[u8] {
-        &self.headers
+    /// The stream's producer, taken.
+    pub(crate) fn take_producer(&mut self) -> Option<Producer> {
+        self.producer.take()
     }
 
     /// Why the response is invalid, if it is.
@@ -362,6 +424,18 @@ pub(crate) struct Output {
     pub pending: bool,
 }
 
+/// How an answer's body ends: the one body encoder's three framings (RFC 9112 §6.3). The
+/// chunks of a streamed body are framed by its producer's `send` (`stream.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// `Content-Length`: a whole answer.
+    Length(usize),
+    /// `Transfer-Encoding: chunked`: a stream on HTTP/1.1.
+    Chunked,
+    /// The connection's end: a stream on HTTP/1.0.
+    UntilClose,
+}
+
 /// How the head describes persistence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Persist {
@@ -437,17 +511,56 @@ impl Output {
             BodyAt::Static(s) => s.len(),
             BodyAt::Input((a, b)) => b - a,
         };
-        self.start(status, date, len, send_body, persist);
+        self.start(status, date, Framing::Length(len), send_body, persist);
         status
     }
 
+    /// Takes a streamed `resp` and prepares its head: chunked on HTTP/1.1, else delimited by
+    /// the connection's end (which then closes). Its body comes later, in batches
+    /// ([`Output::batch`]). Returns the status.
+    #[cold]
+    #[inline(never)]
+    pub fn prepare_stream(
+        &mut self,
+        resp: Response<'_>,
+        date: &[u8],
+        chunked: bool,
+        persist: Persist,
+    ) -> u16 {
+        let Parts {
+            status,
+            headers,
+            body,
+            ..
+        } = resp.into_parts();
+        self.headers = headers;
+        self.body = body;
+        self.body.clear();
+        let (framing, persist) = if chunked {
+            (Framing::Chunked, persist)
+        } else {
+            (Framing::UntilClose, Persist::Close)
+        };
+        self.start(status, date, framing, false, persist);
+        status
+    }
+
+    /// Sends what the body buffer holds (a stream's batch, already framed), as it is.
+    pub fn batch(&mut self) {
+        self.head.clear();
+        self.headers.clear();
+        self.at = BodyAt::Owned;
+        self.sent = 0;
+        self.pending = !self.body.is_empty();
+    }
+
     /// Writes the head of a response: `headers` ends with the function's lines, `at` says where
-    /// the body is, `body_len` is its length; `send_body` is false for HEAD.
+    /// the body is, `framing` how its end is told; `send_body` is false for HEAD.
     fn start(
         &mut self,
         status: u16,
         date: &[u8],
-        body_len: usize,
+        framing: Framing,
         send_body: bool,
         persist: Persist,
     ) {
@@ -460,9 +573,14 @@ impl Output {
         status_line(head, status);
         head.extend_from_slice(b"Date: ");
         head.extend_from_slice(date);
-        if !no_body {
-            head.extend_from_slice(b"\r\nContent-Length: ");
-            head.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
+        match framing {
+            _ if no_body => {}
+            Framing::Length(n) => {
+                head.extend_from_slice(b"\r\nContent-Length: ");
+                head.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            }
+            Framing::Chunked => head.extend_from_slice(b"\r\nTransfer-Encoding: chunked"),
+            Framing::UntilClose => {}
         }
         head.extend_from_slice(match persist {
             Persist::Default => &b"\r\n"[..],
@@ -473,23 +591,6 @@ impl Output {
         if no_body || !send_body {
             self.at = BodyAt::Empty;
         }
-        self.sent = 0;
-        self.pending = true;
-    }
-
-    /// Takes back the buffers of an answer the function streamed: nothing is left to send.
-    pub fn prepare_streamed(&mut self, resp: Response<'_>) {
-        let Parts {
-            mut headers,
-            mut body,
-            ..
-        } = resp.into_parts();
-        headers.clear();
-        body.clear();
-        self.head.clear();
-        self.headers = headers;
-        self.body = body;
-        self.at = BodyAt::Empty;
         self.sent = 0;
         self.pending = true;
     }
@@ -688,7 +789,7 @@ mod tests {
             o.headers.extend_from_slice(b"X-A: 1\r\n");
             o.body.extend_from_slice(b"hello");
             o.at = BodyAt::Owned;
-            o.start(200, DATE, 5, true, Persist::Default);
+            o.start(200, DATE, Framing::Length(5), true, Persist::Default);
             assert_eq!(
                 send(&mut o, b"", step),
                 b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello"
@@ -701,20 +802,20 @@ mod tests {
     fn test_head_and_persistence() {
         let mut o = Output::new();
         o.at = BodyAt::Input((2, 4));
-        o.start(299, DATE, 2, false, Persist::Close);
+        o.start(299, DATE, Framing::Length(2), false, Persist::Close);
         assert_eq!(
             send(&mut o, b"abcdef", 100),
             b"HTTP/1.1 299 \r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
         );
         o.at = BodyAt::Input((2, 4));
-        o.start(200, DATE, 2, true, Persist::KeepAlive);
+        o.start(200, DATE, Framing::Length(2), true, Persist::KeepAlive);
         let out = send(&mut o, b"abcdef", 100);
         assert!(
             out.ends_with(b"Connection: keep-alive\r\n\r\ncd"),
             "{out:?}"
         );
         o.at = BodyAt::Static(b"zz");
-        o.start(204, DATE, 2, true, Persist::Default);
+        o.start(204, DATE, Framing::Length(2), true, Persist::Default);
         let out = send(&mut o, b"", 100);
         assert_eq!(
             out,

@@ -11,7 +11,6 @@
 use std::cell::{Cell, RefCell};
 
 use crate::log::{Format, Level, Log};
-use crate::stream::Target;
 
 /// One thread's call scope.
 pub(crate) struct Scope {
@@ -21,8 +20,6 @@ pub(crate) struct Scope {
     pub last_panic: Option<String>,
     /// The server's log while the function runs.
     pub log: Option<Log>,
-    /// Where the answer may be streamed (an HTTP request on a socket).
-    pub target: Option<Target>,
     /// The request id, copied (the slot outlives the request's borrow) into a buffer kept from
     /// call to call.
     id: String,
@@ -62,7 +59,6 @@ fn get() -> Option<&'static RefCell<Scope>> {
                     in_function: false,
                     last_panic: None,
                     log: None,
-                    target: None,
                     id: String::with_capacity(64),
                     has_id: false,
                 };
@@ -77,19 +73,13 @@ fn get() -> Option<&'static RefCell<Scope>> {
 /// Runs `f` (one call of the function) marked as function code, with `log` lent to the
 /// function's log lines under `request_id`; the log comes back also if `f` unwinds.
 #[inline]
-pub(crate) fn call<R>(
-    log: &mut Log,
-    request_id: Option<&str>,
-    target: Option<Target>,
-    f: impl FnOnce() -> R,
-) -> R {
+pub(crate) fn call<R>(log: &mut Log, request_id: Option<&str>, f: impl FnOnce() -> R) -> R {
     /// Closes the scope: the log back, the mark off.
     struct Close<'l>(&'l mut Log, &'static RefCell<Scope>);
     impl Drop for Close<'_> {
         fn drop(&mut self) {
             if let Ok(mut s) = self.1.try_borrow_mut() {
                 s.in_function = false;
-                s.target = None;
                 if let Some(own) = s.log.take() {
                     *self.0 = own;
                 }
@@ -108,7 +98,6 @@ pub(crate) fn call<R>(
             return f();
         }
         s.in_function = true;
-        s.target = target;
         s.id.clear();
         s.id.push_str(request_id.unwrap_or(""));
         s.has_id = request_id.is_some();
@@ -116,4 +105,15 @@ pub(crate) fn call<R>(
     }
     let _close = Close(log, scope);
     f()
+}
+
+/// Writes the lines waiting in the log lent to this thread's call, as far as the descriptors
+/// take them without blocking: for a stream's producer, whose call lasts as long as it sends.
+pub(crate) fn flush_lent() {
+    if let Some(scope) = current()
+        && let Ok(mut s) = scope.try_borrow_mut()
+        && let Some(log) = s.log.as_mut()
+    {
+        log.flush();
+    }
 }

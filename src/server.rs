@@ -28,11 +28,15 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::call::Shared;
 use crate::config::Config;
-use crate::conn::{Conn, Shared, later};
+use crate::conn::Conn;
+use crate::date::later;
+use crate::dispatch::{Dispatch, Done, STREAM_MAIL, WORKER_MAIL};
 use crate::log::Level;
 use crate::sys::Signals;
 use crate::version::Identity;
+use crate::wake::Key;
 use crate::{Function, panic_hook};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -86,6 +90,15 @@ pub struct Server {
     next_sweep: Option<Instant>,
     /// Set once shutting down: the end of the grace period.
     shutdown: Option<Instant>,
+    /// Connections with something for the dispatcher (`Conn::handoff`), after this turn.
+    handoffs: Vec<usize>,
+    /// Mail taken from the dispatcher's mailboxes, kept from turn to turn.
+    news: Vec<Key>,
+    done: Vec<Done>,
+    /// The number the next connection gets (`Conn::id`).
+    next_id: u64,
+    /// Where `used` is kept for calls on workers, when they run (`Dispatch::used`).
+    used_mirror: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl Server {
@@ -136,6 +149,11 @@ impl Server {
             signals: None,
             next_sweep: None,
             shutdown: None,
+            handoffs: Vec::new(),
+            news: Vec::new(),
+            done: Vec::new(),
+            next_id: 0,
+            used_mirror: None,
         })
     }
 
@@ -172,7 +190,8 @@ impl Server {
     /// # Errors
     /// The error of `sigprocmask`, `signalfd` or `epoll_ctl`.
     pub fn handle_signals(&mut self) -> io::Result<()> {
-        let mut s = Signals::new()?;
+        let c = &self.shared.config;
+        let mut s = Signals::new(c.shutdown_grace, c.log_format == crate::log::Format::Json)?;
         self.poll
             .registry()
             .register(&mut s, SIGNALS, Interest::READABLE)?;
@@ -193,6 +212,10 @@ impl Server {
             && let Err(why) = crate::invoke::init(&mut f, &mut self.shared.log)
         {
             return init_failed(&mut self.shared.log, &why);
+        }
+        let mut f = Dispatch::new(f, &self.shared.config, &mut self.shared.log);
+        if !crate::call::Service::inline(&f) {
+            self.used_mirror = Some(f.used.clone());
         }
         let _ = crate::platform::env();
         let mut events = Events::with_capacity(EVENTS);
@@ -232,6 +255,8 @@ impl Server {
                         self.shared.log.flush();
                         return 0;
                     }
+                    STREAM_MAIL => self.stream_news(now, &mut f),
+                    WORKER_MAIL => self.answers(now, &mut f),
                     Token(i) => self.drive(i, now, &mut f, event.is_read_closed()),
                 }
             }
@@ -245,11 +270,20 @@ impl Server {
                 self.accept_retry = None;
                 self.accept(now, &mut f);
             }
+            if !self.handoffs.is_empty() {
+                self.hand_off(now, &mut f);
+            }
             if self.deferred && (events.is_empty() || self.shared.served > 0) {
                 self.deferred_setup();
             }
             if let Some(end) = self.shutdown {
                 if self.open == 0 || now >= end {
+                    let open = self.open;
+                    // Streams still open are cut off, each with its access line.
+                    for i in 0..self.slots.len() {
+                        self.run_conn(i, now, true, |conn, cx| conn.stop(cx));
+                    }
+                    self.open = open;
                     let mut msg = String::from("stopped; connections dropped: ");
                     msg.push_str(itoa::Buffer::new().format(self.open));
                     self.shared.log.line(Level::Info, None, &msg);
@@ -276,7 +310,7 @@ impl Server {
     /// of the loop (an `epoll_wait`) on every fresh connection.
     /// With every slot or every descriptor taken, the oldest connection that has not sent a byte
     /// makes room for one that waits in the listener's queue.
-    fn accept<F: Function>(&mut self, now: Instant, f: &mut F) {
+    fn accept<F: Function>(&mut self, now: Instant, f: &mut Dispatch<F>) {
         self.paused = false;
         loop {
             if self.open >= self.shared.config.max_connections && !self.make_room(now, f) {
@@ -290,6 +324,8 @@ impl Server {
                     // Small responses go out at once, not after the peer's delayed ACK.
                     let _ = stream.set_nodelay(true);
                     let mut conn = Conn::new(stream, now, &self.shared.config);
+                    conn.id = self.next_id;
+                    self.next_id += 1;
                     let i = self.free.pop().unwrap_or(self.slots.len());
                     let registered =
                         self.poll
@@ -334,11 +370,110 @@ impl Server {
         self.paused = true;
     }
 
+    /// Hands the dispatcher what connections left for it this turn: requests for workers and
+    /// streams' producers.
+    #[cold]
+    #[inline(never)]
+    fn hand_off<F: Function>(&mut self, now: Instant, f: &mut Dispatch<F>) {
+        let mut handoffs = std::mem::take(&mut self.handoffs);
+        for &i in &handoffs {
+            let Some(Some(conn)) = self.slots.get_mut(i) else {
+                continue;
+            };
+            let key = Key {
+                slot: i,
+                id: conn.id,
+            };
+            if let Some(parcel) = conn.parcel() {
+                f.send_away(self.poll.registry(), key, parcel);
+            }
+            if let Some((producer, id, chunked)) = conn.producer() {
+                let pipe = f.start_stream(self.poll.registry(), key, producer, id, chunked);
+                let closing = self.shutdown.is_some();
+                self.run_conn(i, now, closing, |conn, cx| conn.stream_started(cx, pipe));
+            }
+        }
+        handoffs.clear();
+        if self.handoffs.is_empty() {
+            self.handoffs = handoffs;
+        }
+        self.close_lost(now, f);
+    }
+
+    /// Connections whose call was lost (no thread could start for it): closed.
+    fn close_lost<F: Function>(&mut self, now: Instant, f: &mut Dispatch<F>) {
+        while let Some(key) = f.lost.pop() {
+            if self
+                .slots
+                .get(key.slot)
+                .and_then(Option::as_ref)
+                .map(|c| c.id)
+                == Some(key.id)
+            {
+                self.shared.log.line(
+                    Level::Error,
+                    None,
+                    "no thread could start for a call: connection closed",
+                );
+                let closing = self.shutdown.is_some();
+                self.run_conn(key.slot, now, closing, |conn, cx| conn.abandon(cx));
+            }
+        }
+    }
+
+    /// Drives the connections whose streams have news: bytes to write, or their end.
+    fn stream_news<F: Function>(&mut self, now: Instant, f: &mut Dispatch<F>) {
+        let mut news = std::mem::take(&mut self.news);
+        f.stream_news(&mut news);
+        for key in news.drain(..) {
+            if self
+                .slots
+                .get(key.slot)
+                .and_then(Option::as_ref)
+                .map(|c| c.id)
+                == Some(key.id)
+            {
+                self.drive(key.slot, now, f, false);
+            }
+        }
+        self.news = news;
+    }
+
+    /// Takes the workers' answers back to their connections, which go on at once.
+    fn answers<F: Function>(&mut self, now: Instant, f: &mut Dispatch<F>) {
+        let mut done = std::mem::take(&mut self.done);
+        f.answers(self.poll.registry(), &mut done);
+        let closing = self.shutdown.is_some();
+        for mut d in done.drain(..) {
+            self.shared.log.append(&mut d.parcel.lines);
+            let key = d.key;
+            if self
+                .slots
+                .get(key.slot)
+                .and_then(Option::as_ref)
+                .map(|c| c.id)
+                != Some(key.id)
+            {
+                continue;
+            }
+            let claimed = d.parcel.claimed;
+            let need = self.run_conn(key.slot, now, closing, |conn, cx| {
+                conn.answered(cx, f, d.parcel);
+            });
+            f.counted(claimed);
+            if need > 0 {
+                self.free_memory_for(key.slot, need, now);
+            }
+        }
+        self.done = done;
+        self.close_lost(now, f);
+    }
+
     /// Drives the connections that yielded last turn, once each. Their reads go on until they
     /// would block: what is waiting raised no new event. Out of line: only a pipelining client
     /// gets here.
     #[inline(never)]
-    fn drive_again<F: Function>(&mut self, now: Instant, f: &mut F) {
+    fn drive_again<F: Function>(&mut self, now: Instant, f: &mut Dispatch<F>) {
         std::mem::swap(&mut self.again, &mut self.again_now);
         for k in 0..self.again_now.len() {
             let i = self.again_now[k];
@@ -350,7 +485,13 @@ impl Server {
         self.again_now.clear();
     }
 
-    fn drive<F: Function>(&mut self, i: usize, now: Instant, f: &mut F, read_closed: bool) {
+    fn drive<F: Function>(
+        &mut self,
+        i: usize,
+        now: Instant,
+        f: &mut Dispatch<F>,
+        read_closed: bool,
+    ) {
         let closing = self.shutdown.is_some();
         let need = self.run_conn(i, now, closing, |conn, cx| conn.drive(cx, f, read_closed));
         if need > 0 {
@@ -366,7 +507,7 @@ impl Server {
         i: usize,
         now: Instant,
         closing: bool,
-        step: impl FnOnce(&mut Conn, &mut crate::conn::Cx<'_>),
+        step: impl FnOnce(&mut Conn, &mut crate::call::Cx<'_>),
     ) -> usize {
         let Some(Some(conn)) = self.slots.get_mut(i) else {
             return 0; // a spurious event for a freed slot
@@ -374,7 +515,6 @@ impl Server {
         let (room, room_max) = rooms(self.budget, self.used, self.partial, conn);
         let mut cx = self.shared.cx(now, closing);
         (cx.room, cx.room_max) = (room, room_max);
-        cx.signals = self.signals.as_ref().map(Signals::fd);
         step(conn, &mut cx);
         let grow = cx.grow;
         self.settle(i, now);
@@ -436,7 +576,7 @@ impl Server {
     }
 
     /// Closes the quietest connection if another waits to be accepted; whether it did.
-    fn make_room<F: Function>(&mut self, now: Instant, f: &mut F) -> bool {
+    fn make_room<F: Function>(&mut self, now: Instant, f: &mut Dispatch<F>) -> bool {
         self.connection_waiting() && self.evict_quiet(now, f)
     }
 
@@ -454,7 +594,7 @@ impl Server {
     /// False when there is none: a client's request follows its connection within a round
     /// trip, so one accepted a moment ago is not quiet, only new; accepting is then tried again
     /// when the first would be.
-    fn evict_quiet<F: Function>(&mut self, now: Instant, f: &mut F) -> bool {
+    fn evict_quiet<F: Function>(&mut self, now: Instant, f: &mut Dispatch<F>) -> bool {
         let mut quietest: Option<((u8, Instant), usize)> = None;
         let mut soonest: Option<Instant> = None;
         for (i, c) in self.slots.iter().enumerate() {
@@ -493,6 +633,9 @@ impl Server {
         };
         let held = if conn.is_closed() { 0 } else { conn.held() };
         self.used = self.used - conn.counted + held;
+        if let Some(u) = &self.used_mirror {
+            u.store(self.used, std::sync::atomic::Ordering::Release);
+        }
         conn.counted = held;
         let partial = if held <= SMALL_HOLD && conn.is_partial() {
             held
@@ -501,6 +644,10 @@ impl Server {
         };
         self.partial = self.partial + partial - conn.counted_partial;
         conn.counted_partial = partial;
+        if conn.handoff && !conn.is_closed() {
+            conn.handoff = false;
+            self.handoffs.push(i);
+        }
         if conn.yielded && !conn.queued && !conn.is_closed() {
             conn.queued = true;
             self.again.push(i);
@@ -543,7 +690,7 @@ impl Server {
     }
 
     /// Expires every connection past its deadline and finds the next deadline.
-    fn sweep<F: Function>(&mut self, now: Instant, f: &mut F) {
+    fn sweep<F: Function>(&mut self, now: Instant, f: &mut Dispatch<F>) {
         self.next_sweep = None;
         let closing = self.shutdown.is_some();
         for i in 0..self.slots.len() {

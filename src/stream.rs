@@ -1,309 +1,317 @@
-//! Streamed responses and Server-Sent Events: a body written in pieces while the function runs.
+//! Streamed answers and Server-Sent Events: a body sent in pieces by a producer that runs on a
+//! thread of its own, through the connection.
 //!
-//! The model: the function holds the loop while it streams. [`Response::stream`] writes the
-//! head at once; each [`BodyStream::send`] writes its piece to the socket before it returns
-//! (chunked on HTTP/1.1, the raw bytes on HTTP/1.0, where the connection's end ends the body;
-//! nothing after the head for `HEAD`). Other connections wait meanwhile, as they wait for any
-//! function call: SCF gives each SSE connection an invocation of its own, on an instance that
-//! serves one invocation at a time by default. Nothing is buffered past the piece being written,
-//! so a stream holds no memory of its own beyond its largest piece; a client that stops reading
-//! for `SCF_LEAN_BODY_TIMEOUT_MS` fails the write (`TimedOut`), and one that disconnects fails it
-//! at once: the function sees the error and returns, and the connection is closed.
+//! The model. An HTTP function answers with [`Response::stream`](crate::Response::stream) (or
+//! [`Response::sse`](crate::Response::sse)) and a *producer*: a closure that owns what it needs
+//! (`move`, `Send + 'static`) and sends the body with [`BodyStream::send`]. The function
+//! returns at once; the connection writes the head, and the producer runs on a stream thread
+//! (started when first needed, then kept for the next stream). Each `send` frames its piece
+//! (chunked on HTTP/1.1; as it is on HTTP/1.0, where the connection's end ends the body) into
+//! the stream's queue — at most `SCF_LEAN_STREAM_BUFFER_BYTES` — and wakes the loop if it was
+//! empty; the loop writes what is queued when the socket takes it, all of it in one write when
+//! the client is behind. A producer never touches the socket: a client that reads slowly fills
+//! its own queue and its `send` waits; everyone else is served meanwhile.
 //!
-//! When the function returns, an open chunked stream gets its last chunk and the connection
-//! stays open for the next request; after an error or a panic the body is cut off (no last
-//! chunk) and the connection closed, so that the client sees the answer incomplete.
+//! `send` fails, and the producer should return, when the stream is cut off: the client left,
+//! it read nothing for `SCF_LEAN_BODY_TIMEOUT_MS` with bytes waiting, the invocation's time
+//! limit passed (`X-Scf-Timeout`, else `SCF_LEAN_TIME_LIMIT_MS`), or the server stopped. When
+//! the producer returns `Ok`, the last chunk goes out and the connection stays open for the
+//! next request; after an `Err` or a panic the body is cut off (no last chunk) and the
+//! connection closed, so that the client sees the answer incomplete.
+//!
+//! [`Pipe`] is the queue between a producer and the connection; the dispatcher
+//! (`dispatch.rs`) starts producers, the connection (`conn.rs`) takes their bytes.
 
 use std::io;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::response::Response;
-use crate::scope;
 
-/// Where and how the call's answer may be streamed: set in the call's scope for an HTTP request
-/// on a socket.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Target {
-    /// The connection's socket (owned by the connection; valid for the call).
-    pub fd: i32,
+/// What a streaming function hands back: the body's producer, run on a stream thread.
+pub(crate) type Producer = Box<dyn FnOnce(&mut BodyStream) -> Result<(), Error> + Send>;
+
+/// A streamed answer whose head is prepared: what the dispatcher needs to start its producer,
+/// and what the connection needs for its access line.
+pub(crate) struct Start {
+    /// `None` for HEAD: the head is the whole answer.
+    pub producer: Option<Producer>,
     /// HTTP/1.1: chunked. HTTP/1.0: the body ends with the connection.
     pub chunked: bool,
-    /// A `HEAD` request: the head only.
-    pub head: bool,
-    /// The connection closes after the answer (the request asked, or the server is stopping):
-    /// the head says `Connection: close`.
+    /// The connection closes after the answer.
     pub close: bool,
-    /// How long a write may wait for the client to read.
-    pub timeout: Duration,
-    /// The server's signal descriptor: a SIGTERM or SIGINT waiting there means it is shutting
-    /// down, and the stream ends within `grace`.
-    pub signals: Option<i32>,
-    pub grace: Duration,
+    /// The invocation's time limit: the stream is cut off there.
+    pub ends_at: Instant,
+    /// When the request's head began to arrive.
+    pub arrival: Instant,
+    /// For the access line and the producer's log lines.
+    pub request_id: Option<Box<str>>,
+    pub method: Box<str>,
+    pub path: Box<str>,
+    pub status: u16,
 }
 
-/// How a streamed answer went, for the connection after the call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Streamed {
-    /// The head and maybe pieces are out; no last chunk yet.
-    Open,
-    /// The body is complete.
-    Ended,
-    /// A write failed: the body is cut off and the connection must close.
-    Cut(Cut),
-}
-
-/// Why a write of a stream failed.
+/// Why a stream was cut off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Cut {
     /// The client disconnected (or the socket failed).
     ClientGone,
-    /// The client did not read for the body timeout.
+    /// The client read nothing for the body timeout while bytes waited.
     TooSlow,
-    /// The server was shutting down and its grace period ended.
+    /// The invocation's time limit passed.
+    TimeLimit,
+    /// The server stopped.
     ShutDown,
+    /// The producer returned an error.
+    Failed,
+    /// The producer panicked.
+    Panicked,
+    /// No thread could be started for the producer.
+    NoThread,
 }
 
 impl Cut {
-    fn of(e: &io::Error) -> Cut {
-        match e.kind() {
-            io::ErrorKind::TimedOut => Cut::TooSlow,
-            io::ErrorKind::Interrupted => Cut::ShutDown,
-            _ => Cut::ClientGone,
-        }
-    }
-
     /// How the stream ended, for its access line.
     pub fn reason(self) -> &'static str {
         match self {
             Cut::ClientGone => "the client left",
             Cut::TooSlow => "the client did not read for SCF_LEAN_BODY_TIMEOUT_MS",
+            Cut::TimeLimit => "the invocation's time limit passed",
             Cut::ShutDown => "the server shut down",
+            Cut::Failed => "the function returned an error",
+            Cut::Panicked => "the function panicked",
+            Cut::NoThread => "no thread could be started for the stream",
         }
     }
-}
 
-/// A response body being streamed: see [`Response::stream`].
-#[derive(Debug)]
-pub struct BodyStream<'r, 'a> {
-    resp: &'r mut Response<'a>,
-    target: Target,
-    /// When a shutdown seen meanwhile ends the stream.
-    stop_at: Option<Instant>,
-    /// When the signal descriptor was last looked at.
-    checked: Instant,
-}
-
-impl<'a> Response<'a> {
-    /// Starts a streamed answer to an HTTP request: the status and the header lines set so far
-    /// go out at once, and the body follows piece by piece ([`BodyStream::send`]), chunked on
-    /// HTTP/1.1, until the stream is finished or the function returns.
-    ///
-    /// ```no_run
-    /// # use scf_lean::{Error, Request, Response};
-    /// fn export<'a>(_req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
-    ///     out.content_type("text/csv");
-    ///     let mut body = out.stream()?;
-    ///     for row in 0..1000 {
-    ///         body.send(format!("{row},{}\n", row * row).as_bytes())?; // on the wire now
-    ///     }
-    ///     Ok(body.finish()?)
-    /// }
-    /// ```
-    ///
-    /// # Errors
-    /// Outside an HTTP invocation on a socket (an event, a job, a unit test), for a 204 or 304,
-    /// a second stream or an invalid header; an I/O error when the head cannot be written.
-    pub fn stream(&mut self) -> Result<BodyStream<'_, 'a>, Error> {
-        let target = scope::current()
-            .and_then(|s| s.try_borrow().ok()?.target)
-            .ok_or_else(|| {
-                Error::new("a response can only be streamed to an HTTP request on a socket")
-            })?;
-        if self.streamed().is_some() {
-            return Err(Error::new("the response is already streaming"));
-        }
-        if let Some(why) = self.invalid() {
-            return Err(Error::new(why));
-        }
-        if matches!(self.status(), 204 | 304) {
-            return Err(Error::new("a 204 or 304 response has no body to stream"));
-        }
-        let mut head = Vec::with_capacity(160 + self.header_lines().len());
-        crate::response::status_line(&mut head, self.status());
-        head.extend_from_slice(b"Date: ");
-        head.extend_from_slice(crate::date::HttpDate::new().as_bytes());
-        head.extend_from_slice(b"\r\n");
-        if target.chunked {
-            head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-        }
-        if target.close || !target.chunked {
-            head.extend_from_slice(b"Connection: close\r\n");
-        }
-        head.extend_from_slice(self.header_lines());
-        head.extend_from_slice(b"\r\n");
-        self.set_streamed(Streamed::Open);
-        let now = Instant::now();
-        let mut s = BodyStream {
-            resp: self,
-            target,
-            stop_at: None,
-            checked: now,
+    fn error(self) -> io::Error {
+        let kind = match self {
+            Cut::ClientGone => io::ErrorKind::BrokenPipe,
+            Cut::TooSlow | Cut::TimeLimit => io::ErrorKind::TimedOut,
+            Cut::ShutDown => io::ErrorKind::Interrupted,
+            Cut::Failed | Cut::Panicked | Cut::NoThread => io::ErrorKind::Other,
         };
-        s.write(&[&head])?;
-        if target.head {
-            s.resp.set_streamed(Streamed::Ended);
-        }
-        Ok(s)
-    }
-
-    /// Starts a stream of Server-Sent Events: `Content-Type: text/event-stream`,
-    /// `Cache-Control: no-cache` and `X-Accel-Buffering: no` (so that an nginx in front does not
-    /// buffer it), each unless the function set it already, then [`Response::stream`].
-    ///
-    /// # Errors
-    /// As [`Response::stream`].
-    pub fn sse(&mut self) -> Result<Sse<'_, 'a>, Error> {
-        for (name, value) in [
-            ("Content-Type", "text/event-stream"),
-            ("Cache-Control", "no-cache"),
-            ("X-Accel-Buffering", "no"),
-        ] {
-            if self.header_value(name).is_none() {
-                self.header(name, value);
-            }
-        }
-        let stream = self.stream()?;
-        Ok(Sse {
-            stream,
-            last: Instant::now(),
-        })
+        io::Error::new(kind, self.reason())
     }
 }
 
-impl BodyStream<'_, '_> {
-    /// Hands `piece` to the client's connection before it returns: into the socket's send
-    /// buffer, from where the kernel sends it at once (an empty piece writes nothing). The piece
-    /// is not copied: one `writev` of the chunk's size line, the piece and its CRLF.
+/// The queue between a stream's producer and its connection.
+pub(crate) struct Pipe {
+    flow: Mutex<Flow>,
+    /// Signalled when the connection takes the queue or cuts the stream.
+    room: Condvar,
+    /// Tells the loop that bytes (or the end) wait: set by the dispatcher.
+    wake: Box<dyn Fn() + Send + Sync>,
+    limit: usize,
+    chunked: bool,
+}
+
+struct Flow {
+    /// Framed bytes the connection has not taken yet.
+    queue: Vec<u8>,
+    /// The loop has been told about what waits and has not taken it yet.
+    told: bool,
+    /// How the producer ended, once it has.
+    ended: Option<Result<(), Cut>>,
+    /// Set by the connection: the stream is over.
+    cut: Option<Cut>,
+}
+
+/// What the connection took from a pipe.
+pub(crate) struct Taken {
+    /// How the producer ended, if it has: all its bytes are in the batch just taken.
+    pub ended: Option<Result<(), Cut>>,
+}
+
+impl Pipe {
+    pub fn new(limit: usize, chunked: bool, wake: Box<dyn Fn() + Send + Sync>) -> Pipe {
+        Pipe {
+            flow: Mutex::new(Flow {
+                queue: Vec::new(),
+                told: false,
+                ended: None,
+                cut: None,
+            }),
+            room: Condvar::new(),
+            wake,
+            limit,
+            chunked,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Flow> {
+        // A producer that panicked holds no lock (it panics outside them): poisoning is moot.
+        self.flow.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection takes what is queued: swapped with `into` (empty, its capacity kept for
+    /// the producer's next pieces), and the producer may go on.
+    pub fn take(&self, into: &mut Vec<u8>) -> Taken {
+        let mut f = self.lock();
+        std::mem::swap(&mut f.queue, into);
+        f.told = false;
+        let ended = f.ended;
+        drop(f);
+        self.room.notify_one();
+        Taken { ended }
+    }
+
+    /// Whether the connection has cut the stream off.
+    pub fn is_cut(&self) -> bool {
+        self.lock().cut.is_some()
+    }
+
+    /// The connection ends the stream: the producer's next `send` fails with `why`.
+    pub fn cut(&self, why: Cut) {
+        let mut f = self.lock();
+        if f.cut.is_none() {
+            f.cut = Some(why);
+        }
+        drop(f);
+        self.room.notify_all();
+    }
+
+    /// Appends a piece, framed, waiting while the queue is full; wakes the loop if it was not
+    /// told yet.
+    fn push(&self, piece: &[u8]) -> io::Result<()> {
+        let mut f = self.lock();
+        loop {
+            if let Some(why) = f.cut {
+                return Err(why.error());
+            }
+            if f.queue.is_empty() || f.queue.len() + piece.len() <= self.limit {
+                break;
+            }
+            f = self.room.wait(f).unwrap_or_else(|p| p.into_inner());
+        }
+        if self.chunked {
+            let mut hex = [0u8; 16];
+            f.queue.extend_from_slice(hex_len(piece.len(), &mut hex));
+            f.queue.extend_from_slice(b"\r\n");
+            f.queue.extend_from_slice(piece);
+            f.queue.extend_from_slice(b"\r\n");
+        } else {
+            f.queue.extend_from_slice(piece);
+        }
+        self.tell(f);
+        Ok(())
+    }
+
+    /// The producer is done: the last chunk queued after a whole body.
+    pub fn end(&self, how: Result<(), Cut>) {
+        let mut f = self.lock();
+        if f.ended.is_some() {
+            return;
+        }
+        if how.is_ok() && self.chunked && f.cut.is_none() {
+            f.queue.extend_from_slice(b"0\r\n\r\n");
+        }
+        f.ended = Some(how);
+        self.tell(f);
+    }
+
+    fn tell(&self, mut f: MutexGuard<'_, Flow>) {
+        if !f.told && f.cut.is_none() {
+            f.told = true;
+            drop(f);
+            (self.wake)();
+        }
+    }
+}
+
+/// A response body being streamed by its producer: see
+/// [`Response::stream`](crate::Response::stream).
+pub struct BodyStream {
+    sink: Sink,
+    /// [`BodyStream::finish`] was called.
+    finished: bool,
+}
+
+enum Sink {
+    /// Through a connection.
+    Pipe(Arc<Pipe>),
+    /// Into memory, unframed: [`Response::collect_stream`](crate::Response::collect_stream), for
+    /// unit tests.
+    Memory(Vec<u8>),
+}
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyStream")
+    }
+}
+
+impl BodyStream {
+    pub(crate) fn through(pipe: Arc<Pipe>) -> BodyStream {
+        BodyStream {
+            sink: Sink::Pipe(pipe),
+            finished: false,
+        }
+    }
+
+    pub(crate) fn in_memory() -> BodyStream {
+        BodyStream {
+            sink: Sink::Memory(Vec::new()),
+            finished: false,
+        }
+    }
+
+    /// What an in-memory stream collected.
+    pub(crate) fn into_collected(self) -> Vec<u8> {
+        match self.sink {
+            Sink::Memory(v) => v,
+            Sink::Pipe(_) => Vec::new(),
+        }
+    }
+
+    /// Hands `piece` to the client's connection: queued (copied, framed), and the loop writes it
+    /// as soon as the socket takes it — at once for a client that keeps up. An empty piece
+    /// sends nothing. While `SCF_LEAN_STREAM_BUFFER_BYTES` wait for a client that reads slowly,
+    /// `send` waits for room.
     ///
     /// # Errors
-    /// - The client disconnected (`BrokenPipe`, `ConnectionReset`; a clean close is noticed at
-    ///   the first or second write after it).
-    /// - It did not read for `SCF_LEAN_BODY_TIMEOUT_MS` while the send buffer was full
-    ///   (`TimedOut`).
-    /// - The server is shutting down and its grace period (`SCF_LEAN_SHUTDOWN_GRACE_MS`) has
-    ///   passed (`Interrupted`).
-    /// - The request was `HEAD`: there is no body to send (`Unsupported`).
-    ///
-    /// In each case stop streaming and return.
+    /// The stream was cut off — stop and return:
+    /// - the client disconnected (`BrokenPipe`);
+    /// - it read nothing for `SCF_LEAN_BODY_TIMEOUT_MS` while bytes waited, or the invocation's
+    ///   time limit passed (`TimedOut`);
+    /// - the server stopped (`Interrupted`).
     pub fn send(&mut self, piece: &[u8]) -> io::Result<()> {
-        match self.resp.streamed() {
-            Some(Streamed::Open) => {}
-            Some(Streamed::Cut(_)) => return Err(io::ErrorKind::BrokenPipe.into()),
-            _ if self.target.head => {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "a HEAD request takes no body: stop streaming",
-                ));
-            }
-            _ => return Err(io::Error::other("the stream is finished")),
+        if self.finished {
+            return Err(io::Error::other("the stream is finished"));
         }
         if piece.is_empty() {
             return Ok(());
         }
-        if !self.target.chunked {
-            return self.write(&[piece]);
-        }
-        let mut hex = [0u8; 16];
-        let size = hex_len(piece.len(), &mut hex);
-        let mut line = [0u8; 18];
-        line[..size.len()].copy_from_slice(size);
-        line[size.len()..size.len() + 2].copy_from_slice(b"\r\n");
-        self.write(&[&line[..size.len() + 2], piece, b"\r\n"])
+        let r = match &mut self.sink {
+            Sink::Pipe(p) => p.push(piece),
+            Sink::Memory(v) => {
+                v.extend_from_slice(piece);
+                Ok(())
+            }
+        };
+        crate::scope::flush_lent();
+        r
     }
 
-    /// Ends the body: the last chunk on HTTP/1.1 (the connection stays open for the next
-    /// request), nothing on HTTP/1.0 (the connection closes). Returning from the function ends
-    /// an unfinished stream the same way.
+    /// Ends the body now: the last chunk on HTTP/1.1 (the connection stays open for the next
+    /// request), the connection's end on HTTP/1.0. Returning `Ok` from the producer does the
+    /// same; a `send` after it fails.
     ///
     /// # Errors
     /// As [`BodyStream::send`].
-    pub fn finish(mut self) -> io::Result<()> {
-        end(&mut self)
-    }
-
-    /// Writes all of `parts`, waiting up to the timeout for the client to read; fails once the
-    /// server has been shutting down for its grace period.
-    fn write(&mut self, parts: &[&[u8]]) -> io::Result<()> {
-        let r = self.stopping().and_then(|()| {
-            let total: usize = parts.iter().map(|p| p.len()).sum();
-            write_all(&self.target, parts, self.stop_at).map(|()| total)
-        });
-        match r {
-            Ok(n) => {
-                self.resp.add_streamed_bytes(n);
-                Ok(())
-            }
-            Err(e) => {
-                self.resp.set_streamed(Streamed::Cut(Cut::of(&e)));
-                Err(e)
-            }
+    pub fn finish(&mut self) -> io::Result<()> {
+        if self.finished {
+            return Ok(());
         }
-    }
-
-    /// Looks for a shutdown at most every [`SIGNAL_CHECK`]: an error once its grace is over.
-    fn stopping(&mut self) -> io::Result<()> {
-        let now = Instant::now();
-        if self.stop_at.is_none()
-            && now.duration_since(self.checked) >= SIGNAL_CHECK
-            && let Some(fd) = self.target.signals
-        {
-            self.checked = now;
-            if crate::sys::readable(fd) {
-                self.stop_at = Some(now + self.target.grace);
+        self.finished = true;
+        if let Sink::Pipe(p) = &self.sink {
+            if let Some(why) = p.lock().cut {
+                return Err(why.error());
             }
+            p.end(Ok(()));
         }
-        match self.stop_at {
-            Some(t) if now >= t => Err(shutting_down()),
-            _ => Ok(()),
-        }
+        Ok(())
     }
-}
-
-/// How often a stream looks for a shutdown signal: a `poll` of the signal descriptor.
-const SIGNAL_CHECK: Duration = Duration::from_millis(10);
-
-fn shutting_down() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Interrupted,
-        "the server is shutting down: the stream ends",
-    )
-}
-
-/// Ends an open stream (the last chunk on HTTP/1.1).
-fn end(s: &mut BodyStream<'_, '_>) -> io::Result<()> {
-    match s.resp.streamed() {
-        Some(Streamed::Open) => {
-            if s.target.chunked {
-                s.write(&[b"0\r\n\r\n"])?;
-            }
-            s.resp.set_streamed(Streamed::Ended);
-            Ok(())
-        }
-        Some(Streamed::Cut(_)) => Err(io::ErrorKind::BrokenPipe.into()),
-        _ => Ok(()),
-    }
-}
-
-/// Ends the stream of a function that returned without finishing it (if it is open).
-pub(crate) fn end_open(resp: &mut Response<'_>, target: Target) {
-    let now = Instant::now();
-    let _ = end(&mut BodyStream {
-        resp,
-        target,
-        stop_at: None,
-        checked: now,
-    });
 }
 
 /// `n` in lower-case hex, without leading zeros.
@@ -319,71 +327,44 @@ fn hex_len(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
     }
 }
 
-/// Writes all of `parts` to the non-blocking socket: waits for it to drain up to the target's
-/// timeout in all, in slices of at most [`SIGNAL_CHECK`] × 10 so that a shutdown is seen, and
-/// fails once `stop_at` (a shutdown's end of grace) has passed.
-fn write_all(target: &Target, parts: &[&[u8]], mut stop_at: Option<Instant>) -> io::Result<()> {
-    let until = Instant::now() + target.timeout;
-    // A chunk is three parts at most: size line, data, CRLF.
-    let mut slices = [io::IoSlice::new(&[]); 3];
-    for (slot, p) in slices.iter_mut().zip(parts) {
-        *slot = io::IoSlice::new(p);
-    }
-    let mut bufs: &mut [io::IoSlice<'_>] = &mut slices[..parts.len().min(3)];
-    while !bufs.is_empty() {
-        match crate::sys::writev(target.fd, bufs) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(k) => io::IoSlice::advance_slices(&mut bufs, k),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let now = Instant::now();
-                if stop_at.is_none()
-                    && let Some(fd) = target.signals
-                    && crate::sys::readable(fd)
-                {
-                    stop_at = Some(now + target.grace);
-                }
-                if stop_at.is_some_and(|t| now >= t) {
-                    return Err(shutting_down());
-                }
-                let left = until.saturating_duration_since(now);
-                if left.is_zero() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the client did not read the stream in time",
-                    ));
-                }
-                crate::sys::wait_writable(target.fd, left.min(SIGNAL_CHECK * 10));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// A stream of Server-Sent Events (`text/event-stream`): see [`Response::sse`].
+/// A stream of Server-Sent Events (`text/event-stream`): see
+/// [`Response::sse`](crate::Response::sse).
 ///
 /// ```no_run
 /// # use scf_lean::{Error, Request, Response};
-/// # use std::time::Duration;
 /// fn tokens<'a>(_req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
-///     let mut events = out.sse()?;
-///     events.retry(2000)?;
-///     for (i, token) in ["Hel", "lo"].iter().enumerate() {
-///         events.event(Some("token"), Some(&i.to_string()), token)?;
-///     }
-///     events.event(Some("done"), None, "")?;
-///     Ok(())
+///     out.sse(|events| {
+///         events.retry(2000)?;
+///         for (i, token) in ["Hel", "lo"].iter().enumerate() {
+///             events.event(Some("token"), Some(&i.to_string()), token)?;
+///         }
+///         events.event(Some("done"), None, "")?;
+///         Ok(())
+///     })
 /// }
 /// ```
 #[derive(Debug)]
-pub struct Sse<'r, 'a> {
-    stream: BodyStream<'r, 'a>,
+pub struct Sse {
+    stream: BodyStream,
     /// When the last bytes went out.
     last: Instant,
+    /// The event being framed, kept from event to event.
+    buf: String,
 }
 
-impl Sse<'_, '_> {
+impl Sse {
+    pub(crate) fn new(stream: BodyStream) -> Sse {
+        Sse {
+            stream,
+            last: Instant::now(),
+            buf: String::new(),
+        }
+    }
+
+    pub(crate) fn into_stream(self) -> BodyStream {
+        self.stream
+    }
+
     /// Sends one event: `event:` (its type, if any), `id:` (if any), then `data` as one `data:`
     /// line per line of it (split at `\n`, `\r\n` or `\r`), and the blank line that ends it.
     /// CR and LF in `event` or `id` would end their field early, and a NUL makes a browser ignore
@@ -392,7 +373,8 @@ impl Sse<'_, '_> {
     /// # Errors
     /// As [`BodyStream::send`].
     pub fn event(&mut self, event: Option<&str>, id: Option<&str>, data: &str) -> io::Result<()> {
-        let mut b = String::with_capacity(data.len() + 32);
+        let mut b = std::mem::take(&mut self.buf);
+        b.clear();
         let field = |b: &mut String, name: &str, value: &str| {
             b.push_str(name);
             b.push_str(": ");
@@ -414,7 +396,9 @@ impl Sse<'_, '_> {
             }
         }
         b.push('\n');
-        self.send(b.as_bytes())
+        let sent = self.send(b.as_bytes());
+        self.buf = b;
+        sent
     }
 
     /// Sends `data` as an unnamed event: [`Sse::event`] without type or id.
@@ -465,7 +449,7 @@ impl Sse<'_, '_> {
     ///
     /// # Errors
     /// As [`BodyStream::send`].
-    pub fn finish(self) -> io::Result<()> {
+    pub fn finish(&mut self) -> io::Result<()> {
         self.stream.finish()
     }
 
@@ -479,6 +463,7 @@ impl Sse<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn test_hex_len() {
@@ -489,11 +474,63 @@ mod tests {
         assert_eq!(hex_len(usize::MAX, &mut b), b"ffffffffffffffff");
     }
 
+    fn pipe(limit: usize) -> (Arc<Pipe>, Arc<AtomicUsize>) {
+        let told = Arc::new(AtomicUsize::new(0));
+        let t = told.clone();
+        let wake = Box::new(move || {
+            t.fetch_add(1, Ordering::SeqCst);
+        });
+        (Arc::new(Pipe::new(limit, true, wake)), told)
+    }
+
     #[test]
-    fn test_no_stream_outside_an_http_call_on_a_socket() {
-        let mut out = Response::new();
-        let e = out.stream().unwrap_err();
-        assert!(e.message().contains("only be streamed"), "{e}");
-        assert_eq!(out.streamed(), None);
+    fn test_pieces_queue_framed_and_the_loop_is_told_once_per_batch() {
+        let (p, told) = pipe(1024);
+        let mut s = BodyStream::through(p.clone());
+        s.send(b"ab").unwrap();
+        s.send(b"").unwrap();
+        s.send(b"cde").unwrap();
+        assert_eq!(told.load(Ordering::SeqCst), 1, "told once until it takes");
+        let mut batch = Vec::new();
+        assert_eq!(p.take(&mut batch).ended, None);
+        assert_eq!(batch, b"2\r\nab\r\n3\r\ncde\r\n");
+        batch.clear();
+        p.end(Ok(()));
+        assert_eq!(told.load(Ordering::SeqCst), 2);
+        assert_eq!(p.take(&mut batch).ended, Some(Ok(())));
+        assert_eq!(batch, b"0\r\n\r\n");
+    }
+
+    #[test]
+    fn test_a_full_queue_makes_send_wait_until_taken_and_a_cut_fails_it() {
+        let (p, _) = pipe(8);
+        let mut s = BodyStream::through(p.clone());
+        s.send(b"12345").unwrap(); // 10 bytes framed: past the limit, but the queue was empty
+        let sender = std::thread::spawn(move || {
+            let first = s.send(b"x");
+            let second = s.send(&[b'y'; 64]);
+            (first.map_err(|e| e.kind()), second.map_err(|e| e.kind()))
+        });
+        // The sender waits for room: take the queue, then cut the stream.
+        let mut batch = Vec::new();
+        while batch.is_empty() {
+            std::thread::sleep(Duration::from_millis(1));
+            p.take(&mut batch);
+        }
+        assert_eq!(batch, b"5\r\n12345\r\n");
+        let mut next = Vec::new();
+        while next.is_empty() {
+            std::thread::sleep(Duration::from_millis(1));
+            p.take(&mut next);
+        }
+        p.cut(Cut::ClientGone);
+        let (first, second) = sender.join().unwrap();
+        assert_eq!(first, Ok(()));
+        assert!(
+            second == Ok(()) || second == Err(io::ErrorKind::BrokenPipe),
+            "{second:?}"
+        );
+        let mut s = BodyStream::through(p);
+        assert_eq!(s.send(b"z").unwrap_err().kind(), io::ErrorKind::BrokenPipe);
     }
 }

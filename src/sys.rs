@@ -1,9 +1,11 @@
 //! The few system calls std does not offer, and so the crate's only `unsafe`, each block with
 //! its `SAFETY` note:
 //!
-//! - SIGTERM and SIGINT as readiness events: a `signalfd` in the same `epoll` set as the
-//!   sockets, so shutdown is handled inside the loop, with no handler and no extra thread. The
-//!   two signals are blocked for the calling thread (the loop's), then read from the descriptor.
+//! - SIGTERM and SIGINT caught by a handler that does three async-signal-safe things: the
+//!   first signal wakes the loop through an `eventfd` in its `epoll` set (shutdown is handled
+//!   there) and arms a timer for the end of the grace period, whose `SIGALRM` ends the process
+//!   even while a call or `init` holds the loop; a second signal ends it at once with 128 + its
+//!   number. No thread watches for them.
 //! - The CPU time the process has used since it was forked, for the start-up line: as long as
 //!   nothing blocks before `listen`, it is the time from process start to listening, kernel
 //!   `execve` work and page faults included.
@@ -18,72 +20,53 @@ use std::ffi::{CStr, c_char, c_int};
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mio::event::Source;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-/// A non-blocking descriptor that reads SIGTERM and SIGINT.
-pub(crate) struct Signals {
+/// An `eventfd`: another thread (or a signal handler) wakes the loop by writing to it, the
+/// loop clears it by reading. In the loop's `epoll` set like a socket.
+pub(crate) struct EventFd {
     fd: OwnedFd,
 }
 
-impl Signals {
-    /// Blocks SIGTERM and SIGINT on this thread and opens the descriptor that receives them.
-    pub fn new() -> io::Result<Signals> {
-        // SAFETY: `sigset_t` is a plain bit set; all-zero is a valid value, and sigemptyset
-        // initialises it properly before any other use.
-        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `set` is a valid, exclusively borrowed sigset_t; SIGTERM and SIGINT are valid
-        // signal numbers, so these calls cannot fail.
-        unsafe {
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::sigaddset(&mut set, libc::SIGINT);
-        }
-        // SAFETY: `set` is initialised; a null old-set pointer is allowed.
-        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        // SAFETY: -1 asks for a new descriptor; `set` is initialised; the flags are valid.
-        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+impl EventFd {
+    pub fn new() -> io::Result<EventFd> {
+        // SAFETY: eventfd with valid flags returns a new descriptor or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: signalfd returned a new descriptor that nothing else owns.
-        Ok(Signals {
+        // SAFETY: eventfd returned a new descriptor that nothing else owns.
+        Ok(EventFd {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }
 
-    /// The next pending signal number, or `None` when none is pending.
-    /// The descriptor, for a stream that watches for a shutdown while the loop is held.
-    pub fn fd(&self) -> c_int {
-        self.fd.as_raw_fd()
+    /// Wakes whoever waits for it (async-signal-safe: one `write`).
+    pub fn notify(&self) {
+        notify_raw(self.fd.as_raw_fd());
     }
 
-    pub fn next(&self) -> Option<i32> {
-        // A signalfd_siginfo is 128 bytes; ssi_signo is its first u32.
-        let mut info = [0u8; 128];
-        loop {
-            // SAFETY: `info` is a writable buffer of exactly the length given.
-            let n =
-                unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
-            if n == info.len() as isize {
-                let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
-                return i32::try_from(signo).ok();
-            }
-            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return None;
-        }
+    /// Reads the count back to zero.
+    pub fn clear(&self) {
+        let mut count = [0u8; 8];
+        // SAFETY: `count` is a writable buffer of the 8 bytes an eventfd read takes.
+        let _ = unsafe { libc::read(self.fd.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
     }
 }
 
-impl Source for Signals {
+/// One `write` of 1 to an eventfd.
+fn notify_raw(fd: c_int) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: `one` is 8 readable bytes, what an eventfd write takes.
+    let _ = unsafe { libc::write(fd, one.as_ptr().cast(), 8) };
+}
+
+impl Source for EventFd {
     fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
         SourceFd(&self.fd.as_raw_fd()).register(r, t, i)
     }
@@ -92,6 +75,154 @@ impl Source for Signals {
     }
     fn deregister(&mut self, r: &Registry) -> io::Result<()> {
         SourceFd(&self.fd.as_raw_fd()).deregister(r)
+    }
+}
+
+/// SIGTERM and SIGINT, caught; the loop watches the `eventfd` the handler writes to.
+pub(crate) struct Signals {
+    wake: EventFd,
+}
+
+/// The `eventfd` the handler writes to; -1 until [`Signals::new`].
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+/// The first signal's number, until the loop takes it; 0 for none.
+static FIRST: AtomicI32 = AtomicI32::new(0);
+/// A signal has arrived: the next one exits at once.
+static SEEN: AtomicBool = AtomicBool::new(false);
+/// When the grace timer fires after the first signal, in microseconds.
+static GRACE_US: AtomicU64 = AtomicU64::new(0);
+/// The log's format for the handler's own lines: JSON when set.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// How long past the grace period the timer waits for the loop to end the process itself (with
+/// its last lines) before it does.
+pub(crate) const GRACE_BACKSTOP: Duration = Duration::from_millis(100);
+
+impl Signals {
+    /// Opens the `eventfd` and installs the handlers (SIGTERM, SIGINT, SIGALRM for the grace
+    /// timer), unblocking the two signals in case the process started with them blocked.
+    pub fn new(grace: Duration, json: bool) -> io::Result<Signals> {
+        let wake = EventFd::new()?;
+        let us = (grace + GRACE_BACKSTOP)
+            .as_micros()
+            .min(u128::from(u64::MAX / 2)) as u64;
+        GRACE_US.store(us.max(1), Ordering::Relaxed);
+        JSON.store(json, Ordering::Relaxed);
+        WAKE_FD.store(wake.fd.as_raw_fd(), Ordering::Release);
+        for (signo, handler) in [
+            (libc::SIGTERM, on_signal as extern "C" fn(c_int)),
+            (libc::SIGINT, on_signal),
+            (libc::SIGALRM, on_alarm),
+        ] {
+            // SAFETY: an all-zero sigaction is valid (empty mask, no flags) before it is set.
+            let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+            sa.sa_sigaction = handler as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            // SAFETY: `sa` is initialised and the handler only makes async-signal-safe calls.
+            if unsafe { libc::sigaction(signo, &sa, std::ptr::null_mut()) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        // SAFETY: `set` is a plain bit set, initialised by sigemptyset before use.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is valid; SIGTERM and SIGINT are valid signal numbers.
+        unsafe {
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+        Ok(Signals { wake })
+    }
+
+    /// The first signal's number, once, when it has arrived.
+    pub fn next(&self) -> Option<i32> {
+        self.wake.clear();
+        match FIRST.swap(0, Ordering::AcqRel) {
+            0 => None,
+            signo => Some(signo),
+        }
+    }
+}
+
+impl Drop for Signals {
+    /// The server is done: the handler wakes nothing any more, and a grace timer armed is off
+    /// (the process ends by itself, or goes on without this server).
+    fn drop(&mut self) {
+        WAKE_FD.store(-1, Ordering::Release);
+        if SEEN.load(Ordering::Acquire) {
+            set_timer(0);
+        }
+    }
+}
+
+/// Arms `ITIMER_REAL` to fire once after `us` microseconds (0 disarms it).
+fn set_timer(us: u64) {
+    let t = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: libc::timeval {
+            tv_sec: (us / 1_000_000) as libc::time_t,
+            tv_usec: (us % 1_000_000) as libc::suseconds_t,
+        },
+    };
+    // SAFETY: `t` is a valid itimerval; a null old value is allowed. setitimer is a plain
+    // system call, safe in a signal handler.
+    unsafe { libc::setitimer(libc::ITIMER_REAL, &t, std::ptr::null_mut()) };
+}
+
+/// Writes a fixed line to stderr from a handler: one `write(2)`, async-signal-safe.
+fn handler_line(text: &[u8], json: &[u8]) {
+    let line = if JSON.load(Ordering::Relaxed) {
+        json
+    } else {
+        text
+    };
+    // SAFETY: `line` is a static buffer valid for its length.
+    let _ = unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
+/// SIGTERM or SIGINT: the first wakes the loop and arms the grace timer; a second ends the
+/// process at once with 128 + its number.
+extern "C" fn on_signal(signo: c_int) {
+    if SEEN.swap(true, Ordering::AcqRel) {
+        handler_line(
+            b"INFO [-] second signal: exiting at once\n",
+            b"{\"level\":\"INFO\",\"msg\":\"second signal: exiting at once\"}\n",
+        );
+        // SAFETY: _exit is async-signal-safe and ends the process.
+        unsafe { libc::_exit(128 + signo) };
+    }
+    FIRST.store(signo, Ordering::Release);
+    set_timer(GRACE_US.load(Ordering::Relaxed));
+    let fd = WAKE_FD.load(Ordering::Acquire);
+    if fd >= 0 {
+        notify_raw(fd);
+    }
+}
+
+/// The grace period is over and the loop has not ended the process (a call or `init` holds
+/// it): it ends now.
+extern "C" fn on_alarm(_: c_int) {
+    handler_line(
+        b"ERROR [-] shutdown grace period over with work in flight: exiting\n",
+        b"{\"level\":\"ERROR\",\"msg\":\"shutdown grace period over with work in flight: exiting\"}\n",
+    );
+    // SAFETY: _exit is async-signal-safe and ends the process.
+    unsafe { libc::_exit(0) };
+}
+
+impl Source for Signals {
+    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        self.wake.register(r, t, i)
+    }
+    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        self.wake.reregister(r, t, i)
+    }
+    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+        self.wake.deregister(r)
     }
 }
 
@@ -307,33 +438,6 @@ pub(crate) fn writable(fd: c_int) -> bool {
 /// its accept queue is not empty).
 pub(crate) fn connection_waiting(fd: c_int) -> bool {
     ready_now(fd, libc::POLLIN)
-}
-
-/// Waits up to `timeout` for `fd` to take a write; whether it will.
-pub(crate) fn wait_writable(fd: c_int, timeout: std::time::Duration) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    let ms = c_int::try_from(timeout.as_millis().max(1)).unwrap_or(c_int::MAX);
-    // SAFETY: `p` is one valid pollfd.
-    let rc = unsafe { libc::poll(&mut p, 1, ms) };
-    rc == 1 && p.revents & libc::POLLOUT != 0
-}
-
-/// Whether `fd` has something to read now (a signal waiting on a signalfd): `poll`, zero timeout.
-pub(crate) fn readable(fd: c_int) -> bool {
-    ready_now(fd, libc::POLLIN)
-}
-
-/// One `writev(2)` of `parts` to `fd`.
-pub(crate) fn writev(fd: c_int, parts: &[std::io::IoSlice<'_>]) -> io::Result<usize> {
-    let n = c_int::try_from(parts.len()).unwrap_or(c_int::MAX);
-    // SAFETY: an `IoSlice` has the layout of `struct iovec` (std guarantees it on Unix), and
-    // each points to memory valid for reads for the duration of the call.
-    let n = unsafe { libc::writev(fd, parts.as_ptr().cast(), n) };
-    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 /// `poll` of one descriptor for `events`, with a zero timeout.

@@ -131,18 +131,18 @@ impl Server {
         self.child.as_ref().map_or(0, Child::id)
     }
 
-    /// Whether the process blocks `sig` (the server does, to read it from its signalfd).
-    fn blocks(&self, sig: i32) -> bool {
-        signal_set(self.pid(), "SigBlk") & (1 << (sig - 1)) != 0
+    /// Whether the process catches `sig` (the server's handler wakes its loop).
+    fn catches(&self, sig: i32) -> bool {
+        signal_set(self.pid(), "SigCgt") & (1 << (sig - 1)) != 0
     }
 
     /// Sends `sig`, once the server handles it: a server started silent has no start-up line to
-    /// wait for, and a signal sent before it blocks the signal would end it by the default
+    /// wait for, and a signal sent before it catches the signal would end it by the default
     /// action, which is not what a test checks.
     fn signal(&self, sig: i32) {
         let until = Instant::now() + WAIT;
-        while !self.blocks(sig) {
-            assert!(Instant::now() < until, "signal {sig} never blocked");
+        while !self.catches(sig) {
+            assert!(Instant::now() < until, "signal {sig} never caught");
             thread::sleep(Duration::from_millis(1));
         }
         let rc = Command::new("kill")
@@ -194,6 +194,20 @@ fn signal_set(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The sockets process `pid` has open.
+fn sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// Reads one response: (status, head, body).
 fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
     let mut buf = Vec::new();
@@ -239,11 +253,11 @@ fn event_request(id: &str, body: &str) -> String {
 #[test]
 fn test_startup_line_gives_version_port_and_microseconds() {
     let s = Server::start(bin(), &[]);
-    // Once the line is out, SIGTERM and SIGINT are the server's to handle (read from its
-    // signalfd), so that whoever waited for the line may stop it at once.
+    // Once the line is out, SIGTERM and SIGINT are the server's to handle (caught by its
+    // handler), so that whoever waited for the line may stop it at once.
     assert!(
-        s.blocks(15) && s.blocks(2),
-        "signals not blocked at the start-up line"
+        s.catches(15) && s.catches(2),
+        "signals not caught at the start-up line"
     );
     let port = s.port;
     let (status, out, _) = s.stop();
@@ -1237,10 +1251,21 @@ fn test_a_stream_cut_off_is_logged_with_its_cause() {
     common::set_rcvbuf(&c, 4096);
     (&c).write_all(b"GET /events?n=1000000&delay_ms=0&stalled HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    // A request behind both is served once they are over: the cut-off streams freed the loop.
+    // A request beside them is served at once: no stream holds the loop.
     let mut next = s.connect();
     let (status, _, _) = request(&mut next, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status, 200);
+    drop(next);
+    // The stalled stream is cut off after its body timeout: the server closes its socket, and
+    // then holds only its listener.
+    let until = Instant::now() + WAIT;
+    while sockets(s.pid()) > 1 {
+        assert!(
+            Instant::now() < until,
+            "the stalled stream was never cut off"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
     drop(c);
     let (_, out, _) = s.stop();
     let whole = access_line(&out, "/events");
@@ -1298,8 +1323,8 @@ fn test_a_stream_cut_off_is_logged_with_its_cause() {
     }
 }
 
-/// A stream holds the loop, but not against a shutdown: after SIGTERM it ends within the grace
-/// period (its `send` fails), and the process exits.
+/// A stream goes on after SIGTERM within the grace period, no longer: then it is cut off (its
+/// `send` fails, its access line says so) and the process exits.
 #[test]
 fn test_sigterm_ends_a_stream_within_the_grace_period() {
     let s = Server::start(example("sse"), &[("SCF_LEAN_SHUTDOWN_GRACE_MS", "500")]);
@@ -1387,4 +1412,111 @@ fn test_a_job_whose_answer_cannot_be_written_exits_one() {
         err.contains("the answer could not be written to stdout: Broken pipe"),
         "{err}"
     );
+}
+
+/// A second signal during a stream ends the process at once, with 128 + the signal, whatever
+/// the grace period (a minute here) and the stream (100 s) have left.
+#[test]
+fn test_a_second_signal_during_a_stream_exits_at_once() {
+    let s = Server::start(example("sse"), &[("SCF_LEAN_SHUTDOWN_GRACE_MS", "60000")]);
+    let mut c = s.connect();
+    c.write_all(b"GET /events?n=1000&delay_ms=100 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut b = [0u8; 4096];
+    let n = c.read(&mut b).unwrap();
+    assert!(b[..n].starts_with(b"HTTP/1.1 200 OK\r\n"));
+    s.signal(15);
+    // The second only once the first was taken: the listener closes when it is.
+    let until = Instant::now() + WAIT;
+    while TcpStream::connect(("127.0.0.1", s.port)).is_ok() {
+        assert!(Instant::now() < until, "the first signal was not taken");
+        thread::sleep(Duration::from_millis(5));
+    }
+    s.signal(2);
+    let (status, _, took) = s.wait(WAIT);
+    assert_eq!(status.code(), Some(128 + 2));
+    assert!(took < Duration::from_secs(60), "{took:?}");
+}
+
+/// A call that holds the loop (10 s, inline) does not hold the shutdown: the grace period
+/// (300 ms) ends the process, and stderr says why.
+#[test]
+fn test_sigterm_during_a_long_call_exits_after_the_grace_period() {
+    let s = Server::start(example("slow"), &[("SCF_LEAN_SHUTDOWN_GRACE_MS", "300")]);
+    let mut c = s.connect();
+    c.write_all(b"GET /wait?ms=10000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    wait_until_read(&c);
+    let t = Instant::now();
+    s.signal(15);
+    let (status, _, _) = s.wait(WAIT);
+    let took = t.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        took < Duration::from_secs(9),
+        "the call's 10 s, not the grace: {took:?}"
+    );
+}
+
+/// `init` that never returns does not hold the shutdown either.
+#[test]
+fn test_sigterm_during_init_exits_after_the_grace_period() {
+    let s = Server::start(
+        example("faults"),
+        &[
+            ("FAULTS_INIT", "wait"),
+            ("SCF_LEAN_SHUTDOWN_GRACE_MS", "300"),
+        ],
+    );
+    s.signal(15);
+    let (status, out, _) = s.wait(WAIT);
+    assert_eq!(status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("shutdown grace period over with work in flight: exiting"),
+        "{err}"
+    );
+}
+
+/// Calls on workers log through the server's log like calls on the loop: the function's own
+/// lines and the access line, each with its request id.
+#[test]
+fn test_lines_logged_on_workers_carry_their_request_ids() {
+    let s = Server::start(
+        example("slow"),
+        &[
+            ("SCF_LEAN_CONCURRENCY", "4"),
+            ("SCF_LEAN_LOG_LEVEL", "debug"),
+        ],
+    );
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            let port = s.port;
+            thread::spawn(move || {
+                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                c.set_read_timeout(Some(WAIT)).unwrap();
+                let req = format!(
+                    "GET /wait?ms={} HTTP/1.1\r\nHost: x\r\nX-Scf-Request-Id: rid-w{i}\r\n\r\n",
+                    10 + i
+                );
+                let (status, _, _) = request(&mut c, &req);
+                assert_eq!(status, 200);
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let (_, out, _) = s.stop();
+    for i in 0..4 {
+        let ms = 10 + i;
+        assert!(
+            out.contains(&format!("DEBUG [rid-w{i}] waited {ms} ms")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("INFO [rid-w{i}] GET /wait 200 ")),
+            "{out}"
+        );
+    }
 }
