@@ -309,7 +309,7 @@ fn settings() -> String {
          pub(crate) const CHANGED_AT_BUILD: bool = {overridden};\n\n\
          impl Config {{\n\
          \x20   /// Sets the field of `SETTINGS[i]` from the text of its variable.\n\
-         \x20   fn set(&mut self, i: usize, text: &str) -> Result<(), String> {{\n\
+         \x20   fn set(&mut self, i: usize, text: &str) -> Result<(), Expected> {{\n\
          \x20       match i {{\n{arms}            _ => {{}}\n        }}\n        Ok(())\n    }}\n}}\n"
     )
 }

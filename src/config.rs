@@ -65,18 +65,44 @@ impl std::fmt::Display for ConfigError {
 
 const _: () = assert!(SETTINGS.len() <= 64, "one bit per setting in a u64");
 
+/// What a setting's value should have been: said in words only when a value is bad
+/// (`bad_value`), so that `Config::set` stays a small table of calls.
+#[derive(Clone, Copy, Debug)]
+enum Expected {
+    Number { min: u64, max: u64 },
+    Words(&'static str),
+}
+
 /// A whole number from `min` to `max`.
-fn number<T: TryFrom<u64>>(text: &str, min: u64, max: u64) -> Result<T, String> {
-    text.parse::<u64>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
+#[inline(always)]
+fn number<T: TryFrom<u64>>(text: &str, min: u64, max: u64) -> Result<T, Expected> {
+    whole(text, min, max)
         .and_then(|n| T::try_from(n).ok())
-        .ok_or_else(|| format!("a whole number from {min} to {max}"))
+        .ok_or(Expected::Number { min, max })
+}
+
+/// `text` as a whole number within `min..=max` (decimal digits, an optional `+`, as
+/// `u64::from_str` reads it).
+#[inline(never)]
+fn whole(text: &str, min: u64, max: u64) -> Option<u64> {
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for b in digits.bytes() {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+    }
+    (min..=max).contains(&n).then_some(n)
 }
 
 /// One of the words `parse` knows.
-fn word<T>(text: &str, parse: fn(&str) -> Option<T>, words: &str) -> Result<T, String> {
-    parse(text).ok_or_else(|| words.to_owned())
+fn word<T>(text: &str, parse: fn(&str) -> Option<T>, words: &'static str) -> Result<T, Expected> {
+    parse(text).ok_or(Expected::Words(words))
 }
 
 impl Config {
@@ -146,11 +172,14 @@ impl Config {
 /// The error of `SETTINGS[i]`: out of line, since a start that serves never builds one.
 #[cold]
 #[inline(never)]
-fn bad_value(i: usize, value: &[u8], expected: String) -> ConfigError {
+fn bad_value(i: usize, value: &[u8], expected: Expected) -> ConfigError {
     ConfigError {
         var: SETTINGS[i].var,
         value: String::from_utf8_lossy(value).into_owned(),
-        expected,
+        expected: match expected {
+            Expected::Number { min, max } => format!("a whole number from {min} to {max}"),
+            Expected::Words(words) => words.to_owned(),
+        },
     }
 }
 

@@ -93,6 +93,7 @@ impl State {
     }
 
     /// How long the state may last without progress.
+    #[inline]
     fn timeout(self, c: &Config) -> Duration {
         match self {
             State::New => c.first_byte_timeout,
@@ -119,6 +120,16 @@ impl Stream for TcpStream {
     }
 }
 
+/// A request parked for a worker: its head's length, its body, and the room, room at most and
+/// closing of the turn it was parked in.
+struct Away {
+    head_len: usize,
+    body: std::ops::Range<usize>,
+    room: usize,
+    room_max: usize,
+    closing: bool,
+}
+
 /// A streamed answer under way: its producer's queue and what its access line says.
 struct Flowing {
     start: Box<Start>,
@@ -128,8 +139,6 @@ struct Flowing {
     ended: Option<Result<(), Cut>>,
     /// Bytes on the wire, head included.
     bytes: usize,
-    /// What its queue may hold (`SCF_LEAN_STREAM_BUFFER_BYTES`), counted as held.
-    reserve: usize,
 }
 
 impl Drop for Flowing {
@@ -178,11 +187,11 @@ pub(crate) struct Conn<S = TcpStream> {
     /// producer to start. The server hands it over after the turn (`Conn::parcel`,
     /// `Conn::producer`).
     pub handoff: bool,
-    /// The memory its request holds while away on a worker.
+    /// The memory it holds apart from its buffers: its request's while away on a worker, its
+    /// stream's queue (counted at its bound).
     away: usize,
-    /// The request parked for a worker: head length, body, and the room, room at most and
-    /// closing of the turn it was parked in.
-    away_request: Option<(usize, std::ops::Range<usize>, usize, usize, bool)>,
+    /// The request parked for a worker.
+    away_request: Option<Box<Away>>,
     flow: Option<Box<Flowing>>,
 }
 
@@ -274,8 +283,7 @@ impl<S: Stream> Conn<S> {
     /// The memory it holds: its read buffer and its response buffers (away on a worker or
     /// not), and its stream's queue (counted at its bound).
     pub fn held(&self) -> usize {
-        let queue = self.flow.as_ref().map_or(0, |f| f.reserve);
-        self.input.capacity() + self.out.capacity() + self.away + queue
+        self.input.capacity() + self.out.capacity() + self.away
     }
 
     /// Whether a request is arriving and nothing of it has been accepted yet: a head or a body
@@ -378,14 +386,9 @@ impl<S: Stream> Conn<S> {
                 State::Closed | State::Away { .. } => return,
                 State::Linger => return self.discard(cx),
                 State::Stream { .. } => {
-                    if served == PER_TURN {
-                        self.yielded = true;
+                    if !self.stream_turn(cx, &mut served) {
                         return;
                     }
-                    if !self.pull(cx) {
-                        return;
-                    }
-                    served += 1;
                     continue;
                 }
                 _ => {}
@@ -757,7 +760,13 @@ impl<S: Stream> Conn<S> {
         body: std::ops::Range<usize>,
     ) -> bool {
         let next = body.end;
-        self.away_request = Some((head_len, body, cx.room, cx.room_max, cx.closing));
+        self.away_request = Some(Box::new(Away {
+            head_len,
+            body,
+            room: cx.room,
+            room_max: cx.room_max,
+            closing: cx.closing,
+        }));
         self.handoff = true;
         self.set_state(State::Away { next }, cx);
         true
@@ -767,7 +776,13 @@ impl<S: Stream> Conn<S> {
     #[cold]
     #[inline(never)]
     pub fn parcel(&mut self) -> Option<Box<Parcel>> {
-        let (head_len, body, room, room_max, closing) = self.away_request.take()?;
+        let Away {
+            head_len,
+            body,
+            room,
+            room_max,
+            closing,
+        } = *self.away_request.take()?;
         self.away = self.input.capacity() + self.out.capacity();
         let out = std::mem::replace(&mut self.out, Output::new());
         Some(Box::new(Parcel {
@@ -835,8 +850,8 @@ impl<S: Stream> Conn<S> {
             pipe: None,
             ended: if waits { None } else { Some(Ok(())) },
             bytes: head,
-            reserve: cx.config.stream_buffer_bytes,
         }));
+        self.away = cx.config.stream_buffer_bytes;
         self.handoff |= waits;
         self.set_state(State::Stream { close }, cx);
     }
@@ -865,6 +880,19 @@ impl<S: Stream> Conn<S> {
             Some(p) => f.pipe = Some(p),
             None => self.end_stream(cx, Err(Cut::NoThread)),
         }
+    }
+
+    /// One step of a stream in the connection's loop: its next batch, within the turn's share;
+    /// false when the loop is to stop here. Out of line: a whole answer does not carry it.
+    #[cold]
+    #[inline(never)]
+    fn stream_turn(&mut self, cx: &mut Cx<'_>, served: &mut usize) -> bool {
+        if *served == PER_TURN {
+            self.yielded = true;
+            return false;
+        }
+        *served += 1;
+        self.pull(cx)
     }
 
     /// Takes the stream's next batch into the output; false when there is none yet (the
@@ -899,6 +927,8 @@ impl<S: Stream> Conn<S> {
     }
 
     /// A batch (or the head) of the stream is out.
+    #[cold]
+    #[inline(never)]
     fn batch_written(&mut self, cx: &mut Cx<'_>) {
         self.active_at = cx.now;
         self.restart_clock(cx.now, cx.config);
@@ -912,6 +942,7 @@ impl<S: Stream> Conn<S> {
         let Some(f) = self.flow.take() else {
             return self.close(cx);
         };
+        self.away = 0;
         if let (Err(why), Some(p)) = (how, &f.pipe) {
             p.cut(why);
         }
@@ -936,7 +967,7 @@ impl<S: Stream> Conn<S> {
             });
         }
         let close = matches!(self.state, State::Stream { close: true });
-        self.out.recycle(usize::MAX);
+        self.out.finish();
         match how {
             Ok(()) if !close && !cx.closing => {
                 self.active_at = cx.now;

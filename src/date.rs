@@ -110,6 +110,7 @@ pub fn rfc3339_millis(now: SystemTime, out: &mut Vec<u8>) {
 }
 
 /// `now + d`, or far in the future if that does not fit.
+#[inline]
 pub(crate) fn later(now: std::time::Instant, d: std::time::Duration) -> std::time::Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(std::time::Duration::from_secs(86_400 * 365)))

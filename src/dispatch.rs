@@ -52,6 +52,23 @@ pub(crate) struct Done {
 }
 
 /// Where the server's calls run: see the module's documentation.
+/// The memory budget as calls on workers see it (`call::Budget`).
+#[derive(Default)]
+pub(crate) struct Ledger {
+    /// Bytes the answers of calls on workers hold that the server has not counted yet: a call
+    /// checks the budget against them, so N calls in flight keep within it too.
+    claims: AtomicUsize,
+    /// What all connections hold, as the server last published it (`Server::mirror_used`).
+    used: AtomicUsize,
+}
+
+impl Ledger {
+    /// Publishes what all connections hold (`Server::mirror_used`).
+    pub fn publish(&self, used: usize) {
+        self.used.store(used, Ordering::Release);
+    }
+}
+
 pub(crate) struct Dispatch<F> {
     f: F,
     config: Config,
@@ -66,11 +83,8 @@ pub(crate) struct Dispatch<F> {
     streams: Option<Pool>,
     stream_mail: Option<Arc<Mailbox<Key>>>,
     worker_mail: Option<Arc<Mailbox<Done>>>,
-    /// Bytes the answers of calls on workers hold that the server has not counted yet: a call
-    /// checks the budget against them (`Cx::claims`), so N calls in flight keep within it too.
-    claims: Arc<AtomicUsize>,
-    /// What all connections hold, as the server last counted (`Server::settle` keeps it).
-    pub used: Arc<AtomicUsize>,
+    /// The budget as the calls on workers see it, made with the first worker.
+    budget: Option<Arc<Ledger>>,
     /// Connections whose call was lost with a worker that could not start: the server closes
     /// them.
     pub lost: Vec<Key>,
@@ -92,19 +106,27 @@ impl<F: Function> Dispatch<F> {
             stream_mail: None,
             worker_mail: None,
             lost: Vec::new(),
-            claims: Arc::new(AtomicUsize::new(0)),
-            used: Arc::new(AtomicUsize::new(0)),
+            budget: None,
         };
         if config.concurrency > 1 {
-            match d.make_worker() {
-                Some(w) => {
-                    d.idle.push(w);
-                    d.concurrent = true;
-                }
-                None => not_concurrent(log, config.concurrency),
-            }
+            d.first_worker(log);
         }
         d
+    }
+
+    /// With `SCF_LEAN_CONCURRENCY` > 1: the first instance for a worker, if the function makes
+    /// them. Out of line: the default start does not carry it.
+    #[cold]
+    #[inline(never)]
+    fn first_worker(&mut self, log: &mut Log) {
+        match self.make_worker() {
+            Some(w) => {
+                self.idle.push(w);
+                self.concurrent = true;
+                self.budget = Some(Arc::default());
+            }
+            None => not_concurrent(log, self.config.concurrency),
+        }
     }
 
     fn make_worker(&mut self) -> Option<Worker> {
@@ -126,7 +148,7 @@ impl<F: Function> Dispatch<F> {
     #[cold]
     #[inline(never)]
     pub fn send_away(&mut self, registry: &Registry, key: Key, mut parcel: Box<Parcel>) {
-        parcel.used = self.used.load(Ordering::Acquire);
+        parcel.used = self.ledger().used.load(Ordering::Acquire);
         self.waiting.push_back((key, parcel));
         self.start_waiting(registry);
     }
@@ -158,14 +180,13 @@ impl<F: Function> Dispatch<F> {
                 }
             }
             let mail = self.worker_mail.clone();
-            let claims = self.claims.clone();
-            let used = self.used.clone();
+            let ledger = self.ledger();
             let pool = self
                 .workers
                 .get_or_insert_with(|| Pool::new("scf-lean worker"));
             // The task is handed back if no thread can start: its call is answered 503.
             let task = Box::new(move || {
-                let done = work(key, parcel, Box::new(worker), &claims, &used);
+                let done = work(key, parcel, Box::new(worker), &ledger);
                 if let Some(mail) = mail {
                     mail.post(done);
                 }
@@ -179,9 +200,19 @@ impl<F: Function> Dispatch<F> {
         }
     }
 
+    /// Where the server publishes what all connections hold, for the calls on workers. Out of
+    /// line: a server that runs no workers never asks.
+    #[cold]
+    #[inline(never)]
+    pub fn ledger(&self) -> Arc<Ledger> {
+        self.budget.clone().unwrap_or_default()
+    }
+
     /// Gives back what an answer claimed (`Cx::claims`), once the server has counted it.
     pub fn counted(&self, claimed: usize) {
-        self.claims.fetch_sub(claimed, Ordering::AcqRel);
+        if let Some(b) = &self.budget {
+            b.claims.fetch_sub(claimed, Ordering::AcqRel);
+        }
     }
 
     /// Takes the workers' answers into `into`, and starts waiting calls on the instances
@@ -251,13 +282,7 @@ impl<F: Function> Service for Dispatch<F> {
 
 /// A call on a worker: the head parsed again from the moved buffer, the function called as on
 /// the loop, the log lines packed with the answer.
-fn work(
-    key: Key,
-    mut parcel: Box<Parcel>,
-    mut worker: Box<Worker>,
-    claims: &AtomicUsize,
-    used: &AtomicUsize,
-) -> Done {
+fn work(key: Key, mut parcel: Box<Parcel>, mut worker: Box<Worker>, ledger: &Ledger) -> Done {
     let w = &mut *worker;
     w.shared.date.update(SystemTime::now());
     let p = &mut *parcel;
@@ -267,8 +292,8 @@ fn work(
     let mut cx = w.shared.cx(Instant::now(), p.closing);
     (cx.room, cx.room_max) = (p.room, p.room_max);
     cx.worker = Some(Budget {
-        claims,
-        used,
+        claims: &ledger.claims,
+        used: &ledger.used,
         used_then: p.used,
     });
     let answer = match parse_head(head_bytes, &mut headers[..max], cx.config, p.arrival) {
@@ -280,7 +305,7 @@ fn work(
                 body: p.body.clone(),
                 arrival: p.arrival,
             };
-            invoke::run(&mut *w.f, call, &mut p.out, &mut cx)
+            invoke::run_on_worker(&mut *w.f, call, &mut p.out, &mut cx)
         }
         // It parsed on the loop: the bytes did not move. Never seen; answered all the same.
         _ => {

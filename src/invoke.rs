@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::call::{Answer, Call, Cx};
+use crate::call::{Answer, Budget, Call, Cx};
 use crate::error::{Error, Reject};
 use crate::log::{Access, Level, Log};
 use crate::platform::{self, Route};
@@ -20,9 +20,35 @@ use crate::response::{Output, Persist, Response};
 use crate::stream::{BodyStream, Cut, Pipe, Producer, Start};
 use crate::{Function, panic_hook, scope};
 
-/// Calls `f` on `call` and prepares its answer in `out` (which holds buffers to reuse).
+/// Calls `f` on `call` and prepares its answer in `out` (which holds buffers to reuse). Not
+/// inlined: the connection calls it from two places (a request answered from its first parse,
+/// and one whose body came later), and one copy keeps the request's code small
+/// (src/hot-text.ld).
+#[inline(never)]
+pub(crate) fn run<F: Function>(
+    f: &mut F,
+    call: Call<'_>,
+    out: &mut Output,
+    cx: &mut Cx<'_>,
+) -> Answer {
+    answer(f, call, out, cx)
+}
+
+/// [`run`] on a worker, for a function instance behind a `dyn`: a function of its own name, so
+/// that the hot-text layout, which matches `run` by name, never pulls this copy in.
+#[cold]
+#[inline(never)]
+pub(crate) fn run_on_worker(
+    f: &mut (dyn Function + Send),
+    call: Call<'_>,
+    out: &mut Output,
+    cx: &mut Cx<'_>,
+) -> Answer {
+    answer(f, call, out, cx)
+}
+
 #[inline(always)]
-pub(crate) fn run<F: Function + ?Sized>(
+fn answer<F: Function + ?Sized>(
     f: &mut F,
     call: Call<'_>,
     out: &mut Output,
@@ -46,32 +72,31 @@ pub(crate) fn run<F: Function + ?Sized>(
         }))
     });
     *cx.served += 1;
-    let failure = failure(result, &resp, route)
-        .or_else(|| too_large(&resp, cx.config.max_response_bytes))
-        .or_else(|| {
-            // The request and the answer must fit what the budget leaves this connection,
-            // once the partial requests that can give way have: past the room, the server
-            // makes them (`Cx::grow`); past that too, a 503 instead.
-            let mut size = call.input.len() + resp.held();
-            if let Some(w) = cx.worker {
-                // On a worker: the answers of the other calls in flight count too, and this
-                // one's is claimed at once (given back when the loop has counted it); so does
-                // what the others took since the room was measured.
-                size += w.claims.fetch_add(resp.held(), Ordering::AcqRel);
-                size += w.used.load(Ordering::Acquire).saturating_sub(w.used_then);
-                cx.claimed = resp.held();
-            }
-            if size > cx.room_max {
-                return Some(Failure::Error(
-                    Reject::OverBudget.to_error(),
-                    "over the memory budget: ",
-                ));
-            }
-            if size > cx.room {
-                cx.grow = cx.grow.max(size);
-            }
-            None
-        });
+    let failure = match result {
+        Ok(Ok(())) if resp.invalid().is_none() && !resp.streams() => None,
+        other => failure(other, &resp, route),
+    }
+    .or_else(|| too_large(&resp, cx.config.max_response_bytes))
+    .or_else(|| {
+        // The request and the answer must fit what the budget leaves this connection,
+        // once the partial requests that can give way have: past the room, the server
+        // makes them (`Cx::grow`); past that too, a 503 instead.
+        let mut size = call.input.len() + resp.held();
+        if let Some(w) = cx.worker {
+            size += claim(w, resp.held());
+            cx.claimed = resp.held();
+        }
+        if size > cx.room_max {
+            return Some(Failure::Error(
+                Reject::OverBudget.to_error(),
+                "over the memory budget: ",
+            ));
+        }
+        if size > cx.room {
+            cx.grow = cx.grow.max(size);
+        }
+        None
+    });
     if let Some(failure) = failure {
         answer_failure(failure, cx.log, ctx.request_id, &mut resp);
     }
@@ -108,6 +133,16 @@ pub(crate) fn run<F: Function + ?Sized>(
     Answer::Whole { keep }
 }
 
+/// On a worker: claims `held` bytes for the answer (given back once the loop has counted it),
+/// and returns what the budget holds beyond the room the call left the loop with — the answers
+/// of the other calls in flight, and what the others took since.
+#[cold]
+#[inline(never)]
+fn claim(w: Budget<'_>, held: usize) -> usize {
+    w.claims.fetch_add(held, Ordering::AcqRel)
+        + w.used.load(Ordering::Acquire).saturating_sub(w.used_then)
+}
+
 /// Why a call's answer is replaced by an error answer.
 enum Failure {
     /// An error, logged after `what`.
@@ -117,7 +152,9 @@ enum Failure {
 }
 
 /// The one mapping of a call's outcome: `Ok` with a valid answer, or why not. The same for an
-/// invocation, a job and a stream's producer.
+/// invocation and a job. Out of line: a good answer is told apart before.
+#[cold]
+#[inline(never)]
 fn failure(
     result: std::thread::Result<Result<(), Error>>,
     resp: &Response<'_>,
@@ -303,6 +340,7 @@ fn init_failure(failed: std::thread::Result<Result<(), Error>>) -> String {
 
 /// The error that replaces a response past `limit` bytes (header lines and body): it is never
 /// sent in part, and SCF itself would refuse it (407 for more than 6 MB).
+#[inline]
 fn too_large(resp: &Response<'_>, limit: usize) -> Option<Failure> {
     let size = resp.size();
     (size > limit).then(|| too_large_error(size, limit))

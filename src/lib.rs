@@ -1,8 +1,9 @@
 //! # scf-lean
 //!
 //! The fastest-starting, smallest way to run a function on Tencent Cloud SCF as a container
-//! image: an HTTP/1.1 server on one thread, an `epoll` loop through `mio`, requests parsed in
-//! place by `httparse`, and your function called with borrowed bytes.
+//! image: an HTTP/1.1 server on one `epoll` loop through `mio`, requests parsed in place by
+//! `httparse`, and your function called with borrowed bytes — on the loop's thread by default,
+//! on worker threads where you opt in.
 //!
 //! ## The contract it serves
 //! SCF starts the image and sends every invocation to port 9000 (`PORT` overrides it):
@@ -65,16 +66,30 @@
 //! ``the body does not fit Order: missing field `qty` at line 1 column 30``; [`from_json`] says
 //! `the event …`.
 //!
-//! **Streaming** (`stream.rs`): an HTTP function may answer in pieces —
-//! [`Response::stream`] writes the head at once and [`BodyStream::send`] hands each piece to
-//! the socket before it returns (chunked on HTTP/1.1, to the connection's end on HTTP/1.0; for
-//! HEAD the head only, and `send` fails so the function stops);
-//! [`Response::sse`] frames Server-Sent Events. The function holds the loop while it streams,
-//! and other connections wait, as they wait for any call: SCF gives every SSE connection an
-//! invocation of its own, on an instance that serves one at a time by default. A stream buffers
-//! nothing (each piece goes out with one `writev`); a client that disconnects, or stops reading
-//! for `SCF_LEAN_BODY_TIMEOUT_MS` at one write, fails the `send`, and so does a SIGTERM once
-//! `SCF_LEAN_SHUTDOWN_GRACE_MS` has passed (the stream is the one request in flight).
+//! ## The execution model
+//! - **Inline, by default.** The loop does the I/O; a complete request is handed to the
+//!   function on the loop's own thread, borrowing the request where it lies, and the answer goes
+//!   out from the same turn. No thread, no lock, no copy: what SCF sends an instance by default
+//!   (one invocation at a time) costs nothing more. A call holds the loop while it runs.
+//! - **Streams on a thread of their own.** [`Response::stream`] and [`Response::sse`] take a
+//!   *producer* — a `move` closure that owns what it needs — and the function returns at once.
+//!   The producer runs on a stream thread (started when the first stream needs one, then kept)
+//!   and its [`BodyStream::send`] queues framed pieces, bounded per stream
+//!   (`SCF_LEAN_STREAM_BUFFER_BYTES`) and counted in the memory budget; the loop writes them
+//!   when the socket takes them, several in one write when the client is behind. A slow or
+//!   stalled reader slows its own stream (`send` waits, then fails), never anyone else.
+//! - **Concurrent calls, opted in.** A function made with [`concurrent`] (`Clone + Send`) and
+//!   `SCF_LEAN_CONCURRENCY=N` runs up to N calls at once, each on a worker thread with its own
+//!   clone of the function (made after [`Function::init`], so what `init` built behind an `Arc`
+//!   is shared): for web functions with multi-concurrency whose calls wait. The request's buffer
+//!   moves to the worker and back, uncopied; log lines keep their request ids; panics are caught
+//!   per call; N answers in flight stay within the memory budget together.
+//!
+//! ```text
+//!   server.rs ── readiness ──▶ conn.rs ── Call ──▶ dispatch.rs ──┬─ inline: invoke.rs ─▶ Answer
+//!       ▲                         ▲                              ├─ worker (pool.rs): Parcel, back
+//!       └── mail (wake.rs) ◀──────┴── stream pieces (stream.rs) ◀┴─ producer on a stream thread
+//! ```
 //!
 //! One binary, three modes: `POST /event-invoke` goes to [`Function::event`], every other
 //! request to [`Function::http`], and with `SCF_CUSTOM_CONTAINER_EVENT` set (an SCF job
@@ -99,16 +114,24 @@
 //! - `entry.rs`: the process — [`main!`] (a constructor), [`run`] and [`run_as`], `--help`,
 //!   `--version`, the one-line start-up failures.
 //! - `server.rs`: the loop — accept, dispatch readiness, deadlines, signals, shutdown.
-//! - `conn.rs`: the connection state machine (`Idle → Head → Body → Send → Linger → Closed`):
-//!   the only writer of a connection's state and deadline.
+//! - `conn.rs`: the connection state machine (`Idle → Head → Body → Send | Away | Stream →
+//!   Linger → Closed`): the only writer of a connection's state and deadline. It reports a
+//!   complete request through the `call.rs` interface and takes the answer; it knows no
+//!   function, thread or producer.
+//! - `call.rs`: what passes between a connection and the dispatcher: the request (`Call`), the
+//!   turn's context (`Cx`), the answer (`Answer`), a request sent off the loop (`Parcel`).
+//! - `dispatch.rs`: where a call runs — inline, or on a worker — and where a stream's producer
+//!   starts; `pool.rs`: the threads, started when first needed; `wake.rs`: their mail back to
+//!   the loop (an `eventfd`).
 //! - `buf.rs`: the read buffer (fill, compact, grow, discard) and the spare buffers idle
 //!   connections lend to busy ones.
 //! - `request.rs`: request framing, the single pass over the headers, and the [`Request`] a
 //!   function sees; `chunked.rs`: the chunked body decoder, in place; `uri.rs`: the target's
 //!   percent-decoding, query parameters and path segments.
 //! - `invoke.rs`: calling the function — its init, the request, the route, the caught panic,
-//!   the error and access log lines; `job.rs`: a job function's one run; `stream.rs`: streamed
-//!   answers and Server-Sent Events.
+//!   the one mapping of an outcome to its answer and log line, a stream's producer run;
+//!   `job.rs`: a job function's one run; `stream.rs`: streamed answers and Server-Sent Events
+//!   (the producer's queue, `Pipe`).
 //! - `response.rs`: the [`Response`] a function fills, the error body (function's and server's
 //!   alike), and the vectored write that sends it.
 //! - `scf.rs`: the platform contract — port, routing (`POST /event-invoke` → event), the
@@ -118,10 +141,11 @@
 //!   the closure adapters; `error.rs`: errors and their JSON shape.
 //! - `config.rs`: the settings, one row each in `build.rs`; `log.rs`: log lines; `logger.rs`:
 //!   the function's own log lines (the macros); `scope.rs`: what the thread knows during a call
-//!   (the log lent to the function, the panic caught); `date.rs`: the
+//!   (the log lent to the function, the panic caught); `redact.rs`: how `Debug` shows header
+//!   values (a credential's never); `date.rs`: the
 //!   `Date` header; `version.rs`: scf-lean's version and commit, the function's [`Identity`];
-//!   `panic_hook.rs`: panic messages for the log; `base64.rs`; `sys.rs`: `signalfd`, the
-//!   process CPU clock, the environment read in place, the arguments of a process started by a
+//!   `panic_hook.rs`: panic messages for the log; `base64.rs`; `sys.rs`: the signal handler and
+//!   `eventfd`, the process CPU clock, the environment read in place, the arguments of a process started by a
 //!   constructor (the only `unsafe`).
 //! - `image.rs`: what a function's image is (target, platform, entrypoint, user, port, labels):
 //!   the one description the template's `Dockerfile`, `testing/image.rs` and `cargo scf image`
@@ -139,9 +163,13 @@
 //! - **Another platform** (Alibaba FC's `POST /invoke` and `x-fc-*` headers, Huawei
 //!   FunctionGraph's `X-CFF-*`): a sibling of `scf.rs` with the same items, and the one
 //!   `use … as platform` line below. A trait only once two platforms exist side by side.
-//! - **Streaming without holding the loop** (today a streaming function holds it): a `Send`
-//!   state in `conn.rs` that waits for the next piece from a function resumed later, and
-//!   `stream.rs` writing through the connection instead of the socket's descriptor.
+//! - **Another way to run calls** (a per-call thread, a different pool): `dispatch.rs` only —
+//!   the connection sees the `call.rs` interface, the function sees `invoke.rs`.
+//! - **A new kind of answer** (WebSocket after an upgrade, a body read in pieces): a state in
+//!   `conn.rs` beside `Stream`, an `Answer` variant in `call.rs`, and its producer started by
+//!   `dispatch.rs` like a stream's.
+//! - **Another platform's lifecycle** (FC's `/initialize`, a pre-stop hook): `scf.rs`'s sibling
+//!   routes it, `invoke.rs` calls it.
 //!
 //! ## Settings (build-time defaults, overridden at start)
 //! Set when building (`SCF_LEAN_MAX_BODY_BYTES=1048576 cargo build`), a variable bakes a new
@@ -240,23 +268,32 @@
 //! - No client byte can end a log line, forge another or drive a terminal: text lines show the
 //!   C0 and C1 controls, DEL, U+2028/U+2029 and the bidirectional marks and overrides as `?`, JSON lines
 //!   escape them.
-//! - A panic in a function is answered with a 500 and logged with the request id; the server
-//!   goes on serving (the function's own state is whatever the panic left). A stack overflow
-//!   ends the process (SIGSEGV), after a line on stderr.
+//! - A panic in a function is answered with a 500 and logged with the request id, on whatever
+//!   thread the call runs; the server goes on serving (the function's own state is whatever the
+//!   panic left). A stack overflow ends the process (SIGSEGV), after a line on stderr.
+//! - SIGTERM gives one grace period (`SCF_LEAN_SHUTDOWN_GRACE_MS`) in total to whatever is in
+//!   flight — calls on workers, streams, a call or `init` holding the loop — then the process
+//!   exits (a timer armed by the signal handler ends it 100 ms after the grace period if a call
+//!   holds the loop). A second SIGTERM or SIGINT exits at once with 128 + the signal.
 //! - Logging never blocks serving: lines go out only as far as the pipe takes them without
 //!   blocking, so a log reader that stalls costs lines (counted), never requests or SIGTERM.
-//! - One client cannot hold the loop: a connection gets at most 16 requests served, 16 reads
-//!   or 16 discarding reads per turn, then the others get theirs, and it goes on next turn.
-//!   (The function itself can: a call, and a stream while it runs, hold the loop; a stream's
-//!   writes are bounded by `SCF_LEAN_BODY_TIMEOUT_MS` each.)
-//! - A stream holds no memory of its own (pieces go out by `writev`, uncopied); an error after
-//!   it began cuts the body off, so a client never takes a partial answer for a whole one; a
-//!   shutdown ends it within the grace period.
+//! - One client cannot hold the loop: a connection gets at most 16 requests served, 16 reads,
+//!   16 discarding reads or 16 stream batches per turn, then the others get theirs, and it goes
+//!   on next turn. (An inline call holds the loop while it runs: that is the default's bargain,
+//!   and why waiting calls belong on workers.) A stream never holds it: its reader's pace
+//!   reaches only its own producer.
+//! - A stream holds at most `SCF_LEAN_STREAM_BUFFER_BYTES` queued (and its largest piece), inside
+//!   the memory budget; it is cut off when its client leaves, stops reading for
+//!   `SCF_LEAN_BODY_TIMEOUT_MS` with bytes waiting, at the invocation's time limit
+//!   (`X-Scf-Timeout`, else `SCF_LEAN_TIME_LIMIT_MS`) and at the end of a shutdown's grace; an
+//!   error after it began cuts the body off, so a client never takes a partial answer for a
+//!   whole one.
 //!
 //! ## Non-goals
-//! HTTP/2, TLS (API Gateway terminates it), more than one thread (SCF sends one event at a time
-//! per instance by default), an async runtime, streaming that leaves the loop free for other
-//! connections (see "Where a change lands").
+//! HTTP/2, TLS (API Gateway terminates it), an async runtime (a blocking call is a plain call,
+//! on a worker if it must not hold the others), I/O on worker threads (the loop alone reads and
+//! writes sockets), threads before they are needed (the default path starts none), a stream
+//! borrowing its request (a producer owns what it uses: it runs after the function returned).
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(unsafe_code)]

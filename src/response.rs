@@ -672,7 +672,8 @@ impl Output {
         }
     }
 
-    fn finish(&mut self) {
+    /// Empties it for another response, its buffers kept.
+    pub fn finish(&mut self) {
         self.pending = false;
         self.sent = 0;
         self.at = BodyAt::Empty;

@@ -118,6 +118,7 @@ pub(crate) enum Route {
 }
 
 /// `POST /event-invoke` is an event; every other request goes to the HTTP handler.
+#[inline]
 pub(crate) fn route(method: &str, path: &str) -> Route {
     if method == "POST" && path == "/event-invoke" {
         Route::Event

@@ -97,8 +97,9 @@ pub struct Server {
     done: Vec<Done>,
     /// The number the next connection gets (`Conn::id`).
     next_id: u64,
-    /// Where `used` is kept for calls on workers, when they run (`Dispatch::used`).
-    used_mirror: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    /// Where `used` is kept for calls on workers, when they run (`Dispatch::used`): updated
+    /// whenever a call leaves for a worker or an answer comes back.
+    used_mirror: Option<std::sync::Arc<crate::dispatch::Ledger>>,
 }
 
 impl Server {
@@ -215,7 +216,7 @@ impl Server {
         }
         let mut f = Dispatch::new(f, &self.shared.config, &mut self.shared.log);
         if !crate::call::Service::inline(&f) {
-            self.used_mirror = Some(f.used.clone());
+            self.used_mirror = Some(f.ledger());
         }
         let _ = crate::platform::env();
         let mut events = Events::with_capacity(EVENTS);
@@ -279,10 +280,7 @@ impl Server {
             if let Some(end) = self.shutdown {
                 if self.open == 0 || now >= end {
                     let open = self.open;
-                    // Streams still open are cut off, each with its access line.
-                    for i in 0..self.slots.len() {
-                        self.run_conn(i, now, true, |conn, cx| conn.stop(cx));
-                    }
+                    self.stop_streams(now);
                     self.open = open;
                     let mut msg = String::from("stopped; connections dropped: ");
                     msg.push_str(itoa::Buffer::new().format(self.open));
@@ -296,13 +294,17 @@ impl Server {
 
     /// How long `poll` may sleep: until the nearest deadline, or for ever; while log lines wait
     /// for a stalled pipe, [`LOG_RETRY`] at most.
+    #[inline]
     fn timeout(&self, now: Instant) -> Option<Duration> {
         let log = self.shared.log.pending().then(|| later(now, LOG_RETRY));
-        [self.next_sweep, self.accept_retry, self.shutdown, log]
+        let mut soonest = self.next_sweep;
+        for t in [self.accept_retry, self.shutdown, log]
             .into_iter()
             .flatten()
-            .min()
-            .map(|t| t.saturating_duration_since(now))
+        {
+            soonest = Some(soonest.map_or(t, |s| s.min(t)));
+        }
+        soonest.map(|t| t.saturating_duration_since(now))
     }
 
     /// Accepts while the backlog has connections and slots are free, and serves each new
@@ -375,6 +377,7 @@ impl Server {
     #[cold]
     #[inline(never)]
     fn hand_off<F: Function>(&mut self, now: Instant, f: &mut Dispatch<F>) {
+        self.mirror_used();
         let mut handoffs = std::mem::take(&mut self.handoffs);
         for &i in &handoffs {
             let Some(Some(conn)) = self.slots.get_mut(i) else {
@@ -400,7 +403,16 @@ impl Server {
         self.close_lost(now, f);
     }
 
+    /// Publishes `used` to the calls on workers (`Budget::used`).
+    fn mirror_used(&self) {
+        if let Some(l) = &self.used_mirror {
+            l.publish(self.used);
+        }
+    }
+
     /// Connections whose call was lost (no thread could start for it): closed.
+    #[cold]
+    #[inline(never)]
     fn close_lost<F: Function>(&mut self, now: Instant, f: &mut Dispatch<F>) {
         while let Some(key) = f.lost.pop() {
             if self
@@ -422,6 +434,8 @@ impl Server {
     }
 
     /// Drives the connections whose streams have news: bytes to write, or their end.
+    #[cold]
+    #[inline(never)]
     fn stream_news<F: Function>(&mut self, now: Instant, f: &mut Dispatch<F>) {
         let mut news = std::mem::take(&mut self.news);
         f.stream_news(&mut news);
@@ -440,6 +454,8 @@ impl Server {
     }
 
     /// Takes the workers' answers back to their connections, which go on at once.
+    #[cold]
+    #[inline(never)]
     fn answers<F: Function>(&mut self, now: Instant, f: &mut Dispatch<F>) {
         let mut done = std::mem::take(&mut self.done);
         f.answers(self.poll.registry(), &mut done);
@@ -467,6 +483,7 @@ impl Server {
         }
         self.done = done;
         self.close_lost(now, f);
+        self.mirror_used();
     }
 
     /// Drives the connections that yielded last turn, once each. Their reads go on until they
@@ -633,9 +650,6 @@ impl Server {
         };
         let held = if conn.is_closed() { 0 } else { conn.held() };
         self.used = self.used - conn.counted + held;
-        if let Some(u) = &self.used_mirror {
-            u.store(self.used, std::sync::atomic::Ordering::Release);
-        }
         conn.counted = held;
         let partial = if held <= SMALL_HOLD && conn.is_partial() {
             held
@@ -644,9 +658,9 @@ impl Server {
         };
         self.partial = self.partial + partial - conn.counted_partial;
         conn.counted_partial = partial;
-        if conn.handoff && !conn.is_closed() {
+        if conn.handoff {
             conn.handoff = false;
-            self.handoffs.push(i);
+            note_handoff(&mut self.handoffs, i);
         }
         if conn.yielded && !conn.queued && !conn.is_closed() {
             conn.queued = true;
@@ -720,10 +734,18 @@ impl Server {
         }
         if let Some(limit) = crate::sys::cgroup_memory_limit() {
             self.budget = limit / 2;
-            let mut msg = String::from("memory budget: ");
-            msg.push_str(itoa::Buffer::new().format(self.budget));
-            msg.push_str(" bytes (half the instance's limit)");
-            self.shared.log.line(Level::Debug, None, &msg);
+            if self.shared.log.enabled(Level::Debug) {
+                budget_line(&mut self.shared.log, self.budget);
+            }
+        }
+    }
+
+    /// Cuts off the streams still open when the server stops, each with its access line.
+    #[cold]
+    #[inline(never)]
+    fn stop_streams(&mut self, now: Instant) {
+        for i in 0..self.slots.len() {
+            self.run_conn(i, now, true, |conn, cx| conn.stop(cx));
         }
     }
 
@@ -801,6 +823,24 @@ fn out_of_descriptors(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
+}
+
+/// Connection `i` has something for the dispatcher (`Server::hand_off`, after the turn). Out of
+/// line: a request answered inline never comes here.
+#[cold]
+#[inline(never)]
+fn note_handoff(handoffs: &mut Vec<usize>, i: usize) {
+    handoffs.push(i);
+}
+
+/// The debug line of the automatic memory budget.
+#[cold]
+#[inline(never)]
+fn budget_line(log: &mut crate::log::Log, budget: usize) {
+    let mut msg = String::from("memory budget: ");
+    msg.push_str(itoa::Buffer::new().format(budget));
+    msg.push_str(" bytes (half the instance's limit)");
+    log.line(Level::Debug, None, &msg);
 }
 
 /// The end of a process whose function did not initialize: the reason at ERROR, exit code 1.

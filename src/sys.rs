@@ -34,6 +34,7 @@ pub(crate) struct EventFd {
 }
 
 impl EventFd {
+    #[inline]
     pub fn new() -> io::Result<EventFd> {
         // SAFETY: eventfd with valid flags returns a new descriptor or -1.
         let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
@@ -95,42 +96,25 @@ static GRACE_US: AtomicU64 = AtomicU64::new(0);
 static JSON: AtomicBool = AtomicBool::new(false);
 
 /// How long past the grace period the timer waits for the loop to end the process itself (with
-/// its last lines) before it does.
-pub(crate) const GRACE_BACKSTOP: Duration = Duration::from_millis(100);
+/// its last lines) before it does, in ms.
+const GRACE_BACKSTOP_MS: u64 = 100;
 
 impl Signals {
-    /// Opens the `eventfd` and installs the handlers (SIGTERM, SIGINT, SIGALRM for the grace
-    /// timer), unblocking the two signals in case the process started with them blocked.
+    /// Opens the `eventfd` and installs the handler of SIGTERM and SIGINT (the grace timer's,
+    /// SIGALRM's, with the first signal).
     pub fn new(grace: Duration, json: bool) -> io::Result<Signals> {
         let wake = EventFd::new()?;
-        let us = (grace + GRACE_BACKSTOP)
-            .as_micros()
-            .min(u128::from(u64::MAX / 2)) as u64;
-        GRACE_US.store(us.max(1), Ordering::Relaxed);
+        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX / 4000);
+        GRACE_US.store(
+            (ms.min(u64::MAX / 4000) + GRACE_BACKSTOP_MS) * 1000,
+            Ordering::Relaxed,
+        );
         JSON.store(json, Ordering::Relaxed);
         WAKE_FD.store(wake.fd.as_raw_fd(), Ordering::Release);
-        for (signo, handler) in [
-            (libc::SIGTERM, on_signal as extern "C" fn(c_int)),
-            (libc::SIGINT, on_signal),
-            (libc::SIGALRM, on_alarm),
-        ] {
-            // SAFETY: an all-zero sigaction is valid (empty mask, no flags) before it is set.
-            let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-            sa.sa_sigaction = handler as usize;
-            sa.sa_flags = libc::SA_RESTART;
-            // SAFETY: `sa` is initialised and the handler only makes async-signal-safe calls.
-            if unsafe { libc::sigaction(signo, &sa, std::ptr::null_mut()) } != 0 {
+        for signo in [libc::SIGTERM, libc::SIGINT] {
+            if !catch(signo, on_signal) {
                 return Err(io::Error::last_os_error());
             }
-        }
-        // SAFETY: `set` is a plain bit set, initialised by sigemptyset before use.
-        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `set` is valid; SIGTERM and SIGINT are valid signal numbers.
-        unsafe {
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         }
         Ok(Signals { wake })
     }
@@ -149,11 +133,29 @@ impl Drop for Signals {
     /// The server is done: the handler wakes nothing any more, and a grace timer armed is off
     /// (the process ends by itself, or goes on without this server).
     fn drop(&mut self) {
-        WAKE_FD.store(-1, Ordering::Release);
-        if SEEN.load(Ordering::Acquire) {
-            set_timer(0);
-        }
+        released();
     }
+}
+
+/// What [`Signals`]' drop does. Out of line: the start that installs them does not carry it.
+#[cold]
+#[inline(never)]
+fn released() {
+    WAKE_FD.store(-1, Ordering::Release);
+    if SEEN.load(Ordering::Acquire) {
+        set_timer(0);
+    }
+}
+
+/// Installs `handler` for `signo` (`SA_RESTART`); whether it could. Async-signal-safe.
+#[inline(never)]
+fn catch(signo: c_int, handler: extern "C" fn(c_int)) -> bool {
+    // SAFETY: an all-zero sigaction is valid (empty mask, no flags) before it is set.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = handler as usize;
+    sa.sa_flags = libc::SA_RESTART;
+    // SAFETY: `sa` is initialised and the handler only makes async-signal-safe calls.
+    unsafe { libc::sigaction(signo, &sa, std::ptr::null_mut()) == 0 }
 }
 
 /// Arms `ITIMER_REAL` to fire once after `us` microseconds (0 disarms it).
@@ -164,8 +166,8 @@ fn set_timer(us: u64) {
             tv_usec: 0,
         },
         it_value: libc::timeval {
-            tv_sec: (us / 1_000_000) as libc::time_t,
-            tv_usec: (us % 1_000_000) as libc::suseconds_t,
+            tv_sec: (us / 1_000_000) as _,
+            tv_usec: (us % 1_000_000) as _,
         },
     };
     // SAFETY: `t` is a valid itimerval; a null old value is allowed. setitimer is a plain
@@ -196,6 +198,9 @@ extern "C" fn on_signal(signo: c_int) {
         unsafe { libc::_exit(128 + signo) };
     }
     FIRST.store(signo, Ordering::Release);
+    // The grace timer's handler, installed now (sigaction is async-signal-safe): a process
+    // that is never signalled never sets it up.
+    catch(libc::SIGALRM, on_alarm);
     set_timer(GRACE_US.load(Ordering::Relaxed));
     let fd = WAKE_FD.load(Ordering::Acquire);
     if fd >= 0 {
