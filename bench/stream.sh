@@ -68,8 +68,9 @@ for p in ["scf-lean", "hyper"]:
 s, h = med("scf-lean", "events_per_s_p50"), med("hyper", "events_per_s_p50")
 f1, f2 = med("scf-lean", "first_event_p50_us"), med("hyper", "first_event_p50_us")
 print(f"\nscf-lean ÷ hyper: time to first event ×{f1/f2:.2f}, events per second ×{s/h:.2f}.\n")
-print("scf-lean writes every event to the socket as `send` is called, one `write` each: that is "
-      "what puts a token in front of the reader at once, and what a burst of ready events costs. "
-      "hyper's body frames that are ready together go out in fewer writes.")
+print("scf-lean's producer runs on a stream thread and queues each event; the loop writes what is "
+      "queued when the socket takes it: at once for the first event of a reader that keeps up, and "
+      "many events in one `write` when events come faster than one write each. hyper's "
+      "current-thread runtime runs the producer and the writes on one thread.")
 PY
 cat bench/STREAM.md

@@ -184,12 +184,12 @@ impl Server {
         Ok(StopHandle(Waker::new(self.poll.registry(), STOP)?))
     }
 
-    /// Handles SIGTERM and SIGINT in the loop (blocks them on this thread): the first stops
-    /// accepting and lets requests in flight finish within the grace period, the second exits
-    /// at once.
+    /// Handles SIGTERM and SIGINT (a handler that wakes the loop): the first stops accepting
+    /// and lets what is in flight finish within the grace period — a timer ends the process
+    /// then even if a call holds the loop — the second exits at once with 128 + the signal.
     ///
     /// # Errors
-    /// The error of `sigprocmask`, `signalfd` or `epoll_ctl`.
+    /// The error of `eventfd`, `sigaction` or `epoll_ctl`.
     pub fn handle_signals(&mut self) -> io::Result<()> {
         let c = &self.shared.config;
         let mut s = Signals::new(c.shutdown_grace, c.log_format == crate::log::Format::Json)?;
