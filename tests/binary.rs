@@ -153,6 +153,16 @@ impl Server {
         assert!(rc.success());
     }
 
+    /// Waits until the first signal was taken (the listener closes then), so that a second one
+    /// is not merged with it (two pending are one).
+    fn wait_until_not_listening(&self) {
+        let until = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < until, "the first signal was not taken");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Waits for the exit (at most `limit`), then returns its status, output (stdout whole,
     /// the start-up line and what came before it included) and the time taken.
     fn wait(mut self, limit: Duration) -> (ExitStatus, Output, Duration) {
@@ -712,13 +722,7 @@ fn test_second_signal_exits_at_once() {
         .unwrap();
     wait_until_read(&c);
     s.signal(15);
-    // The second signal only once the first was taken (two pending are one): the listener
-    // closes when it is.
-    let until = Instant::now() + WAIT;
-    while TcpStream::connect(("127.0.0.1", s.port)).is_ok() {
-        assert!(Instant::now() < until, "the first signal was not taken");
-        thread::sleep(Duration::from_millis(5));
-    }
+    s.wait_until_not_listening();
     s.signal(15);
     let (status, _, took) = s.wait(WAIT);
     assert_eq!(status.code(), Some(128 + 15));
@@ -1426,12 +1430,7 @@ fn test_a_second_signal_during_a_stream_exits_at_once() {
     let n = c.read(&mut b).unwrap();
     assert!(b[..n].starts_with(b"HTTP/1.1 200 OK\r\n"));
     s.signal(15);
-    // The second only once the first was taken: the listener closes when it is.
-    let until = Instant::now() + WAIT;
-    while TcpStream::connect(("127.0.0.1", s.port)).is_ok() {
-        assert!(Instant::now() < until, "the first signal was not taken");
-        thread::sleep(Duration::from_millis(5));
-    }
+    s.wait_until_not_listening();
     s.signal(2);
     let (status, _, took) = s.wait(WAIT);
     assert_eq!(status.code(), Some(128 + 2));
