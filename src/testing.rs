@@ -82,7 +82,28 @@ impl TestServer {
         )
     }
 
-    /// Serves `f` with these settings (the port is ignored: an ephemeral one is taken).
+    /// Serves `f` with these settings (the port is ignored: an ephemeral one is taken). A
+    /// function made with [`concurrent`](crate::concurrent) runs its calls on workers with
+    /// `concurrency` above 1, as in production (`SCF_LEAN_CONCURRENCY`):
+    ///
+    /// ```
+    /// use scf_lean::{Config, Level, testing::TestServer};
+    /// let f = scf_lean::concurrent(scf_lean::http_fn(|_req, out| {
+    ///     out.set_body_static(b"ok");
+    ///     Ok(())
+    /// }));
+    /// let config = Config { concurrency: 8, log_level: Level::Off, ..Config::default() };
+    /// let s = std::sync::Arc::new(TestServer::with_config(config, f));
+    /// let calls: Vec<_> = (0..8)
+    ///     .map(|_| {
+    ///         let s = s.clone();
+    ///         std::thread::spawn(move || s.get("/").text())
+    ///     })
+    ///     .collect();
+    /// for c in calls {
+    ///     assert_eq!(c.join().unwrap(), "ok");
+    /// }
+    /// ```
     ///
     /// # Panics
     /// As [`TestServer::start`].
