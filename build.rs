@@ -107,6 +107,8 @@ const ROWS: &[Row] = &[
           doc: "after SIGTERM or SIGINT, requests in flight may finish within it; then the process exits" },
     Row { name: "CONCURRENCY", field: "concurrency", var: "SCF_LEAN_CONCURRENCY", kind: number("usize", 1, 1024), default: Num(1), lower_only: false, at_build: true,
           doc: "invocations run at once, on worker threads, for a function made with scf_lean::concurrent (set it to the function's MaxConcurrency); 1: each call runs on the loop's thread, one at a time, no thread started" },
+    Row { name: "MAX_STREAMS", field: "max_streams", var: "SCF_LEAN_MAX_STREAMS", kind: number("usize", 1, 1 << 16), default: Num(256), lower_only: false, at_build: true,
+          doc: "streams whose producers run at once, each on a thread (SCF allows an instance 1,024); past it a stream's head goes out and its producer waits for a thread" },
     Row { name: "STREAM_BUFFER_BYTES", field: "stream_buffer_bytes", var: "SCF_LEAN_STREAM_BUFFER_BYTES", kind: number("usize", 1024, 1 << 26), default: Num(64 * 1024), lower_only: false, at_build: true,
           doc: "bytes a streamed answer may queue for a client that reads slower than the function sends; past it send waits" },
     Row { name: "TIME_LIMIT_MS", field: "time_limit", var: "SCF_LEAN_TIME_LIMIT_MS", kind: millis(1, 1 << 40), default: Num(900_000), lower_only: false, at_build: true,

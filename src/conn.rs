@@ -187,6 +187,8 @@ pub(crate) struct Conn<S = TcpStream> {
     /// producer to start. The server hands it over after the turn (`Conn::parcel`,
     /// `Conn::producer`).
     pub handoff: bool,
+    /// The client left while its call was away.
+    left: bool,
     /// The memory it holds apart from its buffers: its request's while away on a worker, its
     /// stream's queue (counted at its bound).
     away: usize,
@@ -220,6 +222,7 @@ impl<S: Stream> Conn<S> {
             queued: false,
             id: 0,
             handoff: false,
+            left: false,
             away: 0,
             away_request: None,
             flow: None,
@@ -290,7 +293,13 @@ impl<S: Stream> Conn<S> {
     /// on its way, no answer under way. Such a request may be made to give way to others
     /// (`evict`) and loses nothing: its client is told to try again.
     pub fn is_partial(&self) -> bool {
-        matches!(self.state, State::Head | State::Body { .. }) && !self.out.pending
+        match self.state {
+            State::Head | State::Body { .. } => !self.out.pending,
+            // A stream with bytes waiting for its client: it holds memory without progress
+            // while the client does not read, and gives way like a request still arriving.
+            State::Stream { .. } => self.out.pending,
+            _ => false,
+        }
     }
 
     /// Whether it stopped before taking the read buffer it needs (`Cx::grow`), rather than
@@ -323,16 +332,20 @@ impl<S: Stream> Conn<S> {
             State::Body { began, .. } => {
                 self.deadline = self.deadline.min(later(began, config.body_deadline));
             }
-            State::Stream { .. } => {
-                if let Some(f) = &self.flow {
-                    // Nothing waiting for the client: only the time limit counts.
-                    if !self.out.pending {
-                        self.deadline = f.start.ends_at;
-                    }
-                    self.deadline = self.deadline.min(f.start.ends_at);
-                }
-            }
+            State::Stream { .. } => self.deadline = self.stream_deadline(),
             _ => {}
+        }
+    }
+
+    /// A stream's deadline: the body timeout from now while bytes wait for the client (set
+    /// already), never past the invocation's time limit; only the limit when nothing waits.
+    #[cold]
+    #[inline(never)]
+    fn stream_deadline(&self) -> Instant {
+        match &self.flow {
+            Some(f) if self.out.pending => self.deadline.min(f.start.ends_at),
+            Some(f) => f.start.ends_at,
+            None => self.deadline,
         }
     }
 
@@ -345,8 +358,42 @@ impl<S: Stream> Conn<S> {
     pub fn drive<D: Service>(&mut self, cx: &mut Cx<'_>, f: &mut D, read_closed: bool) {
         self.input.short = false;
         self.yielded = false;
+        if read_closed && matches!(self.state, State::Stream { .. } | State::Away { .. }) {
+            self.peer_left(cx);
+        }
         self.progress(cx, f, !read_closed);
         self.park(cx.spare);
+    }
+
+    /// Driven again after it stopped at its share of a turn (`yielded`): no readiness event
+    /// came, so reads go on until they would block.
+    pub fn drive_again<D: Service>(&mut self, cx: &mut Cx<'_>, f: &mut D) {
+        self.input.short = false;
+        self.yielded = false;
+        self.progress(cx, f, false);
+        self.park(cx.spare);
+    }
+
+    /// The client shut its side while a stream or a call on a worker was under way (nothing is
+    /// read then, so its end shows only as the event's hang-up): it has left, as a proxy in
+    /// front treats it. A stream is cut off now, its producer told; a call still waiting for a
+    /// worker is dropped (`Conn::left`, the server asks the dispatcher), one running goes on and
+    /// its answer finds the connection gone.
+    #[cold]
+    #[inline(never)]
+    fn peer_left(&mut self, cx: &mut Cx<'_>) {
+        match self.state {
+            State::Stream { .. } => self.end_stream(cx, Err(Cut::ClientGone)),
+            _ => {
+                self.left = true;
+                self.handoff = true;
+            }
+        }
+    }
+
+    /// Whether the client left while its call was away (`Conn::peer_left`).
+    pub fn left(&self) -> bool {
+        self.left && matches!(self.state, State::Away { .. })
     }
 
     /// Hands the buffers to `spare` if nothing is in flight: idle with nothing buffered, or
@@ -508,6 +555,11 @@ impl<S: Stream> Conn<S> {
     #[cold]
     #[inline(never)]
     pub fn evict(&mut self, cx: &mut Cx<'_>) {
+        if let State::Stream { .. } = self.state {
+            // A stream whose client is not reading what waits for it.
+            self.end_stream(cx, Err(Cut::GaveWay));
+            return self.park(cx.spare);
+        }
         self.reject(cx, Reject::OverBudget);
         match self.out.write_to(&mut self.stream, self.input.bytes()) {
             Ok(_) => self.response_written(cx),
@@ -542,7 +594,9 @@ impl<S: Stream> Conn<S> {
     fn response_written(&mut self, cx: &mut Cx<'_>) {
         match self.state {
             State::Stream { .. } => self.batch_written(cx),
-            State::Send { close: true } => {
+            // The server is stopping: a kept connection closes after its answer too (one sent
+            // on a worker, or begun, before the signal said nothing of it).
+            State::Send { close } if close || cx.closing => {
                 self.stream.shutdown_write();
                 if cx.config.linger.is_zero() {
                     self.close(cx);
@@ -554,7 +608,7 @@ impl<S: Stream> Conn<S> {
                 }
             }
             // An emptied buffer that grew past its reuse size is dropped by `park`.
-            State::Send { close: false } => {
+            State::Send { .. } => {
                 self.active_at = cx.now;
                 self.set_state(State::Idle, cx);
             }
@@ -827,8 +881,8 @@ impl<S: Stream> Conn<S> {
         self.park(cx.spare);
     }
 
-    /// Its call was lost with a worker that could not start: closed, the client told nothing
-    /// more.
+    /// Its call was lost with a worker that could not start, or dropped before it started
+    /// because its client left: closed.
     #[cold]
     #[inline(never)]
     pub fn abandon(&mut self, cx: &mut Cx<'_>) {
@@ -851,7 +905,6 @@ impl<S: Stream> Conn<S> {
             ended: if waits { None } else { Some(Ok(())) },
             bytes: head,
         }));
-        self.away = cx.config.stream_buffer_bytes;
         self.handoff |= waits;
         self.set_state(State::Stream { close }, cx);
     }
@@ -909,7 +962,17 @@ impl<S: Stream> Conn<S> {
             return false;
         };
         self.out.body.clear();
+        // The pipe's queue takes this buffer: counted as held at its size (the twin of the
+        // batch taken), not at the queue's bound, so an idle stream costs the budget little.
+        let twin = self.out.body.capacity();
         let taken = pipe.take(&mut self.out.body);
+        self.away = twin;
+        // Past its room, the server makes the stalest of the others give way (`Cx::grow`),
+        // streams stalled on their clients among them: the budget holds for streams too.
+        let held = self.input.capacity() + self.out.capacity() + twin;
+        if held > cx.room {
+            cx.grow = cx.grow.max(held);
+        }
         f.ended = taken.ended;
         self.out.batch();
         f.bytes += self.out.body.len();

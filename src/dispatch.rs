@@ -153,6 +153,14 @@ impl<F: Function> Dispatch<F> {
         self.start_waiting(registry);
     }
 
+    /// Takes back connection `key`'s call if it still waits for a worker (its client left).
+    #[cold]
+    #[inline(never)]
+    pub fn cancel(&mut self, key: Key) -> Option<Box<Parcel>> {
+        let at = self.waiting.iter().position(|(k, _)| *k == key)?;
+        self.waiting.remove(at).map(|(_, p)| p)
+    }
+
     /// Starts waiting calls while instances are free or may be made.
     fn start_waiting(&mut self, registry: &Registry) {
         while !self.waiting.is_empty() {
@@ -183,7 +191,7 @@ impl<F: Function> Dispatch<F> {
             let ledger = self.ledger();
             let pool = self
                 .workers
-                .get_or_insert_with(|| Pool::new("scf-lean worker"));
+                .get_or_insert_with(|| Pool::new("scf-lean worker", usize::MAX));
             // The task is handed back if no thread can start: its call is answered 503.
             let task = Box::new(move || {
                 let done = work(key, parcel, Box::new(worker), &ledger);
@@ -253,9 +261,10 @@ impl<F: Function> Dispatch<F> {
             invoke::produce(producer, p, request_id.as_deref(), &mut log);
             log.drain(std::time::Duration::from_millis(100));
         });
+        let max = self.config.max_streams;
         let pool = self
             .streams
-            .get_or_insert_with(|| Pool::new("scf-lean stream"));
+            .get_or_insert_with(|| Pool::new("scf-lean stream", max));
         pool.run(task).ok()?;
         Some(pipe)
     }

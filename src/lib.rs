@@ -194,6 +194,7 @@
 //! | `SCF_LEAN_LINGER_MS` | 2000 | after a response that closes the connection, unread input is drained this long, so that the close does not reset the response away |
 //! | `SCF_LEAN_SHUTDOWN_GRACE_MS` | 2000 | after SIGTERM or SIGINT, requests in flight may finish within it; then the process exits |
 //! | `SCF_LEAN_CONCURRENCY` | 1 | invocations run at once, on worker threads, for a function made with scf_lean::concurrent (set it to the function's MaxConcurrency); 1: each call runs on the loop's thread, one at a time, no thread started |
+//! | `SCF_LEAN_MAX_STREAMS` | 256 | streams whose producers run at once, each on a thread (SCF allows an instance 1,024); past it a stream's head goes out and its producer waits for a thread |
 //! | `SCF_LEAN_STREAM_BUFFER_BYTES` | 65536 | bytes a streamed answer may queue for a client that reads slower than the function sends; past it send waits |
 //! | `SCF_LEAN_TIME_LIMIT_MS` | 900000 | an invocation's time limit where X-Scf-Timeout does not give one (SCF's longest); a stream still open at its limit is cut off |
 //! | `SCF_LEAN_LOG_LEVEL` | info | log level: off, error, warn, info or debug |
@@ -283,7 +284,9 @@
 //!   and why waiting calls belong on workers.) A stream never holds it: its reader's pace
 //!   reaches only its own producer.
 //! - A stream holds at most `SCF_LEAN_STREAM_BUFFER_BYTES` queued (and its largest piece), inside
-//!   the memory budget; it is cut off when its client leaves, stops reading for
+//!   the memory budget, where one whose client reads nothing gives way to others like a partial
+//!   request; at most `SCF_LEAN_MAX_STREAMS` producers run at once. It is cut off when its
+//!   client leaves (its hang-up, at once), stops reading for
 //!   `SCF_LEAN_BODY_TIMEOUT_MS` with bytes waiting, at the invocation's time limit
 //!   (`X-Scf-Timeout`, else `SCF_LEAN_TIME_LIMIT_MS`) and at the end of a shutdown's grace; an
 //!   error after it began cuts the body off, so a client never takes a partial answer for a

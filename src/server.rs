@@ -294,7 +294,7 @@ impl Server {
 
     /// How long `poll` may sleep: until the nearest deadline, or for ever; while log lines wait
     /// for a stalled pipe, [`LOG_RETRY`] at most.
-    #[inline]
+    #[inline(always)]
     fn timeout(&self, now: Instant) -> Option<Duration> {
         let log = self.shared.log.pending().then(|| later(now, LOG_RETRY));
         let mut soonest = self.next_sweep;
@@ -387,6 +387,14 @@ impl Server {
                 slot: i,
                 id: conn.id,
             };
+            if conn.left() {
+                // Its client left: a call not yet started is dropped (one running goes on).
+                if conn.parcel().or_else(|| f.cancel(key)).is_some() {
+                    let closing = self.shutdown.is_some();
+                    self.run_conn(i, now, closing, |conn, cx| conn.abandon(cx));
+                }
+                continue;
+            }
             if let Some(parcel) = conn.parcel() {
                 f.send_away(self.poll.registry(), key, parcel);
             }
@@ -470,12 +478,16 @@ impl Server {
                 .map(|c| c.id)
                 != Some(key.id)
             {
+                f.counted(d.parcel.claimed);
                 continue;
             }
             let claimed = d.parcel.claimed;
             let need = self.run_conn(key.slot, now, closing, |conn, cx| {
                 conn.answered(cx, f, d.parcel);
             });
+            // The answer is in `used` now: published before its claim is given back, so that a
+            // call on a worker never sees it in neither.
+            self.mirror_used();
             f.counted(claimed);
             if need > 0 {
                 self.free_memory_for(key.slot, need, now);
@@ -497,7 +509,11 @@ impl Server {
             if let Some(Some(conn)) = self.slots.get_mut(i) {
                 conn.queued = false;
             }
-            self.drive(i, now, f, true);
+            let closing = self.shutdown.is_some();
+            let need = self.run_conn(i, now, closing, |conn, cx| conn.drive_again(cx, f));
+            if need > 0 {
+                self.free_memory_for(i, need, now);
+            }
         }
         self.again_now.clear();
     }

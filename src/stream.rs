@@ -68,6 +68,8 @@ pub(crate) enum Cut {
     Panicked,
     /// No thread could be started for the producer.
     NoThread,
+    /// The client read nothing of what waited for it, and the memory was needed by others.
+    GaveWay,
 }
 
 impl Cut {
@@ -81,13 +83,14 @@ impl Cut {
             Cut::Failed => "the function returned an error",
             Cut::Panicked => "the function panicked",
             Cut::NoThread => "no thread could be started for the stream",
+            Cut::GaveWay => "the client did not read and the memory budget was needed",
         }
     }
 
     fn error(self) -> io::Error {
         let kind = match self {
             Cut::ClientGone => io::ErrorKind::BrokenPipe,
-            Cut::TooSlow | Cut::TimeLimit => io::ErrorKind::TimedOut,
+            Cut::TooSlow | Cut::TimeLimit | Cut::GaveWay => io::ErrorKind::TimedOut,
             Cut::ShutDown => io::ErrorKind::Interrupted,
             Cut::Failed | Cut::Panicked | Cut::NoThread => io::ErrorKind::Other,
         };
@@ -184,6 +187,9 @@ impl Pipe {
             }
             f = self.room.wait(f).unwrap_or_else(|p| p.into_inner());
         }
+        // Exactly what it needs, not the doubling of a growing vector: a queue holds its bound
+        // and one piece, no more.
+        f.queue.reserve_exact(piece.len() + 20);
         if self.chunked {
             let mut hex = [0u8; 16];
             f.queue.extend_from_slice(hex_len(piece.len(), &mut hex));

@@ -1519,3 +1519,30 @@ fn test_lines_logged_on_workers_carry_their_request_ids() {
         );
     }
 }
+
+/// SIGTERM while a call runs on a worker: its answer goes out, the kept connection closes after
+/// it, and the process exits then — not at the end of the grace period (20 s here).
+#[test]
+fn test_sigterm_exits_once_the_answers_on_workers_are_out() {
+    let s = Server::start(
+        example("slow"),
+        &[
+            ("SCF_LEAN_CONCURRENCY", "2"),
+            ("SCF_LEAN_SHUTDOWN_GRACE_MS", "20000"),
+        ],
+    );
+    let mut c = s.connect();
+    c.write_all(b"GET /wait?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    wait_until_read(&c);
+    let t = Instant::now();
+    s.signal(15);
+    let (status, _, body) = read_response(&mut c);
+    assert_eq!((status, &body[..]), (200, &br#"{"waited_ms":300}"#[..]));
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "the connection closes after the answer");
+    let (status, _, _) = s.wait(WAIT);
+    assert_eq!(status.code(), Some(0));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}

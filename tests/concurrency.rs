@@ -52,6 +52,8 @@ struct App {
     initialized: Arc<AtomicUsize>,
     /// This instance's own.
     mine: usize,
+    /// Held shut by a test: `/block` waits for it.
+    gate: Arc<(Mutex<bool>, Condvar)>,
 }
 
 impl App {
@@ -61,6 +63,7 @@ impl App {
             calls: Arc::default(),
             initialized: Arc::default(),
             mine: 0,
+            gate: Arc::default(),
         }
     }
 }
@@ -84,6 +87,16 @@ impl Function for App {
                 }))
             }
             "/panic" => panic!("a bug in one call"),
+            "/block" => {
+                // Waits until the test opens the meeting's gate (at most 10 s).
+                let (open, cv) = &*self.gate;
+                let o = open.lock().unwrap();
+                let _ = cv
+                    .wait_timeout_while(o, Duration::from_secs(10), |o| !*o)
+                    .unwrap();
+                out.set_body_static(b"unblocked");
+                Ok(())
+            }
             "/big" => {
                 self.meeting.meet();
                 out.body_mut().resize(BIG, b'x');
@@ -246,4 +259,52 @@ fn test_the_budget_holds_with_calls_in_flight() {
     assert_eq!(ok + refused, 4, "{statuses:?}");
     assert!(ok >= 1 && ok * BIG <= 12 << 20, "{statuses:?}");
     assert!(refused >= 1, "{statuses:?}");
+}
+
+/// A call still waiting for a worker when its client hangs up is dropped: it never runs, and
+/// the connection closes at once (a proxy in front treats a client's hang-up the same way).
+#[test]
+fn test_a_call_whose_client_left_before_it_started_is_dropped() {
+    let app = App::new(2);
+    let (calls, gate) = (app.calls.clone(), app.gate.clone());
+    let s = Arc::new(TestServer::with_config(
+        config(2),
+        scf_lean::concurrent(app),
+    ));
+    // Two calls hold both workers.
+    let blocked: Vec<_> = (0..2)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || s.get("/block").text())
+        })
+        .collect();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while calls.load(Ordering::SeqCst) < 2 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the two calls never started"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // A third waits for a worker; its client hangs up and reads on: the connection closes
+    // with no answer.
+    let mut c = std::net::TcpStream::connect(s.addr()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    let (open, cv) = &*gate;
+    *open.lock().unwrap() = true;
+    cv.notify_all();
+    for b in blocked {
+        assert_eq!(b.join().unwrap(), "unblocked");
+    }
+    assert_eq!(s.get("/x").text(), "ok");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "the dropped call never ran"
+    );
 }

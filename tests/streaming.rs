@@ -13,6 +13,8 @@ use scf_lean::testing::TestServer;
 use scf_lean::{Config, Error, Level, Request, Response, http_fn};
 use std::net::SocketAddr;
 
+mod common;
+
 /// What the last endless stream's `send` failed with.
 type Seen = Arc<Mutex<Option<ErrorKind>>>;
 
@@ -70,6 +72,21 @@ fn streamer(
                 gate.wait();
                 body.send(b"second")?;
                 Ok(())
+            })
+        }
+        "/held" => {
+            // Sends, waits for the test, sends again: what the second send met is recorded.
+            let (gate, seen) = (gate.clone(), seen.clone());
+            out.stream(move |body| {
+                body.send(b"first")?;
+                gate.wait();
+                let second = body.send(b"second");
+                *seen.lock().unwrap() = Some(
+                    second
+                        .as_ref()
+                        .map_or_else(|e| e.kind(), |()| ErrorKind::Other),
+                );
+                Ok(second?)
             })
         }
         "/forever" => {
@@ -565,4 +582,89 @@ fn test_collect_stream_runs_a_producer_in_a_unit_test() {
         .unwrap();
     let e = out.collect_stream().unwrap().unwrap_err();
     assert_eq!(e.message(), "the source failed");
+}
+
+/// A client that shuts its side while its stream is open has left: the stream is cut off at
+/// once (its connection closed, no last chunk), not at the producer's next piece, and the
+/// producer's next `send` fails.
+#[test]
+fn test_a_client_that_hangs_up_cuts_its_stream_at_once() {
+    let (s, seen, gate) = server_with_gate(Duration::from_secs(30));
+    let mut c = connect(&s);
+    c.write_all(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (_, mut buf) = read_head(&mut c);
+    while !buf.windows(5).any(|w| w == b"first") {
+        let mut b = [0u8; 256];
+        let n = c.read(&mut b).unwrap();
+        assert!(n > 0);
+        buf.extend_from_slice(&b[..n]);
+    }
+    // The producer waits on the gate; the client hangs up (its write side) and reads on.
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let rest = read_to_end(&mut c, Vec::new());
+    assert!(!rest.ends_with(b"0\r\n\r\n"), "{rest:?}");
+    gate.open();
+    assert_eq!(wait_seen(&seen), Some(ErrorKind::BrokenPipe));
+}
+
+/// Streams count what they hold against the memory budget, not their queue's bound: many
+/// open streams that send little leave the budget to everyone else.
+#[test]
+fn test_idle_streams_cost_the_budget_little() {
+    let (seen, gate) = (Seen::default(), Gate::default());
+    let config = Config {
+        log_level: Level::Off,
+        memory_budget_bytes: 1 << 20,
+        ..Config::default()
+    };
+    let s = TestServer::with_config(config, http_fn(streamer(seen, gate.clone())));
+    // 40 streams at the default queue bound (64 KiB) would be 2.5 MiB: counted at that, the
+    // 1 MiB budget would refuse the later ones and everyone else.
+    let mut open = Vec::new();
+    for _ in 0..40 {
+        let mut c = connect(&s);
+        c.write_all(b"GET /gated HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let (head, _) = read_head(&mut c);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        open.push(c);
+    }
+    for _ in 0..20 {
+        assert_eq!(s.get("/plain").status, 200);
+    }
+    gate.open();
+}
+
+/// When the budget is full, a stream whose client reads nothing gives way to a request that
+/// needs the memory, as a partial request does: it is cut off, and the request is served.
+#[test]
+fn test_unread_streams_give_way_when_memory_is_needed() {
+    let (seen, gate) = (Seen::default(), Gate::default());
+    let config = Config {
+        log_level: Level::Off,
+        memory_budget_bytes: 512 << 10,
+        body_timeout: Duration::from_secs(60),
+        ..Config::default()
+    };
+    let s = TestServer::with_config(config, http_fn(streamer(seen.clone(), gate)));
+    let mut unread = Vec::new();
+    for _ in 0..12 {
+        let c = connect(&s);
+        common::set_rcvbuf(&c, 4096);
+        (&c).write_all(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        unread.push(c);
+    }
+    // The streams fill the budget; plain requests go on being served (not 503) until one has
+    // made a stream give way, which its producer sees (the body timeout is a minute away).
+    let until = Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().is_none() {
+        assert!(Instant::now() < until, "no stream gave way");
+        let r = s.get("/plain");
+        assert_eq!(r.status, 200, "{}", r.text());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(*seen.lock().unwrap(), Some(ErrorKind::TimedOut));
+    drop(unread);
 }
