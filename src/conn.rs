@@ -356,21 +356,25 @@ impl<S: Stream> Conn<S> {
     /// queued behind the data, so reads go on until they return it. Otherwise a short read
     /// ends the reading until the next event.
     pub fn drive<D: Service>(&mut self, cx: &mut Cx<'_>, f: &mut D, read_closed: bool) {
-        self.input.short = false;
-        self.yielded = false;
         if read_closed && matches!(self.state, State::Stream { .. } | State::Away { .. }) {
             self.peer_left(cx);
         }
-        self.progress(cx, f, !read_closed);
-        self.park(cx.spare);
+        self.turn(cx, f, !read_closed);
     }
 
     /// Driven again after it stopped at its share of a turn (`yielded`): no readiness event
     /// came, so reads go on until they would block.
     pub fn drive_again<D: Service>(&mut self, cx: &mut Cx<'_>, f: &mut D) {
+        self.turn(cx, f, false);
+    }
+
+    /// One turn's progress, then its buffers lent if it is left idle; `trust_short` lets a
+    /// short read end the reading.
+    #[inline(always)]
+    fn turn<D: Service>(&mut self, cx: &mut Cx<'_>, f: &mut D, trust_short: bool) {
         self.input.short = false;
         self.yielded = false;
-        self.progress(cx, f, false);
+        self.progress(cx, f, trust_short);
         self.park(cx.spare);
     }
 
