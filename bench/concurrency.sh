@@ -64,20 +64,11 @@ OUT=bench/results/concurrency-$STAMP.jsonl
 : >"$OUT"
 TICK=$(getconf CLK_TCK)
 
-SERVER=
-stop_server() {
-  [[ -n "$SERVER" ]] || return 0
-  kill "$SERVER" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$SERVER" 2>/dev/null || true
-  wait "$SERVER" 2>/dev/null || true
-  SERVER=
-}
+. bench/server.sh
 trap 'stop_server; [[ -s "$OUT" ]] || rm -f "$OUT"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 # One request on a fresh connection: the whole response, or nothing after 5 s.
 get() {

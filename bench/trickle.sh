@@ -56,21 +56,12 @@ STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 OUT=bench/results/trickle-$STAMP.jsonl
 : >"$OUT"
 
-SERVER=
-stop_server() {
-  [[ -n "$SERVER" ]] || return 0
-  kill "$SERVER" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$SERVER" 2>/dev/null || true
-  wait "$SERVER" 2>/dev/null || true
-  SERVER=
-}
+. bench/server.sh
 PROBE=
 trap '[[ -z "$PROBE" ]] || kill "$PROBE" 2>/dev/null || true; stop_server; [[ -s "$OUT" ]] || rm -f "$OUT"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 measure() {  # peer round
   local name=$1 round=$2 bin plain p
   case $name in
