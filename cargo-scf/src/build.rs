@@ -36,8 +36,15 @@ pub struct Args {
     pub cargo_args: Vec<OsString>,
 }
 
-/// Builds the function and returns where its binary is.
+/// `cargo scf build`: builds the function and prints where its binary is.
 pub fn run(args: Args) -> Result<PathBuf> {
+    let bin = build(&args)?;
+    println!("{}", bin.display());
+    Ok(bin)
+}
+
+/// Builds the function and returns where its binary is (progress on stderr).
+pub fn build(args: &Args) -> Result<PathBuf> {
     let project = Project::find(args.manifest_path.as_deref())?;
     ensure_target(&project.dir)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -74,7 +81,6 @@ pub fn run(args: Args) -> Result<PathBuf> {
         .with_context(|| format!("cargo built no {}", bin.display()))?
         .len();
     eprintln!("cargo scf: built {} ({size} bytes)", bin.display());
-    println!("{}", bin.display());
     Ok(bin)
 }
 

@@ -67,23 +67,23 @@ pub struct Args {
     /// The executable to put in the image (default: the release build of `cargo scf build`,
     /// target/x86_64-unknown-linux-musl/release/NAME).
     #[arg(long, value_name = "PATH")]
-    binary: Option<PathBuf>,
+    pub binary: Option<PathBuf>,
     /// Write the OCI image layout into DIR (default: target/scf/image, where `cargo scf push`
     /// reads it); always written, with or without --docker-archive.
     #[arg(long, value_name = "DIR")]
-    oci_dir: Option<PathBuf>,
+    pub oci_dir: Option<PathBuf>,
     /// Also write a `docker save` archive to FILE, for `docker load -i` or `podman load -i`.
     #[arg(long, value_name = "FILE")]
-    docker_archive: Option<PathBuf>,
+    pub docker_archive: Option<PathBuf>,
     /// The image's name: the archive's RepoTags and the layout's ref.name (default: NAME:VERSION).
     #[arg(long, value_name = "NAME[:TAG]")]
-    tag: Option<String>,
+    pub tag: Option<String>,
     /// The manifest's media types: Docker v2 schema 2 or OCI 1.0.
     #[arg(long, value_enum, default_value_t = Format::Docker)]
-    format: Format,
+    pub format: Format,
     /// The function's Cargo.toml (default: the package of the current directory).
     #[arg(long, value_name = "PATH")]
-    manifest_path: Option<PathBuf>,
+    pub manifest_path: Option<PathBuf>,
 }
 
 /// The media types of the manifest, config and layer.
@@ -696,8 +696,29 @@ fn human(n: u64) -> String {
     }
 }
 
-/// `cargo scf image`.
+/// `cargo scf image`: writes the image and prints what it wrote, the digest last.
 pub fn run(args: Args) -> Result<()> {
+    let written = write(&args)?;
+    println!("{}", written.summary);
+    println!("{}", written.places.join(", "));
+    println!("{}", written.digest);
+    Ok(())
+}
+
+/// What [`write`] wrote.
+pub struct Written {
+    /// `TAG (FORMAT, DATE): one gzip layer of SIZE`.
+    pub summary: String,
+    /// Where it went: the OCI layout, and the archive if asked for.
+    pub places: Vec<String>,
+    /// The OCI layout's directory.
+    pub layout: PathBuf,
+    /// The manifest's digest, `sha256:…`: what a push of it prints, and what SCF pins.
+    pub digest: String,
+}
+
+/// Writes the function's image as `args` say; prints nothing.
+pub fn write(args: &Args) -> Result<Written> {
     let pkg = Project::find(args.manifest_path.as_deref())?;
     let binary_path = args.binary.clone().unwrap_or_else(|| pkg.binary());
     let binary = match fs::read(&binary_path) {
@@ -740,14 +761,16 @@ pub fn run(args: Args) -> Result<()> {
     }
     let layer: u64 = image.layers.iter().map(|l| l.data.len() as u64).sum();
     let format = image.format().unwrap_or(args.format).describe();
-    println!(
-        "{tag} ({format}, {}): one gzip layer of {}",
-        rfc3339(epoch),
-        human(layer)
-    );
-    println!("{}", written.join(", "));
-    println!("{}", image.manifest.digest);
-    Ok(())
+    Ok(Written {
+        summary: format!(
+            "{tag} ({format}, {}): one gzip layer of {}",
+            rfc3339(epoch),
+            human(layer)
+        ),
+        places: written,
+        layout: dir,
+        digest: image.manifest.digest.clone(),
+    })
 }
 
 #[cfg(test)]

@@ -6,13 +6,18 @@
 //! - `cargo scf image` writes its `FROM scratch` image as an OCI layout or a Docker archive,
 //!   reproducibly, without a container engine;
 //! - `cargo scf push REF` pushes that image to a registry (TCR or any OCI registry) and prints
-//!   `REF@sha256:…`, what SCF's `ImageUri` takes.
+//!   `REF@sha256:…`, what SCF's `ImageUri` takes;
+//! - `cargo scf deploy` creates or updates the SCF function on that image through Tencent Cloud
+//!   API 3.0 and waits until it is Active.
 //!
 //! One file per job: `new.rs`, `build.rs`, `image.rs`, `push.rs` (with `auth.rs` for the
-//! registry's credentials); `main.rs` only reads the command line.
+//! registry's credentials), `deploy.rs` (with `cloud.rs` for the API and its signature);
+//! `main.rs` only reads the command line.
 
 mod auth;
 mod build;
+mod cloud;
+mod deploy;
 mod image;
 mod new;
 mod project;
@@ -29,7 +34,7 @@ enum Cargo {
     Scf(Scf),
 }
 
-/// A function on scf-lean from code to a pushed image: new, build, image, push.
+/// A function on scf-lean from code to a running SCF function: new, build, image, push, deploy.
 #[derive(clap::Args)]
 #[command(version, about)]
 struct Scf {
@@ -43,6 +48,7 @@ enum Command {
     Build(build::Args),
     Image(image::Args),
     Push(push::Args),
+    Deploy(deploy::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +58,7 @@ fn main() -> ExitCode {
         Command::Build(a) => build::run(a).map(|_| ()),
         Command::Image(a) => image::run(a),
         Command::Push(a) => push::run(a),
+        Command::Deploy(a) => deploy::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

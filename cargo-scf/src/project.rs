@@ -18,6 +18,8 @@ pub struct Project {
     pub dir: PathBuf,
     /// Where cargo builds it (`CARGO_TARGET_DIR`, a workspace's target/ ...).
     pub target_directory: PathBuf,
+    /// Its `[package.metadata]` table (`null` when it has none).
+    pub metadata: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -35,6 +37,8 @@ struct Package {
     version: String,
     manifest_path: PathBuf,
     targets: Vec<Target>,
+    #[serde(default)]
+    metadata: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +107,7 @@ impl Project {
                 .map(Path::to_path_buf)
                 .unwrap_or_default(),
             target_directory: m.target_directory,
+            metadata: p.metadata.clone(),
         })
     }
 

@@ -114,7 +114,20 @@ pub fn run(args: Args) -> Result<()> {
         Some(d) => d.clone(),
         None => default_layout()?,
     };
-    let image = Layout::read(&dir)?;
+    let pinned = push(&reference, &dir, args.insecure, args.ca_file.as_deref())?;
+    println!("{pinned}");
+    Ok(())
+}
+
+/// Pushes the image layout `dir` to `reference` and returns `REF@sha256:…` (progress on
+/// stderr).
+pub fn push(
+    reference: &Reference,
+    dir: &Path,
+    insecure: bool,
+    ca_file: Option<&Path>,
+) -> Result<String> {
+    let image = Layout::read(dir)?;
     let total: u64 = image.blobs.iter().map(|b| b.size).sum();
     eprintln!(
         "Pushing {} to {reference}: {} manifest {}, {} blob{} ({})",
@@ -128,14 +141,13 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(w) = &image.warning {
         eprintln!("warning: {w}");
     }
-    let mut client = Client::new(&reference, args.insecure, args.ca_file.as_deref())?;
+    let mut client = Client::new(reference, insecure, ca_file)?;
     client.ping()?;
     for blob in &image.blobs {
         client.push_blob(blob)?;
     }
     client.push_manifest(&image)?;
-    println!("{reference}@{}", image.digest);
-    Ok(())
+    Ok(format!("{reference}@{}", image.digest))
 }
 
 /// The layout's default place, where `cargo scf image` writes it:
@@ -1540,7 +1552,7 @@ fn how_to_log_in(host: &str) -> String {
 }
 
 /// Whether a host is a loopback address or `localhost`.
-fn is_loopback(host: &str) -> bool {
+pub fn is_loopback(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h.eq_ignore_ascii_case("localhost")
         || h.parse::<std::net::IpAddr>()
