@@ -8,17 +8,19 @@
 //! - `cargo scf push REF` pushes that image to a registry (TCR or any OCI registry) and prints
 //!   `REF@sha256:…`, what SCF's `ImageUri` takes;
 //! - `cargo scf deploy` creates or updates the SCF function on that image through Tencent Cloud
-//!   API 3.0 and waits until it is Active.
+//!   API 3.0 and waits until it is Active;
+//! - `cargo scf invoke` sends a function an event or an HTTP request as SCF does.
 //!
 //! One file per job: `new.rs`, `build.rs`, `image.rs`, `push.rs` (with `auth.rs` for the
-//! registry's credentials), `deploy.rs` (with `cloud.rs` for the API and its signature);
-//! `main.rs` only reads the command line.
+//! registry's credentials), `deploy.rs` (with `cloud.rs` for the API and its signature),
+//! `invoke.rs`; `main.rs` only reads the command line.
 
 mod auth;
 mod build;
 mod cloud;
 mod deploy;
 mod image;
+mod invoke;
 mod new;
 mod project;
 mod push;
@@ -34,7 +36,8 @@ enum Cargo {
     Scf(Scf),
 }
 
-/// A function on scf-lean from code to a running SCF function: new, build, image, push, deploy.
+/// A function on scf-lean from code to a running SCF function: new, invoke, build,
+/// image, push, deploy.
 #[derive(clap::Args)]
 #[command(version, about)]
 struct Scf {
@@ -49,6 +52,7 @@ enum Command {
     Image(image::Args),
     Push(push::Args),
     Deploy(deploy::Args),
+    Invoke(invoke::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Image(a) => image::run(a),
         Command::Push(a) => push::run(a),
         Command::Deploy(a) => deploy::run(a),
+        Command::Invoke(a) => invoke::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
