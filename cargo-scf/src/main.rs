@@ -9,11 +9,12 @@
 //!   `REF@sha256:…`, what SCF's `ImageUri` takes;
 //! - `cargo scf deploy` creates or updates the SCF function on that image through Tencent Cloud
 //!   API 3.0 and waits until it is Active;
-//! - `cargo scf invoke` sends a function an event or an HTTP request as SCF does.
+//! - `cargo scf run` serves the function on this host as SCF would, `cargo scf watch` serves it
+//!   and rebuilds it on every edit, `cargo scf invoke` sends it an event or an HTTP request.
 //!
 //! One file per job: `new.rs`, `build.rs`, `image.rs`, `push.rs` (with `auth.rs` for the
 //! registry's credentials), `deploy.rs` (with `cloud.rs` for the API and its signature),
-//! `invoke.rs`; `main.rs` only reads the command line.
+//! `run.rs`, `watch.rs`, `invoke.rs`; `main.rs` only reads the command line.
 
 mod auth;
 mod build;
@@ -24,6 +25,8 @@ mod invoke;
 mod new;
 mod project;
 mod push;
+mod run;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -36,7 +39,7 @@ enum Cargo {
     Scf(Scf),
 }
 
-/// A function on scf-lean from code to a running SCF function: new, invoke, build,
+/// A function on scf-lean from code to a running SCF function: new, run, watch, invoke, build,
 /// image, push, deploy.
 #[derive(clap::Args)]
 #[command(version, about)]
@@ -52,6 +55,8 @@ enum Command {
     Image(image::Args),
     Push(push::Args),
     Deploy(deploy::Args),
+    Run(run::Args),
+    Watch(watch::Args),
     Invoke(invoke::Args),
 }
 
@@ -63,6 +68,8 @@ fn main() -> ExitCode {
         Command::Image(a) => image::run(a),
         Command::Push(a) => push::run(a),
         Command::Deploy(a) => deploy::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Watch(a) => watch::run(a),
         Command::Invoke(a) => invoke::run(a),
     };
     match result {
