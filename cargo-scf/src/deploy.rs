@@ -61,7 +61,7 @@ Settings: the flags, else [package.metadata.scf] in the function's Cargo.toml, e
   registry-id = \"tcr-xxxxxxxx\"  # a TCR enterprise instance's id
   accelerate = true             # SCF's image acceleration
   [package.metadata.scf.env]
-  RUST_LOG = \"info\"
+  SCF_LEAN_LOG_FORMAT = \"json\"
 
 Credentials: TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (and
 TENCENTCLOUD_SESSION_TOKEN for temporary ones), else tccli's ~/.tccli/PROFILE.credential
@@ -264,6 +264,14 @@ pub fn run(args: Args) -> Result<()> {
          registry-id in [package.metadata.scf]); SCF pulls with it",
         image.host
     );
+    if !is_tcr(&image.host) && !crate::push::is_loopback(image.host.split(':').next().unwrap_or(""))
+    {
+        eprintln!(
+            "warning: {} is not Tencent Container Registry (ccr.ccs.tencentyun.com, or an \
+             enterprise instance's *.tencentcloudcr.com): SCF pulls images from TCR only",
+            image.host
+        );
+    }
     let client = Client::new(endpoint, &plan.region, credentials);
     let deploy = Deploy {
         client,
@@ -286,8 +294,7 @@ fn table(project: &Project) -> Result<Table> {
     };
     serde_json::from_value(v.clone()).map_err(|e| {
         anyhow::anyhow!(
-            "[package.metadata.scf] in {}: {e} (its keys: function, region, namespace, type, \
-             memory, timeout, concurrency, env, repository, registry-id, image-type, accelerate)",
+            "[package.metadata.scf] in {}: {e}",
             project.dir.join("Cargo.toml").display()
         )
     })
@@ -301,7 +308,12 @@ fn plan(args: &Args, table: &Table, project: Option<&Project>) -> Result<Plan> {
         .or_else(|| table.function.clone())
         .or_else(|| project.map(|p| p.name.clone()))
         .context("give the function's name with --function")?;
-    check_function_name(&function)?;
+    check_function_name(&function).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: give another with --function NAME (or function = \"NAME\" in \
+             [package.metadata.scf])"
+        )
+    })?;
     let region = args
         .region
         .clone()
@@ -335,13 +347,22 @@ fn plan(args: &Args, table: &Table, project: Option<&Project>) -> Result<Plan> {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
         "namespace {namespace:?}: letters, digits, - and _ only"
     );
+    // Where a setting came from, for its error.
+    let from = |flag: bool, name: &str| {
+        if flag {
+            format!("--{name}")
+        } else {
+            format!("{name} in [package.metadata.scf]")
+        }
+    };
     let kind = args.kind.or(table.kind);
     let memory = args.memory.or(table.memory);
     if let Some(m) = memory {
         let (lo, hi, step) = MEMORY_MB;
         ensure!(
             m == 64 || (lo..=hi).contains(&m) && m % step == 0,
-            "memory {m} MB: SCF takes 64, or {lo} to {hi} in steps of {step}"
+            "memory {m} MB ({}): SCF takes 64, or {lo} to {hi} in steps of {step}",
+            from(args.memory.is_some(), "memory")
         );
     }
     let timeout = args.timeout.or(table.timeout);
@@ -349,20 +370,22 @@ fn plan(args: &Args, table: &Table, project: Option<&Project>) -> Result<Plan> {
         let (lo, hi) = TIMEOUT_S;
         ensure!(
             (lo..=hi).contains(&t),
-            "timeout {t} s: SCF takes {lo} to {hi} seconds"
+            "timeout {t} s ({}): SCF takes {lo} to {hi} seconds",
+            from(args.timeout.is_some(), "timeout")
         );
     }
     let concurrency = args.concurrency.or(table.concurrency);
     if let Some(c) = concurrency {
         let (lo, hi) = CONCURRENCY;
+        let source = from(args.concurrency.is_some(), "concurrency");
         ensure!(
             (lo..=hi).contains(&c),
-            "concurrency {c}: a web function takes {lo} to {hi} requests per instance"
+            "concurrency {c} ({source}): a web function takes {lo} to {hi} requests per instance"
         );
         ensure!(
             matches!(kind, None | Some(Kind::Web)),
-            "concurrency is for web functions (--type web): SCF gives event functions one \
-             event per instance"
+            "concurrency ({source}) is for web functions (--type web): SCF gives event and job \
+             functions one event per instance"
         );
     }
     let mut env: Option<BTreeMap<String, String>> =
@@ -496,6 +519,13 @@ fn image(args: &Args, table: &Table, project: Option<&Project>) -> Result<Image>
         host: reference.host.clone(),
         uri,
     })
+}
+
+/// Whether `host` is Tencent Container Registry's: the personal edition's, or an enterprise
+/// instance's.
+fn is_tcr(host: &str) -> bool {
+    let host = host.split(':').next().unwrap_or(host);
+    host.ends_with(".tencentyun.com") || host.ends_with(".tencentcloudcr.com")
 }
 
 /// The last `/` part of a reference.

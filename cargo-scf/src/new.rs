@@ -58,11 +58,15 @@ pub fn run(args: Args) -> Result<()> {
     println!("scf-lean from {scf_lean}");
     println!();
     println!("  cd {}", dir.display());
+    println!("  git add -A && git commit -m 'A new function'   # --version and the image's date");
     println!("  cargo test             # the function's tests");
-    println!("  cargo run              # serve it on 0.0.0.0:9000");
-    println!("  cargo scf build        # the static binary SCF runs");
-    println!("  cargo scf image        # its image, without a container engine");
-    println!("  cargo scf push REF     # to a registry; prints REF@sha256:... for SCF");
+    println!("  cargo scf watch        # serve it on :9000 as SCF does, rebuilt on every save");
+    println!("  cargo scf invoke --example timer   # (another terminal) send it a sample event");
+    println!(
+        "  cargo scf deploy --region REGION --repository ccr.ccs.tencentyun.com/NAMESPACE/{}",
+        args.name
+    );
+    println!("                         # built, pushed, created or updated on SCF, Active");
     Ok(())
 }
 

@@ -113,8 +113,13 @@ pub fn run(args: Args) -> Result<()> {
         .dir
         .canonicalize()
         .with_context(|| format!("find {}", project.dir.display()))?;
-    let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, args.port))
-        .with_context(|| format!("listen on 0.0.0.0:{}", args.port))?;
+    let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, args.port)).with_context(|| {
+        format!(
+            "listen on 0.0.0.0:{}: is another `cargo scf watch` or `run` there? Give another \
+                 port with --port (0: any free one)",
+            args.port
+        )
+    })?;
     let port = listener.local_addr()?.port();
 
     let shared = Arc::new(Shared::default());
@@ -535,7 +540,7 @@ impl Watch<'_> {
         };
         instance.ready_at = Some(Instant::now());
         eprintln!(
-            "cargo scf watch: serving build {} (pid {}, on 127.0.0.1:{port})",
+            "cargo scf watch: serving build {} (pid {}, itself on port {port})",
             instance.build, instance.proc.pid
         );
         self.shared.update(|s| {

@@ -448,6 +448,16 @@ fn settings_come_from_the_package_metadata_table() {
         &creds(),
     );
     refused(&out, "--registry-id");
+    // A setting's error says where it came from.
+    project(dir.path(), "region = \"ap-beijing\"\nmemory = 200");
+    let out = deploy(dir.path(), &["--image", &img, "--dry-run"], &creds());
+    refused(&out, "memory 200 MB (memory in [package.metadata.scf])");
+    let out = deploy(
+        dir.path(),
+        &["--image", &img, "--dry-run", "--memory", "100"],
+        &creds(),
+    );
+    refused(&out, "memory 100 MB (--memory)");
 }
 
 #[test]
@@ -756,6 +766,10 @@ fn every_limit_is_checked_at_its_edges() {
             &["--type", "event", "--concurrency", "5"],
             "for web functions",
         ),
+        (
+            &["--type", "job", "--concurrency", "5"],
+            "event and job functions one event",
+        ),
         (&["--env", "NOVALUE"], "give KEY=VALUE"),
         (&["--env", "1A=x"], "not starting with a digit"),
         (&["--env", "A="], "no empty value"),
@@ -839,6 +853,28 @@ fn every_limit_is_checked_at_its_edges() {
         );
         refused(&out, says);
     }
+    // An image SCF cannot pull: said, not refused (a private mirror of TCR may be meant).
+    let hub = format!("docker.io/library/lim-fn:1@sha256:{}", digest('f'));
+    let out = deploy(
+        dir.path(),
+        &[
+            "--function",
+            "lim-fn",
+            "--region",
+            "ap-guangzhou",
+            "--image",
+            &hub,
+            "--dry-run",
+        ],
+        &creds(),
+    );
+    ok(&out);
+    assert!(
+        out.stderr
+            .contains("docker.io is not Tencent Container Registry"),
+        "{}",
+        out.stderr
+    );
     let out = deploy(
         dir.path(),
         &[
