@@ -23,7 +23,6 @@
 //! when there is no answer (a bad argument, nothing listening, a timeout, a cut connection).
 
 use std::fmt::Write as _;
-use std::hash::{BuildHasher as _, Hasher as _};
 use std::io::{self, IsTerminal as _, Read as _, Write as _};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -844,30 +843,9 @@ fn is_timer(event: &[u8]) -> bool {
         .is_ok_and(|t| t.kind.is_some_and(|k| k.eq_ignore_ascii_case("timer")))
 }
 
-/// A fresh random request id shaped like SCF's: a version-4 UUID, from the standard library's
-/// random hash keys and the clock.
+/// A fresh random request id shaped like SCF's: a version-4 UUID.
 fn request_id() -> String {
-    let mut bits = [0u8; 16];
-    for half in bits.chunks_mut(8) {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        half.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    bits[6] = bits[6] & 0x0f | 0x40;
-    bits[8] = bits[8] & 0x3f | 0x80;
-    let hex: String = bits.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 #[cfg(test)]
