@@ -552,7 +552,7 @@ impl Client {
             anyhow::anyhow!(
                 "{action}: cannot reach {}: {}",
                 self.endpoint.url,
-                self.scrub(&e.to_string())
+                self.shown(&e.to_string(), 500)
             )
         })?;
         let status = answer.status().as_u16();
@@ -567,31 +567,30 @@ impl Client {
             Err(_) => bail!(
                 "{action}: {} answered HTTP {status} and not the API's JSON: {}",
                 self.endpoint.url,
-                self.scrub(&crate::auth::printable(
-                    &String::from_utf8_lossy(&body),
-                    300
-                ))
+                self.shown(&String::from_utf8_lossy(&body), 300)
             ),
         };
+        // Whatever the server says may quote what it was sent: every string of the answer is
+        // scrubbed of the secrets before anything reads it.
+        let mut v = v;
+        self.scrub_value(&mut v);
         let Some(response) = v.get("Response") else {
             bail!(
                 "{action}: {} answered HTTP {status} without a Response: {}",
                 self.endpoint.url,
-                self.scrub(&crate::auth::printable(&v.to_string(), 300))
+                self.shown(&v.to_string(), 300)
             );
         };
-        let request_id = response
-            .get("RequestId")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let request_id = self.shown(
+            response
+                .get("RequestId")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            100,
+        );
         if let Some(err) = response.get("Error") {
-            let field = |k: &str| {
-                self.scrub(&crate::auth::printable(
-                    err.get(k).and_then(Value::as_str).unwrap_or(""),
-                    2000,
-                ))
-            };
+            let field =
+                |k: &str| self.shown(err.get(k).and_then(Value::as_str).unwrap_or(""), 2000);
             return Err(ApiError {
                 action: action.to_owned(),
                 code: field("Code"),
@@ -609,14 +608,56 @@ impl Client {
         Ok(response.clone())
     }
 
-    /// `text` with every secret replaced: what a server sends back may quote a request.
-    fn scrub(&self, text: &str) -> String {
-        let mut s = text.to_owned();
-        for secret in self.credentials.secrets() {
-            s = s.replace(secret, "<redacted>");
-        }
-        s
+    /// `text` as it may be shown: every secret replaced (in any ASCII case) first, then
+    /// control characters escaped and at most `max` characters kept, so that no cut leaves a
+    /// part of a secret.
+    pub fn shown(&self, text: &str, max: usize) -> String {
+        crate::auth::printable(&scrub(text, &self.credentials.secrets()), max)
     }
+
+    /// Every string in `v` (keys too) scrubbed of the secrets.
+    fn scrub_value(&self, v: &mut Value) {
+        let secrets = self.credentials.secrets();
+        fn walk(v: &mut Value, secrets: &[&str]) {
+            match v {
+                Value::String(s) => *s = scrub(s, secrets),
+                Value::Array(a) => a.iter_mut().for_each(|v| walk(v, secrets)),
+                Value::Object(o) => {
+                    let old = std::mem::take(o);
+                    for (k, mut v) in old {
+                        walk(&mut v, secrets);
+                        o.insert(scrub(&k, secrets), v);
+                    }
+                }
+                _ => {}
+            }
+        }
+        walk(v, &secrets);
+    }
+}
+
+/// `text` with every occurrence of each secret, in any ASCII case, replaced by `<redacted>`.
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut s = text.to_owned();
+    for secret in secrets.iter().filter(|x| !x.is_empty()) {
+        let n = secret.len();
+        let mut out = String::with_capacity(s.len());
+        let mut i = 0;
+        let b = s.as_bytes();
+        while i < b.len() {
+            if b.len() - i >= n && b[i..i + n].eq_ignore_ascii_case(secret.as_bytes()) {
+                out.push_str("<redacted>");
+                i += n;
+            } else {
+                // Copy one whole character.
+                let ch = s[i..].chars().next().expect("i is on a character boundary");
+                out.push(ch);
+                i += ch.len_utf8();
+            }
+        }
+        s = out;
+    }
+    s
 }
 
 #[cfg(test)]
@@ -855,6 +896,18 @@ mod tests {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{script} failed");
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn scrubbing_takes_every_case_and_keeps_other_text() {
+        let secrets = ["Gu5t9xKEY", "tok"];
+        assert_eq!(
+            scrub("a Gu5t9xKEY b gu5t9xkey ü GU5T9XKEYé TOKEN tok", &secrets),
+            "a <redacted> b <redacted> ü <redacted>é <redacted>EN <redacted>"
+        );
+        assert_eq!(scrub("nothing here", &secrets), "nothing here");
+        assert_eq!(scrub("", &secrets), "");
+        assert_eq!(scrub("x", &[""]), "x");
     }
 
     #[test]

@@ -38,6 +38,14 @@ pub const DEFAULT_WAIT_S: u64 = 600;
 const POLL_FIRST: Duration = Duration::from_millis(250);
 /// The longest pause between two `GetFunction`s.
 const POLL_MAX: Duration = Duration::from_secs(3);
+/// The most of a string from the API that is shown, in characters.
+const MAX_SHOWN: usize = 300;
+/// The most of a failed status's reasons that are shown.
+const MAX_REASONS: usize = 5;
+/// `GetFunction`s that may fail in a row (the network, the API's throttling) while waiting.
+const POLL_RETRIES: u32 = 3;
+/// The longest `--wait`, seconds (a day).
+const MAX_WAIT_S: u64 = 86_400;
 /// The namespace every account has.
 const DEFAULT_NAMESPACE: &str = "default";
 
@@ -116,7 +124,8 @@ pub struct Args {
     #[arg(long)]
     pub accelerate: bool,
     /// How long to wait for Active, seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_WAIT_S)]
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_WAIT_S,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_WAIT_S))]
     pub wait: u64,
     /// Print every call as HTTP/1.1, signed, and send none (the image is built and written,
     /// not pushed: its digest is known without).
@@ -570,16 +579,24 @@ struct Status {
 }
 
 impl Status {
+    /// What `GetFunction` answered (already scrubbed of the secrets by the client), every
+    /// string made printable and bounded: a server's text never reaches the terminal raw.
     fn from(v: &Value) -> Status {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let text = |v: &Value, k: &str, max: usize| {
+            crate::auth::printable(v.get(k).and_then(Value::as_str).unwrap_or(""), max)
+        };
+        let s = |k: &str| text(v, k, MAX_SHOWN);
         let reasons = v
             .get("StatusReasons")
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
+                    .take(MAX_REASONS)
                     .map(|r| {
-                        let f = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-                        (f("ErrorCode"), f("ErrorMessage"))
+                        (
+                            text(r, "ErrorCode", 100),
+                            text(r, "ErrorMessage", MAX_SHOWN),
+                        )
                     })
                     .collect()
             })
@@ -784,10 +801,21 @@ impl Deploy {
         let deadline = Instant::now() + self.wait;
         let mut pause = POLL_FIRST;
         let mut last = String::new();
+        let mut failures = 0;
         loop {
-            let Some(s) = self.get()? else {
-                bail!("{name} is gone: GetFunction says it does not exist");
+            let s = match self.get() {
+                Ok(Some(s)) => s,
+                Ok(None) => bail!("{name} is gone: GetFunction says it does not exist"),
+                // A call that failed on the way (not an answer of the API's) is tried again.
+                Err(e) if e.downcast_ref::<ApiError>().is_none() && failures < POLL_RETRIES => {
+                    failures += 1;
+                    eprintln!("cargo scf: {e:#}: trying again");
+                    std::thread::sleep(pause);
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
+            failures = 0;
             if s.status != last {
                 eprintln!(
                     "cargo scf: {name}: {}{}",
@@ -805,6 +833,12 @@ impl Deploy {
             }
             if s.failed() {
                 bail!("{}", failure(name, &s, &self.plan.region));
+            }
+            if s.status.starts_with("Delet") {
+                bail!(
+                    "{name} is {}: it is being deleted; deploy again once it is gone",
+                    s.status
+                );
             }
             if Instant::now() + pause > deadline {
                 bail!(

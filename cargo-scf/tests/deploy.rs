@@ -149,10 +149,14 @@ fn deploy(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .spawn()
         .unwrap();
     let out = wait_bounded(child, RUN);
-    // Whatever happened, no secret was printed.
-    let all = out.all();
+    // Whatever happened, no secret was printed, in any case.
+    let all = out.all().to_ascii_lowercase();
     for s in [KEY, TOKEN, ID] {
-        assert!(!all.contains(s), "a secret ({s}) was printed:\n{all}");
+        assert!(
+            !all.contains(&s.to_ascii_lowercase()),
+            "a secret ({s}) was printed:\n{}",
+            out.all()
+        );
     }
     out
 }
@@ -970,4 +974,191 @@ fn manifest_digest(url: &str) -> String {
                 .then(|| v.trim().to_owned())
         })
         .unwrap_or_else(|| panic!("no digest in {text}"))
+}
+
+/// A hostile stand-in: answers each call with what `answer(action, n)` gives (n counts the
+/// calls), or drops the connection when it gives `None`. Stops with the test.
+struct Hostile {
+    url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Hostile {
+    fn start(answer: impl Fn(&str, usize) -> Option<String> + Send + 'static) -> Hostile {
+        use std::io::{Read as _, Write as _};
+        use std::sync::atomic::Ordering;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stopped.load(Ordering::SeqCst) {
+                let Ok((mut c, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                c.set_nonblocking(false).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut req = Vec::new();
+                let mut b = [0u8; 4096];
+                // The head, then the body by its length.
+                let (head_end, len) = loop {
+                    let Ok(k) = c.read(&mut b) else { break (0, 0) };
+                    if k == 0 {
+                        break (0, 0);
+                    }
+                    req.extend_from_slice(&b[..k]);
+                    if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&req[..i]).to_ascii_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        break (i + 4, len);
+                    }
+                };
+                while head_end > 0 && req.len() < head_end + len {
+                    let Ok(k) = c.read(&mut b) else { break };
+                    if k == 0 {
+                        break;
+                    }
+                    req.extend_from_slice(&b[..k]);
+                }
+                let head = String::from_utf8_lossy(&req).to_string();
+                let action = head
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("x-tc-action: ")
+                            .or(l.strip_prefix("X-TC-Action: "))
+                    })
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned();
+                n += 1;
+                if let Some(body) = answer(&action, n) {
+                    let _ = write!(
+                        c,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+            }
+        });
+        Hostile { url, stop }
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// What a hostile API answers is never shown raw: the secrets it quotes back (in any case,
+/// in any field: status, reasons, the request id, a message cut short) are redacted, control
+/// characters escaped, long texts bounded; a call that fails on the way while waiting is tried
+/// again.
+#[test]
+fn a_hostile_api_never_gets_a_secret_or_an_escape_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image("h1");
+    let mut env = creds();
+    env.push(("TENCENTCLOUD_SESSION_TOKEN", TOKEN));
+    let quoted = format!(
+        "{KEY} {} {TOKEN} {}",
+        KEY.to_ascii_lowercase(),
+        ID.to_ascii_uppercase()
+    );
+    let reason = format!("{quoted} {}", "x".repeat(100_000));
+    let api = Hostile::start(move |action, n| {
+        match (action, n) {
+        ("GetFunction", 1) => Some(
+            json!({"Response": {"Error": {"Code": "ResourceNotFound.Function", "Message": "none"},
+                "RequestId": format!("req-{KEY}")}})
+            .to_string(),
+        ),
+        ("CreateFunction", _) => Some(json!({"Response": {"RequestId": "r"}}).to_string()),
+        // A call dropped on the way while waiting: tried again.
+        ("GetFunction", 3) => None,
+        ("GetFunction", 4) => Some(
+            json!({"Response": {"Status": "Creating\u{1b}[2J\u{1b}]0;pwned\u{7}",
+                "StatusDesc": format!("desc {quoted} \u{1b}[31mRED"), "Type": "Event", "RequestId": "r"}})
+            .to_string(),
+        ),
+        _ => Some(
+            json!({"Response": {"Status": "CreateFailed", "StatusDesc": quoted,
+                "StatusReasons": vec![json!({"ErrorCode": "PullImageFailed", "ErrorMessage": reason}); 20],
+                "Type": "Event", "RequestId": format!("req-{TOKEN}")}})
+            .to_string(),
+        ),
+    }
+    });
+    let out = deploy(
+        dir.path(),
+        &[
+            "--function",
+            "h-fn",
+            "--region",
+            "ap-guangzhou",
+            "--image",
+            &img,
+            "--endpoint",
+            &api.url,
+        ],
+        &env,
+    );
+    refused(&out, "its status is CreateFailed");
+    assert!(out.stderr.contains("trying again"), "{}", out.stderr);
+    assert!(out.stderr.contains("<redacted>"), "{}", out.stderr);
+    assert!(
+        !out.all().contains('\u{1b}') && !out.all().contains('\u{7}'),
+        "{}",
+        out.all()
+    );
+    assert!(out.stderr.contains("\\u{1b}[2J"), "{}", out.stderr);
+    // Five reasons at most, each cut to 300 characters.
+    assert!(out.stderr.len() < 8_000, "{} bytes", out.stderr.len());
+
+    // A body that is not the API's JSON, whose secret crosses the cut at 300 characters.
+    let body = format!("{}{KEY}", "x".repeat(300 - KEY.len() + 1));
+    let api = Hostile::start(move |_, _| Some(body.clone()));
+    let out = deploy(
+        dir.path(),
+        &[
+            "--function",
+            "h-fn",
+            "--region",
+            "ap-guangzhou",
+            "--image",
+            &img,
+            "--endpoint",
+            &api.url,
+        ],
+        &env,
+    );
+    refused(&out, "not the API's JSON");
+    assert!(!out.stderr.contains(&KEY[..8]), "{}", out.stderr);
+
+    // --wait is bounded: 1 s to a day.
+    for bad in ["0", "86401", "18446744073709551615"] {
+        let out = deploy(
+            dir.path(),
+            &[
+                "--function",
+                "h-fn",
+                "--region",
+                "x",
+                "--image",
+                &img,
+                "--wait",
+                bad,
+            ],
+            &env,
+        );
+        assert_eq!(out.code, Some(2), "{}", out.all());
+        assert!(out.stderr.contains("--wait"), "{}", out.stderr);
+    }
 }
