@@ -9,7 +9,8 @@
 //!   (`X-Scf-Secret-Id`, `X-Scf-Secret-Key`, `X-Scf-Session-Token`), and `X-Scf-Trigger-Src:
 //!   timer` for a timer event. `-H 'Name: value'` replaces one or adds another.
 //! - The event comes from a file, stdin (`-`), `--data`, or `--example NAME`: the sample event
-//!   of each trigger in the repository's `events/`, built into the tool.
+//!   of each trigger in the repository's `events/`, built into the tool. At most 6 MB
+//!   (6,000,000 bytes, SCF's limit on a synchronous request) is read; more is refused, unsent.
 //! - Transport: ureq over plain HTTP or HTTPS (rustls with the web PKI's roots, built in), so a
 //!   Function URL works as well as a function on this host. No proxy for a loopback address;
 //!   otherwise the usual `HTTPS_PROXY`/`NO_PROXY` variables apply. No redirect is followed: a
@@ -19,8 +20,13 @@
 //! stdout, as it arrives (a stream of Server-Sent Events shows event by event), byte for byte.
 //! The value of a credential header (`X-Scf-Secret-*`, `X-Scf-Session-Token`, `Authorization`,
 //! `Proxy-Authorization`) is never printed, whether sent or answered, and any text shown but the
-//! body has the values sent taken out. Exit code: 0 for a 2xx answer, 1 for another status, 2
-//! when there is no answer (a bad argument, nothing listening, a timeout, a cut connection).
+//! body (a header's name as well as its value) has the values sent taken out, in any case: each
+//! whole, and of an authorization the credentials after its scheme (`Bearer TOKEN`'s TOKEN;
+//! Basic's `user:password` decoded, and the password; the signature and credential of a scheme
+//! of parameters such as TC3-HMAC-SHA256), before a long value is cut, with a secret's beginning
+//! left at the cut taken out too. Exit code: 0 for a 2xx answer, 1 for another status, 2 when
+//! there is no answer (a bad argument, an event over 6 MB, nothing listening, a timeout, a cut
+//! connection).
 
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal as _, Read as _, Write as _};
@@ -29,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
+use base64::Engine as _;
 use ureq::http::{self, Uri};
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
@@ -53,11 +60,19 @@ const GRACE: Duration = Duration::from_secs(5);
 /// Resolving the host and connecting, TLS included.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// SCF's limit on a synchronous request (and answer): over it, the platform answers 406 itself.
+/// No more of an event or body is read; more is refused.
 const SYNC_LIMIT: usize = 6_000_000;
 /// SCF's limit on an asynchronous event.
 const ASYNC_LIMIT: usize = 128 * 1024;
 /// Header values shown at most this long (characters).
 const SHOWN_VALUE: usize = 400;
+/// Header names shown at most this long (characters).
+const SHOWN_NAME: usize = 100;
+/// A secret shorter than this (characters) is not taken out of what is shown (it would take
+/// ordinary text out); nor is a secret's beginning shorter than this left at a cut.
+const MIN_SECRET: usize = 4;
+/// What a secret is shown as.
+const REDACTED: &str = "<redacted>";
 
 /// A trigger's sample event, built into the tool.
 #[derive(Clone, Copy, Debug)]
@@ -139,6 +154,7 @@ fn example_list() -> String {
 #[command(after_help = "\
 The event: FILE, - (stdin), --data JSON, or --example NAME, a trigger's sample built in:
   timer, cos, ckafka, cmq_topic, cmq_queue, cls, clb, apigw (--example list says what each is).
+  At most 6 MB (6000000 bytes, SCF's limit on a synchronous request); more is refused, unsent.
 
 Headers sent, as SCF sends them (-H 'NAME: VALUE' replaces one, or adds one):
   X-Scf-Request-Id              a fresh random UUID (version 4)
@@ -154,8 +170,10 @@ Headers sent, as SCF sends them (-H 'NAME: VALUE' replaces one, or adds one):
   User-Agent                    cargo-scf/VERSION
 
 Output: the request, the answer's status, time and headers on stderr; the body on stdout as it
-arrives (| jq works). Exit code: 0 for a 2xx answer, 1 for another status, 2 for no answer
-(a bad argument, nothing listening, a timeout, a connection cut).
+arrives (| jq works). The credentials sent are never printed: not as a header's value, nor in
+another header's name or value (in any case), the token after Authorization's scheme included.
+Exit code: 0 for a 2xx answer, 1 for another status, 2 for no answer (a bad argument, an event
+over 6 MB, nothing listening, a timeout, a connection cut).
 
 Examples:
   cargo scf invoke --example timer
@@ -270,23 +288,30 @@ fn invoke(args: &Args) -> Result<Outcome> {
 }
 
 /// The event or body from `FILE`, `-` (read from `stdin`), `--data` or `--example`; `None`
-/// when none is given (an error for an event, no body for `--http`).
+/// when none is given (an error for an event, no body for `--http`). At most [`SYNC_LIMIT`]
+/// bytes of it: no more is read (`/dev/zero` is refused, not read to the end), and more is an
+/// error.
 fn read_body(args: &Args, stdin: &mut dyn io::Read) -> Result<Option<Vec<u8>>> {
+    let what = if args.http.is_some() {
+        "the body"
+    } else {
+        "the event"
+    };
     if let Some(file) = &args.file {
         if file == Path::new("-") {
             if io::stdin().is_terminal() {
                 eprintln!("Reading stdin (end it with Ctrl-D)");
             }
-            let mut b = Vec::new();
-            stdin
-                .read_to_end(&mut b)
-                .context("read the event from stdin")?;
+            let b = read_limited(stdin, &format!("{what} from stdin"))?;
             return Ok(Some(b));
         }
-        let b = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
+        let shown = printable(&file.display().to_string(), 200);
+        let mut f = std::fs::File::open(file).with_context(|| format!("read {shown}"))?;
+        let b = read_limited(&mut f, &format!("{what} in {shown}"))?;
         return Ok(Some(b));
     }
     if let Some(d) = &args.data {
+        check_size(d.len(), &format!("{what} given with --data"))?;
         return Ok(Some(d.clone().into_bytes()));
     }
     if let Some(n) = &args.example {
@@ -311,6 +336,26 @@ fn read_body(args: &Args, stdin: &mut dyn io::Read) -> Result<Option<Vec<u8>>> {
             .collect::<Vec<_>>()
             .join(", ")
     )
+}
+
+/// All of `from`, but no more than [`SYNC_LIMIT`] and one byte: more is refused.
+fn read_limited(from: &mut dyn io::Read, what: &str) -> Result<Vec<u8>> {
+    let mut b = Vec::new();
+    io::Read::take(from, SYNC_LIMIT as u64 + 1)
+        .read_to_end(&mut b)
+        .with_context(|| format!("read {what}"))?;
+    check_size(b.len(), what)?;
+    Ok(b)
+}
+
+/// An error unless `len` bytes are within SCF's synchronous limit.
+fn check_size(len: usize, what: &str) -> Result<()> {
+    ensure!(
+        len <= SYNC_LIMIT,
+        "{what} is more than {SYNC_LIMIT} bytes (6 MB), SCF's limit on a synchronous request \
+         (SCF answers a larger one with 406 itself): not sent"
+    );
+    Ok(())
 }
 
 /// Where to send: the URL taken apart.
@@ -513,25 +558,41 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The values of the credential headers sent: taken out of whatever is shown.
-    fn secrets(&self) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, v)| is_credential(n) && v.len() >= 4)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// `text` with the values of the credential headers taken out, made printable.
-    fn scrub(&self, text: &str) -> String {
-        let mut t = text.to_owned();
-        for s in self.secrets() {
-            t = t.replace(s, "<redacted>");
+    /// What is taken out of whatever is shown: the value of each credential header sent and,
+    /// of `Authorization` and `Proxy-Authorization`, the parts a server may give back alone
+    /// ([`credential_parts`]); each as sent and as [`printable`] shows it, of at least
+    /// [`MIN_SECRET`] characters.
+    fn secrets(&self) -> Vec<String> {
+        let mut raw = Vec::new();
+        for (n, v) in &self.headers {
+            if is_credential(n) {
+                raw.push(v.clone());
+                if is_authorization(n) {
+                    raw.extend(credential_parts(v));
+                }
+            }
         }
-        printable(&t, SHOWN_VALUE)
+        let mut all: Vec<String> = raw.iter().map(|s| printable(s, usize::MAX)).collect();
+        all.extend(raw);
+        all.retain(|s| s.chars().count() >= MIN_SECRET);
+        all.sort_unstable();
+        all.dedup();
+        all
     }
 
-    /// What may surprise: an event that is not JSON, a body over SCF's limits.
+    /// `text` made printable, the secrets sent taken out, at most [`SHOWN_VALUE`] characters.
+    fn scrub(&self, text: &str) -> String {
+        self.scrub_to(text, SHOWN_VALUE)
+    }
+
+    /// `text` made printable, the secrets sent taken out (in any case), then cut to `max`
+    /// characters: see [`redact`].
+    fn scrub_to(&self, text: &str, max: usize) -> String {
+        redact(&printable(text, usize::MAX), &self.secrets(), max)
+    }
+
+    /// What may surprise: an event that is not JSON, one over SCF's asynchronous limit (one over
+    /// the synchronous limit is never read: [`read_body`]).
     fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
         let Some(body) = &self.body else {
@@ -546,12 +607,7 @@ impl Request {
                 e.column()
             ));
         }
-        if body.len() > SYNC_LIMIT {
-            w.push(format!(
-                "{} bytes: SCF answers a request over 6 MB with 406 itself",
-                body.len()
-            ));
-        } else if self.is_event && body.len() > ASYNC_LIMIT {
+        if self.is_event && body.len() > ASYNC_LIMIT {
             w.push(format!(
                 "{} bytes: SCF takes an event over 128 KB only synchronously",
                 body.len()
@@ -586,13 +642,14 @@ impl Request {
         s
     }
 
-    /// `name: value` to show: a credential's value as `<redacted>`, any other scrubbed.
+    /// `name: value` to show: a credential's value as `<redacted>`, any other scrubbed; the
+    /// name scrubbed too (a server may answer with a secret as a header's name).
     fn shown(&self, name: &str, value: &str) -> String {
-        let name = printable(name, 100);
-        if is_credential(&name) {
-            format!("{name}: <redacted>")
+        let shown_name = self.scrub_to(name, SHOWN_NAME);
+        if is_credential(name) {
+            format!("{shown_name}: {REDACTED}")
         } else {
-            format!("{name}: {}", self.scrub(value))
+            format!("{shown_name}: {}", self.scrub(value))
         }
     }
 
@@ -765,9 +822,162 @@ fn agent(loopback: bool, wait: Duration) -> ureq::Agent {
 
 /// The header names whose values are credentials: never shown.
 fn is_credential(name: &str) -> bool {
-    scf_lean::is_secret_header(name)
-        || name.eq_ignore_ascii_case("authorization")
-        || name.eq_ignore_ascii_case("proxy-authorization")
+    scf_lean::is_secret_header(name) || is_authorization(name)
+}
+
+/// The credential headers whose value is `SCHEME CREDENTIALS`.
+fn is_authorization(name: &str) -> bool {
+    name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization")
+}
+
+/// The parts of an authorization (`SCHEME CREDENTIALS`) a server may give back alone, besides
+/// the whole value: the credentials after the scheme, any scheme (`Bearer TOKEN`: TOKEN, also
+/// without its `=` padding); for `Basic`, `user:password` base64-decoded and the password; for
+/// a scheme of parameters (`TC3-HMAC-SHA256 Credential=AKID…/date/service/tc3_request,
+/// SignedHeaders=…, Signature=…`, Digest), the value of each parameter naming a credential, a
+/// signature, a token, a secret, a password or a response, and a value's part before its first
+/// `/` (TC3's SecretId).
+fn credential_parts(value: &str) -> Vec<String> {
+    let Some((scheme, rest)) = value.trim().split_once([' ', '\t']) else {
+        return Vec::new();
+    };
+    let rest = rest.trim();
+    let mut parts = vec![rest.to_owned()];
+    if is_token68(rest) {
+        let unpadded = rest.trim_end_matches('=');
+        parts.push(unpadded.to_owned());
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = base64::engine::general_purpose::STANDARD_NO_PAD.decode(unpadded);
+            if let Ok(pair) = decoded.map(|d| String::from_utf8_lossy(&d).into_owned()) {
+                if let Some((_, password)) = pair.split_once(':') {
+                    parts.push(password.to_owned());
+                }
+                parts.push(pair);
+            }
+        }
+    } else {
+        const SECRET_PARAMS: [&str; 6] = [
+            "credential",
+            "signature",
+            "token",
+            "secret",
+            "password",
+            "response",
+        ];
+        for (name, v) in auth_params(rest) {
+            let name = name.to_ascii_lowercase();
+            if SECRET_PARAMS.iter().any(|p| name.contains(p)) {
+                if let Some((first, _)) = v.split_once('/') {
+                    parts.push(first.to_owned());
+                }
+                parts.push(v);
+            }
+        }
+    }
+    parts
+}
+
+/// Whether `text` is a token68 (RFC 9110): what `Basic` and `Bearer` carry.
+fn is_token68(text: &str) -> bool {
+    let body = text.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+/// The `name=value` parameters of an authorization's credentials (RFC 9110's auth-param):
+/// separated by commas, a value a token or a quoted string (given unquoted).
+fn auth_params(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace() || *c == ',').is_some() {}
+        if chars.peek().is_none() {
+            return out;
+        }
+        let name: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
+        if chars.next_if_eq(&'=').is_none() {
+            continue;
+        }
+        while chars.next_if(|c| *c == ' ' || *c == '\t').is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => value.extend(chars.next()),
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value = std::iter::from_fn(|| chars.next_if(|c| *c != ','))
+                .collect::<String>()
+                .trim()
+                .to_owned();
+        }
+        out.push((name.trim().to_owned(), value));
+    }
+}
+
+/// `text` with every occurrence of one of `secrets` (in any ASCII case; overlapping ones as
+/// one) shown as `<redacted>`, then cut to `max` characters: taken out before the cut, a secret
+/// crossing it leaves nothing, and a secret's beginning of [`MIN_SECRET`] characters or more
+/// left at the cut is taken out too.
+fn redact(text: &str, secrets: &[String], max: usize) -> String {
+    let lower = text.to_ascii_lowercase();
+    let secrets: Vec<String> = secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    let mut spans = Vec::new();
+    for s in &secrets {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(s.as_str()) {
+            let at = from + i;
+            spans.push((at, at + s.len()));
+            from = at + lower[at..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    spans.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (start, end) in spans {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    for (start, end) in merged {
+        out.push_str(&text[pos..start]);
+        out.push_str(REDACTED);
+        pos = end;
+    }
+    out.push_str(&text[pos..]);
+    let Some((cut, _)) = out.char_indices().nth(max) else {
+        return out;
+    };
+    let kept = &out[..cut];
+    let kept_lower = kept.to_ascii_lowercase();
+    // The longest beginning of a secret that what is kept ends with.
+    let tail = secrets
+        .iter()
+        .flat_map(|s| {
+            s.char_indices()
+                .skip(MIN_SECRET)
+                .map(|(i, _)| i)
+                .chain([s.len()])
+                .filter(|&i| s[..i].chars().count() >= MIN_SECRET)
+                .filter(|&i| kept_lower.ends_with(&s[..i]))
+        })
+        .max();
+    match tail {
+        Some(n) => format!("{}{REDACTED}…", &kept[..kept.len() - n]),
+        None => format!("{kept}…"),
+    }
 }
 
 /// `NAME: VALUE` of `-H`; the name a token, the value trimmed.
@@ -1143,6 +1353,178 @@ mod tests {
         );
         assert_eq!(r.describe(false).lines().count(), 1);
         assert_eq!(format!("{r:?}"), shown);
+    }
+
+    #[test]
+    fn test_answered_secrets_are_taken_out_in_any_case_and_any_part() {
+        let basic = base64::engine::general_purpose::STANDARD.encode("ann:pa55w0rd-ann");
+        let r = request(&[
+            "--data",
+            "{}",
+            "-H",
+            "X-Scf-Secret-Key: RealKeyZ8krbsj5ykbzqpn74wfkmlpx",
+            "-H",
+            "Authorization: Bearer tok3n-Z8krbsj5yk",
+            "-H",
+            &format!("Proxy-Authorization: Basic {basic}"),
+        ])
+        .unwrap();
+        // A secret as a header's name, in another case, alone after its scheme.
+        for (name, value, want) in [
+            (
+                "realkeyz8krbsj5ykbzqpn74wfkmlpx",
+                "as-a-header-name",
+                "<redacted>: as-a-header-name",
+            ),
+            (
+                "x-echo-case",
+                "REALKEYZ8KRBSJ5YKBZQPN74WFKMLPX",
+                "x-echo-case: <redacted>",
+            ),
+            (
+                "www-authenticate",
+                "Bearer realm=\"x\", token=\"TOK3N-z8krbsj5yk\"",
+                "www-authenticate: Bearer realm=\"x\", token=\"<redacted>\"",
+            ),
+            ("x-token", "tok3n-Z8krbsj5yk", "x-token: <redacted>"),
+            ("x-basic", "ann:pa55w0rd-ann", "x-basic: <redacted>"),
+            ("x-pass", "PA55W0RD-ANN", "x-pass: <redacted>"),
+            ("x-b64", &basic, "x-b64: <redacted>"),
+            (
+                "x-b64-unpadded",
+                basic.trim_end_matches('='),
+                "x-b64-unpadded: <redacted>",
+            ),
+            // Secrets side by side are one.
+            (
+                "x-both",
+                "RealKeyZ8krbsj5ykbzqpn74wfkmlpxTOK3N-Z8krbsj5yk",
+                "x-both: <redacted>",
+            ),
+            ("x-plain", "nothing secret", "x-plain: nothing secret"),
+        ] {
+            assert_eq!(r.shown(name, value), want, "{name}");
+        }
+        // Overlapping secrets are one: neither leaves a part.
+        let two = ["abcdef".to_owned(), "DEFGHI".to_owned()];
+        assert_eq!(redact("xxABCdefghiyy", &two, 100), "xx<redacted>yy");
+        assert_eq!(redact("é abcdef é", &two, 100), "é <redacted> é");
+        // Scrubbed before the cut: a secret across it leaves nothing; a secret's beginning at
+        // the cut (4 characters or more) goes too, a shorter one stays.
+        let across = format!("{}REALKEYZ8KRBSJ5YKBZQPN74WFKMLPX", "a".repeat(395));
+        let shown = r.shown("x-long", &across);
+        assert_eq!(
+            shown,
+            format!("x-long: {}<reda…", "a".repeat(395)),
+            "{shown}"
+        );
+        let tail = format!("{}REALKEYZ8K{}", "b".repeat(394), "c".repeat(20));
+        assert_eq!(
+            r.shown("x-tail", &tail),
+            format!("x-tail: {}<redacted>…", "b".repeat(394))
+        );
+        let short = format!("{}REALKEYZ8K", "b".repeat(397));
+        assert_eq!(
+            r.shown("x-short", &short),
+            format!("x-short: {}REA…", "b".repeat(397))
+        );
+        let long_name = format!("{}tok3n-z8krbsj5yk", "n".repeat(95));
+        assert_eq!(
+            r.shown(&long_name, "v"),
+            format!("{}<reda…: v", "n".repeat(95))
+        );
+        // A secret shown escaped is taken out as shown.
+        let r = request(&["--data", "{}", "-H", "Authorization: Bearer a\u{202e}bcdef"]).unwrap();
+        assert_eq!(r.shown("x-e", "a\u{202e}bcdef"), "x-e: <redacted>");
+    }
+
+    #[test]
+    fn test_credential_parts() {
+        let parts = |v: &str| credential_parts(v);
+        assert_eq!(parts("Bearer  tok-123 "), ["tok-123", "tok-123"]);
+        assert_eq!(parts("tok-123"), Vec::<String>::new());
+        // user:password = "Aladdin:open sesame"
+        assert_eq!(
+            parts("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+            [
+                "QWxhZGRpbjpvcGVuIHNlc2FtZQ==",
+                "QWxhZGRpbjpvcGVuIHNlc2FtZQ",
+                "open sesame",
+                "Aladdin:open sesame"
+            ]
+        );
+        assert_eq!(parts("Basic not*base64"), ["not*base64"]);
+        let tc3 = "TC3-HMAC-SHA256 Credential=AKIDz8krbsj5yk/2019-02-25/cvm/tc3_request, \
+                   SignedHeaders=content-type;host, Signature=2230eefd229f582d8b1b891af7107b91";
+        assert_eq!(
+            parts(tc3),
+            [
+                &tc3[16..],
+                "AKIDz8krbsj5yk",
+                "AKIDz8krbsj5yk/2019-02-25/cvm/tc3_request",
+                "2230eefd229f582d8b1b891af7107b91"
+            ]
+        );
+        assert_eq!(
+            auth_params(r#"a=1, b="x,\"y", c ,d= 2 "#),
+            [
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "x,\"y".to_owned()),
+                ("d".to_owned(), "2".to_owned())
+            ]
+        );
+        assert!(is_token68("QWxh+/9=="));
+        assert!(!is_token68("a=b, c"));
+        assert!(!is_token68("=="));
+    }
+
+    #[test]
+    fn test_body_is_read_up_to_the_sync_limit() {
+        let a = args(&["-"]);
+        let body = read_body(&a, &mut io::Read::take(io::repeat(b' '), SYNC_LIMIT as u64))
+            .unwrap()
+            .unwrap();
+        assert_eq!(body.len(), SYNC_LIMIT);
+        // One byte more, or no end at all: refused, no more read than the limit and one byte.
+        let over = |from: &mut dyn io::Read| format!("{:#}", read_body(&a, from).unwrap_err());
+        let e = over(&mut io::Read::take(io::repeat(b' '), SYNC_LIMIT as u64 + 1));
+        assert!(
+            e.contains(
+                "the event from stdin is more than 6000000 bytes (6 MB), SCF's limit on a \
+                        synchronous request"
+            ),
+            "{e}"
+        );
+        let mut endless = io::repeat(b' ');
+        assert!(over(&mut endless).contains("more than 6000000 bytes"));
+        if Path::new("/dev/zero").exists() {
+            let e = request(&["/dev/zero"]).unwrap_err().to_string();
+            assert!(
+                e.contains("the event in /dev/zero is more than 6000000"),
+                "{e}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big.json");
+        std::fs::write(&file, vec![b' '; SYNC_LIMIT]).unwrap();
+        let r = request(&[file.to_str().unwrap()]).unwrap();
+        assert_eq!(r.body.map(|b| b.len()), Some(SYNC_LIMIT));
+        std::fs::write(&file, vec![b' '; SYNC_LIMIT + 1]).unwrap();
+        let e = request(&["--http", "PUT", "/", file.to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the body in ") && e.contains("(6 MB)"), "{e}");
+        let data = " ".repeat(SYNC_LIMIT);
+        assert_eq!(
+            request(&["--data", &data]).unwrap().body.map(|b| b.len()),
+            Some(SYNC_LIMIT)
+        );
+        let data = " ".repeat(SYNC_LIMIT + 1);
+        let e = request(&["--data", &data]).unwrap_err().to_string();
+        assert!(
+            e.contains("the event given with --data is more than"),
+            "{e}"
+        );
     }
 
     #[test]

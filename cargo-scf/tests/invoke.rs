@@ -5,10 +5,13 @@
 //!   it answers an event with the event and the context it was sent, and an HTTP request with
 //!   its method, path, query, headers (not the credential headers) and body;
 //! - a recorder made here: a listener that keeps the raw request and answers what the test
-//!   says (a status other than 2xx, credential headers, a body cut short, no answer at all);
+//!   says (a status other than 2xx, credential headers, the credentials sent given back as
+//!   header names, in another case, or alone after their scheme, a body cut short, no answer
+//!   at all);
 //! - a port where nothing listens (held by a connected socket, so nothing else takes it).
 //!
-//! Exit codes 0, 1 and 2; no value of a credential header in anything the command prints.
+//! Exit codes 0, 1 and 2; no value of a credential header, in any case, in anything the command
+//! prints but the body; an event of SCF's synchronous limit sent, one byte more refused.
 //! Loopback only. Every process is killed on every path (guards), every wait is bounded.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -125,12 +128,14 @@ impl Run {
         &rest[..rest.find(')').expect("the request line ends with )")]
     }
 
-    /// Asserts that none of `secrets` shows in what the command printed.
+    /// Asserts that none of `secrets` shows, in any case, in what the command printed.
     fn assert_hides(&self, secrets: &[&str]) {
-        let out = String::from_utf8_lossy(&self.stdout);
+        let out = String::from_utf8_lossy(&self.stdout).to_lowercase();
+        let err = self.stderr.to_lowercase();
         for s in secrets {
+            let s = s.to_lowercase();
             assert!(
-                !out.contains(s) && !self.stderr.contains(s),
+                !out.contains(&s) && !err.contains(&s),
                 "a credential ({} characters) is in the output:\n{}",
                 s.len(),
                 self.all()
@@ -312,17 +317,22 @@ impl Recorder {
     }
 }
 
-/// One request: its head, then as many body bytes as its `Content-Length` says.
+/// One request: its head, then as many body bytes as its `Content-Length` says (the head
+/// looked for until found, not in every read of a large body).
 fn read_request(s: &mut TcpStream) -> Vec<u8> {
     let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = None;
     loop {
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+        if total.is_none()
+            && let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n")
+        {
             let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-            let len = head_value(&head, "content-length").map_or(0, |v| v.parse().unwrap());
-            if raw.len() >= end + 4 + len {
-                return raw;
-            }
+            let len: usize = head_value(&head, "content-length").map_or(0, |v| v.parse().unwrap());
+            total = Some(end + 4 + len);
+        }
+        if total.is_some_and(|t| raw.len() >= t) {
+            return raw;
         }
         let n = s.read(&mut buf).expect("read the request");
         assert!(
@@ -811,6 +821,201 @@ fn test_argument_errors_exit_2_before_sending() {
         assert!(r.stderr.contains(want), "{args:?}: {}", r.all());
         assert!(r.stdout.is_empty(), "{args:?}: {}", r.all());
         // Nothing was sent: no request line.
+        assert!(
+            !r.stderr.lines().any(|l| l.starts_with("> ")),
+            "{args:?}: {}",
+            r.all()
+        );
+    }
+}
+
+#[test]
+fn test_credentials_given_back_by_a_hostile_server_are_never_shown() {
+    // The recorder answers with every credential it was sent given back: as a header's name,
+    // upper- and lower-cased, the bearer token alone (in a challenge too), Basic's pair and
+    // password decoded, across the cut of a long value and at its end. Only the body, shown as
+    // it is by design, holds none.
+    const BEARER: &str = "Tok3n-Z8krbsj5ykbzqpn74wfk";
+    const USER: &str = "ann";
+    const PASSWORD: &str = "Pa55w0rd-Qx7vLm2";
+    let rec = Recorder::start(|raw| {
+        let (head, _) = split_request(raw);
+        let value = |n: &str| head_value(&head, n).unwrap_or("").to_owned();
+        let token = value("authorization")
+            .split_once(' ')
+            .map(|(_, t)| t.to_owned())
+            .unwrap_or_default();
+        let basic = value("proxy-authorization")
+            .split_once(' ')
+            .map(|(_, t)| t.to_owned())
+            .unwrap_or_default();
+        let mut secrets: Vec<String> = SECRETS.iter().map(|(n, _)| value(n)).collect();
+        secrets.push(token.clone());
+        secrets.push(format!("{USER}:{PASSWORD}"));
+        secrets.push(PASSWORD.to_owned());
+        let mut a = String::from("HTTP/1.1 401 Unauthorized\r\nContent-Length: 9\r\n");
+        for (i, s) in secrets.iter().enumerate() {
+            if !s.contains(':') {
+                a += &format!("{s}: as-a-header-name\r\n");
+                a += &format!("{}: as-a-header-name\r\n", s.to_uppercase());
+            }
+            a += &format!("X-Echo-Upper-{i}: {}\r\n", s.to_uppercase());
+            a += &format!("X-Echo-Lower-{i}: {}\r\n", s.to_lowercase());
+            a += &format!("X-Echo-{i}: {s}\r\n");
+        }
+        a += &format!(
+            "WWW-Authenticate: Bearer realm=\"api\", error=\"invalid_token\", token=\"{token}\"\r\n"
+        );
+        a += &format!("X-Token: {}\r\n", token.to_uppercase());
+        a += &format!("X-Basic: {basic}\r\n");
+        a += &format!("X-Long: {}{}\r\n", "a".repeat(395), token.to_uppercase());
+        a += &format!(
+            "X-Tail: {}{}{}\r\n",
+            "b".repeat(394),
+            &token[..8],
+            "c".repeat(20)
+        );
+        a += &format!("{}{token}: long-name\r\n", "n".repeat(90));
+        a += "\r\nreflected";
+        Some(a.into_bytes())
+    });
+    let port = rec.port();
+    let basic = format!("Basic {}", base64_of(&format!("{USER}:{PASSWORD}")));
+    let mut args = vec![
+        "--data".to_owned(),
+        "{}".to_owned(),
+        "--port".to_owned(),
+        port,
+        "-v".to_owned(),
+        "-H".to_owned(),
+        format!("Authorization: Bearer {BEARER}"),
+        "-H".to_owned(),
+        format!("Proxy-Authorization: {basic}"),
+    ];
+    args.extend(secret_args());
+    let r = invoke(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let raw = rec.request();
+    let (head, _) = split_request(&raw);
+    assert_eq!(
+        head_value(&head, "authorization"),
+        Some(&*format!("Bearer {BEARER}"))
+    );
+    assert_eq!(head_value(&head, "proxy-authorization"), Some(&*basic));
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(r.stdout, b"reflected", "{}", r.all());
+    let pair = format!("{USER}:{PASSWORD}");
+    let mut hidden = secret_values();
+    hidden.extend([BEARER, PASSWORD, &pair, &basic[6..], &basic[..8]]);
+    r.assert_hides(&hidden);
+    // Every line given back is there, its secrets taken out.
+    for line in [
+        "< www-authenticate: Bearer realm=\"api\", error=\"invalid_token\", token=\"<redacted>\"",
+        "< x-token: <redacted>",
+        "< x-basic: <redacted>",
+        "< x-echo-0: <redacted>",
+        "< x-echo-upper-3: <redacted>",
+        "< x-echo-lower-5: <redacted>",
+        "< <redacted>: as-a-header-name",
+        &format!("< x-long: {}<reda…", "a".repeat(395)),
+        &format!("< x-tail: {}<redacted>…", "b".repeat(394)),
+        &format!("< {}<redacted>: long-name", "n".repeat(90)),
+        "> Authorization: <redacted>",
+        "> Proxy-Authorization: <redacted>",
+    ] {
+        assert!(r.stderr.lines().any(|l| l == line), "{line}:\n{}", r.all());
+    }
+    // Nor a secret's beginning at a cut.
+    assert!(
+        !r.stderr
+            .to_lowercase()
+            .contains(&BEARER[..4].to_lowercase()),
+        "{}",
+        r.all()
+    );
+}
+
+/// Standard base64 (with padding) of `text`.
+fn base64_of(text: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn test_an_event_of_the_sync_limit_is_sent_and_one_byte_more_refused() {
+    const LIMIT: usize = 6_000_000;
+    // Exactly the limit: a JSON string, sent whole.
+    let mut event = vec![b'x'; LIMIT];
+    event[0] = b'"';
+    event[LIMIT - 1] = b'"';
+    let rec = Recorder::start(|_| Some(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()));
+    let dir = tempfile::tempdir().unwrap();
+    let r = invoke_in(
+        dir.path(),
+        &["-", "--port", &rec.port(), "--name", "f"],
+        &event,
+    );
+    let raw = rec.request();
+    let (head, body) = split_request(&raw);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(head_value(&head, "content-length"), Some("6000000"));
+    assert!(body == event.as_slice(), "{} bytes received", body.len());
+
+    // One byte more, from stdin, a file, or no end at all (/dev/zero): refused, nothing sent.
+    let (_l, _c, _s, port) = refused_port();
+    let port = port.to_string();
+    let file = dir.path().join("big.json");
+    event.push(b' ');
+    std::fs::write(&file, &event).unwrap();
+    let file = file.to_str().unwrap();
+    let mut cases = vec![
+        (
+            vec!["-", "--port", &port],
+            event.clone(),
+            "the event from stdin",
+        ),
+        (vec![file, "--port", &port], Vec::new(), "the event in "),
+        (
+            vec!["--http", "PUT", "/", "-", "--port", &port],
+            event.clone(),
+            "the body from stdin",
+        ),
+    ];
+    if Path::new("/dev/zero").exists() {
+        cases.push((
+            vec!["/dev/zero", "--port", &port],
+            Vec::new(),
+            "the event in /dev/zero",
+        ));
+    }
+    for (args, stdin, want) in cases {
+        let r = invoke_in(dir.path(), &[&args[..], &["--name", "f"]].concat(), &stdin);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.all());
+        assert!(
+            r.stderr.contains(&format!("error: {want}"))
+                && r.stderr.contains(
+                    "is more than 6000000 bytes (6 MB), SCF's limit on a synchronous request (SCF \
+                 answers a larger one with 406 itself): not sent"
+                ),
+            "{args:?}: {}",
+            r.all()
+        );
+        assert!(r.stdout.is_empty(), "{args:?}: {}", r.all());
         assert!(
             !r.stderr.lines().any(|l| l.starts_with("> ")),
             "{args:?}: {}",
