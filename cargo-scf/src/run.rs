@@ -2,7 +2,11 @@
 //!
 //! The binary is a plain `cargo build` (the dev profile unless the cargo arguments say
 //! `--release`) for the host, Linux or macOS, never the musl target: what runs here is the
-//! function's code, and what is made like SCF is the process around it.
+//! function's code, and what is made like SCF is the process around it. That is fidelity, for
+//! testing, not isolation: the limits and Landlock make the function meet SCF's conditions, not
+//! a sandbox that holds code one does not trust (root is not held by `RLIMIT_NPROC`, and
+//! Landlock's filesystem rules leave `chmod`, `chown`, connections to Unix sockets and signals
+//! to other processes free).
 //!
 //! - **Port:** `PORT=9000` (`--port`), as SCF's `ImagePort`; `--port 0` takes a free one, which
 //!   the function's start-up line names.
@@ -28,9 +32,12 @@
 //!   second after its grace period is killed. The tool exits with the function's status
 //!   (128 + N when a signal N ended it). The function runs in a process group of its own, so
 //!   that a Ctrl-C reaches it once, through the tool; on Linux it is killed if the tool dies.
+//!   So does cargo while it builds: a signal to the tool stops cargo's whole group (its
+//!   compilers and build scripts too), and on Linux cargo dies with the tool.
 //! - **Jobs:** `--event FILE|-` runs it as a job function: the event in
-//!   `SCF_CUSTOM_CONTAINER_EVENT` (at most 128 KB), no `PORT`, stdin empty; its exit code is
-//!   the result.
+//!   `SCF_CUSTOM_CONTAINER_EVENT` (at most SCF's 128 KiB; on Linux 28 bytes less, so that
+//!   every event taken can be passed: [`max_event_bytes`]), no `PORT`, stdin empty; its exit
+//!   code is the result.
 //!
 //! `watch.rs` starts the function the same way: [`FunctionArgs`], [`Function`], [`start_build`]
 //! and [`catch_signals`] are shared.
@@ -53,8 +60,13 @@ use crate::project::Project;
 const MAX_FILES: libc::rlim_t = 1024;
 /// SCF's limit on the processes and threads of an instance.
 const MAX_TASKS: libc::rlim_t = 1024;
-/// SCF's limit on a job function's event, `SCF_CUSTOM_CONTAINER_EVENT`: 128 KB.
-const MAX_EVENT_BYTES: usize = 128 * 1024;
+/// SCF's limit on a job function's event, `SCF_CUSTOM_CONTAINER_EVENT`: 128 KiB.
+const SCF_MAX_EVENT_BYTES: usize = 128 * 1024;
+/// Linux's limit on one string of a new process's arguments or environment, `MAX_ARG_STRLEN`:
+/// 32 pages (131,072 bytes with 4 KiB pages), the terminating NUL included. A longer one fails
+/// `exec` with "Argument list too long".
+#[cfg(target_os = "linux")]
+const MAX_ARG_STRLEN_PAGES: usize = 32;
 /// The variable that holds a job function's event.
 const JOB_EVENT: &str = "SCF_CUSTOM_CONTAINER_EVENT";
 /// SCF's version name for the function's latest code.
@@ -75,8 +87,9 @@ const POLL: Duration = Duration::from_millis(10);
 ///
 /// PORT=9000, SCF's environment variables, SCF's limits (1,024 descriptors, 1,024 processes and
 /// threads), `/` as the working directory and, where the kernel has Landlock, only /tmp
-/// writable. SIGINT and SIGTERM go on to the function, which has its grace period; the exit
-/// code is the function's. With --event it runs once as a job function.
+/// writable: SCF's conditions, for testing — not a sandbox for code you do not trust. SIGINT
+/// and SIGTERM go on to the function, which has its grace period; the exit code is the
+/// function's. With --event it runs once as a job function.
 ///
 /// The environment: SCF_FUNCTIONNAME (--name, default the package name),
 /// SCF_FUNCTIONVERSION=$LATEST, SCF_NAMESPACE=default, TENCENTCLOUD_RUNENV=SCF,
@@ -91,7 +104,8 @@ pub struct Args {
     #[arg(long, default_value_t = scf_lean::image::PORT, conflicts_with = "event")]
     port: u16,
     /// Run it once as a job function on this event (a file, or - for stdin): the event goes in
-    /// SCF_CUSTOM_CONTAINER_EVENT (at most 128 KB), no port is given, and the exit code is the
+    /// SCF_CUSTOM_CONTAINER_EVENT (at most SCF's 131,072 bytes; on Linux 131,044, as the
+    /// variable's name counts in Linux's limit), no port is given, and the exit code is the
     /// job's result.
     #[arg(long, value_name = "FILE|-")]
     event: Option<PathBuf>,
@@ -154,10 +168,12 @@ pub fn run(args: Args) -> Result<()> {
         match rx.recv().context("the build's thread is gone")? {
             Event::Built(built) => break built?,
             Event::Signal(sig) => {
-                // A Ctrl-C reached cargo too (it is in this process group); a signal sent to
-                // this process alone goes on to it.
+                // Cargo has a process group of its own (a terminal's Ctrl-C does not reach it):
+                // the whole group is stopped.
                 cargo.signal(libc::SIGTERM);
-                let _ = cargo.wait_for(Duration::from_secs(5));
+                if cargo.wait_for(Duration::from_secs(5)).is_none() {
+                    cargo.signal(libc::SIGKILL);
+                }
                 exit_with(128 + sig);
             }
             Event::Exited(_) => {}
@@ -174,10 +190,13 @@ pub fn run(args: Args) -> Result<()> {
         None => format!("on port {}", args.port),
     };
     eprintln!(
-        "cargo scf run: {} {what}, as SCF runs it: {}",
+        "cargo scf run: {} {what}, as on SCF, for testing — not a sandbox: {}",
         relative(&built.binary, &project.dir).display(),
         started.conditions
     );
+    if let Some(warning) = &started.warning {
+        eprintln!("cargo scf run: warning: {warning}");
+    }
     let proc = started.proc;
     proc.on_exit(move |status| {
         let _ = tx.send(Event::Exited(status));
@@ -217,11 +236,30 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
-/// The event of `--event`: a file's bytes, or stdin's for `-`; at most SCF's 128 KB, and
-/// without NUL bytes (an environment variable cannot hold one).
+/// The longest event `--event` takes: SCF's 128 KiB where this host can pass that much in
+/// `SCF_CUSTOM_CONTAINER_EVENT`. On Linux the variable's whole string (`NAME=`, the event and a
+/// NUL) must fit in `MAX_ARG_STRLEN`, so with 4 KiB pages the event can be 131,072 − 28 =
+/// 131,044 bytes at most: every event taken here can be passed to the function.
+pub(crate) fn max_event_bytes() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let passable = MAX_ARG_STRLEN_PAGES * page - (JOB_EVENT.len() + "=".len() + 1);
+        SCF_MAX_EVENT_BYTES.min(passable)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        SCF_MAX_EVENT_BYTES
+    }
+}
+
+/// The event of `--event`: a file's bytes, or stdin's for `-`; at most [`max_event_bytes`],
+/// and without NUL bytes (an environment variable cannot hold one).
 fn read_event(from: &Path) -> Result<OsString> {
+    let max = max_event_bytes();
     let mut bytes = Vec::new();
-    let limit = MAX_EVENT_BYTES as u64 + 1;
+    let limit = max as u64 + 1;
     if from == Path::new("-") {
         std::io::stdin()
             .take(limit)
@@ -232,11 +270,16 @@ fn read_event(from: &Path) -> Result<OsString> {
             .and_then(|f| f.take(limit).read_to_end(&mut bytes))
             .with_context(|| format!("read the event from {}", from.display()))?;
     }
-    if bytes.len() > MAX_EVENT_BYTES {
-        bail!(
-            "the event is over SCF's {MAX_EVENT_BYTES}-byte limit for a job function's \
-             {JOB_EVENT}"
-        );
+    if bytes.len() > max {
+        if max < SCF_MAX_EVENT_BYTES {
+            bail!(
+                "the event is over {max} bytes, the most this host can pass in {JOB_EVENT} \
+                 (SCF takes {SCF_MAX_EVENT_BYTES}; Linux limits one environment string to \
+                 {} bytes, the variable's name, `=` and a NUL included)",
+                max + JOB_EVENT.len() + 2
+            );
+        }
+        bail!("the event is over SCF's {max}-byte limit for a job function's {JOB_EVENT}");
     }
     if bytes.contains(&0) {
         bail!("the event holds a NUL byte, which an environment variable cannot");
@@ -319,6 +362,9 @@ pub(crate) struct Started {
     pub stdout: Option<ChildStdout>,
     /// What of SCF's conditions it runs under: limits and filesystem, for a status line.
     pub conditions: String,
+    /// A condition that does not hold here although the status line names it (root is not
+    /// held by the process limit).
+    pub warning: Option<String>,
 }
 
 impl Function {
@@ -393,12 +439,14 @@ impl Function {
             c.env(k, v);
         }
         let limits = Limits::scf();
-        let (mut child, applied) = sandbox::spawn(&mut c, &limits, sandbox::Sandbox::new())
+        let (mut child, applied) = sandbox::Sandbox::new()
+            .and_then(|sandbox| sandbox::spawn(&mut c, &limits, sandbox))
             .with_context(|| format!("start {}", binary.display()))?;
         Ok(Started {
             stdout: child.stdout.take(),
             proc: Proc::new(child),
             conditions: format!("{}; {}", limits.describe(), applied.describe()),
+            warning: limits.warning(),
         })
     }
 }
@@ -433,6 +481,19 @@ impl Limits {
                 "{files}, processes and threads not limited (macOS counts all of the user's)"
             ),
         }
+    }
+
+    /// What the limits do not hold here although [`Limits::describe`] names them: Linux does not
+    /// apply `RLIMIT_NPROC` to root.
+    fn warning(&self) -> Option<String> {
+        // SAFETY: getuid has no preconditions.
+        let root = unsafe { libc::getuid() } == 0;
+        (root && self.nproc.is_some()).then(|| {
+            format!(
+                "running as root: the limit of {MAX_TASKS} processes and threads is not enforced \
+                 (Linux exempts root from RLIMIT_NPROC)"
+            )
+        })
     }
 
     /// Sets the limits in the calling process. Async-signal-safe: only `setrlimit`.
@@ -542,6 +603,39 @@ fn unblock_signals() -> std::io::Result<()> {
     Ok(())
 }
 
+/// In a child between `fork` and `exec` (async-signal-safe): on Linux, asks for SIGKILL when
+/// the tool's thread that started it ends (the main thread, which starts every build and
+/// function: so a killed tool leaves none behind), and fails if the tool, `parent`, is gone
+/// already. Elsewhere nothing.
+fn die_with_parent(parent: libc::pid_t) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl and getppid are async-signal-safe system calls.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // The tool died before the request took effect: follow it.
+        if libc::getppid() != parent {
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = parent;
+    Ok(())
+}
+
+/// Whether `err` comes from running out of file descriptors (`EMFILE`: the process's;
+/// `ENFILE`: the system's), a condition that passes: what failed may be tried again.
+pub(crate) fn out_of_files(err: &anyhow::Error) -> bool {
+    err.chain().any(is_out_of_files)
+}
+
+/// Whether `err` is an I/O error `EMFILE` or `ENFILE` (not what it wraps).
+fn is_out_of_files(err: &(dyn std::error::Error + 'static)) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)))
+}
+
 /// The signals the tool catches: Ctrl-C, `kill`, and the terminal going away.
 fn caught_signals() -> libc::sigset_t {
     // SAFETY: sigemptyset initializes `set`; sigaddset adds valid signal numbers to it.
@@ -591,6 +685,8 @@ pub(crate) struct Proc {
     child: Mutex<Child>,
     /// Its process id.
     pub pid: u32,
+    /// It leads a process group of its own, and signals go to the whole group.
+    group: bool,
 }
 
 impl Proc {
@@ -598,6 +694,17 @@ impl Proc {
         Arc::new(Proc {
             pid: child.id(),
             child: Mutex::new(child),
+            group: false,
+        })
+    }
+
+    /// A child that leads a process group of its own (`process_group(0)`): its signals go to
+    /// the group, so that what it started (cargo's compilers and build scripts) gets them too.
+    pub(crate) fn new_group(child: Child) -> Arc<Proc> {
+        Arc::new(Proc {
+            pid: child.id(),
+            child: Mutex::new(child),
+            group: true,
         })
     }
 
@@ -605,14 +712,17 @@ impl Proc {
         self.child.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sends `sig` unless the process has exited; whether it was sent.
+    /// Sends `sig` (to its group, if it leads one) unless the process has exited; whether it
+    /// was sent.
     pub(crate) fn signal(&self, sig: i32) -> bool {
         let mut child = self.lock();
         if !matches!(child.try_wait(), Ok(None)) {
             return false;
         }
-        // SAFETY: kill with the pid of a child not yet reaped (the lock keeps it so).
-        unsafe { libc::kill(self.pid as libc::pid_t, sig) == 0 }
+        let pid = self.pid as libc::pid_t;
+        // SAFETY: kill with the pid of a child not yet reaped (the lock keeps it so), or the
+        // process group it leads, whose id cannot be reused while it lives.
+        unsafe { libc::kill(if self.group { -pid } else { pid }, sig) == 0 }
     }
 
     /// Its exit status, if it has exited (it is reaped then).
@@ -682,6 +792,11 @@ pub(crate) struct Built {
 /// Starts `cargo build` of the project for this host, with `cargo_args`. Cargo's progress and
 /// the compiler's messages go to stderr as usual; its stdout carries JSON messages, which name
 /// the binary ([`Build::finish`]).
+///
+/// Cargo runs in a process group of its own, which [`Proc::signal`] signals whole: stopping a
+/// build stops its compilers and build scripts too. A terminal's Ctrl-C reaches it through the
+/// tool. On Linux cargo is killed if the tool dies (its compilers and build scripts then end
+/// as they finish, their output going nowhere).
 pub(crate) fn start_build(project: &Project, cargo_args: &[OsString]) -> Result<Build> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = project.dir.join("Cargo.toml");
@@ -695,15 +810,29 @@ pub(crate) fn start_build(project: &Project, cargo_args: &[OsString]) -> Result<
         .arg(&manifest)
         .args(cargo_args)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    // SAFETY: the closure only calls sigprocmask, which is async-signal-safe.
+        .stdout(Stdio::piped())
+        .process_group(0);
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure only makes async-signal-safe system calls (sigprocmask, prctl,
+    // getppid).
     unsafe {
-        c.pre_exec(unblock_signals);
+        c.pre_exec(move || {
+            unblock_signals()?;
+            die_with_parent(parent)
+        });
     }
-    let mut child = c.spawn().context("run cargo build (is cargo on PATH?)")?;
+    let mut child = c.spawn().map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            " (is cargo on PATH?)"
+        } else {
+            ""
+        };
+        anyhow::Error::new(e).context(format!("run cargo build{hint}"))
+    })?;
     let stdout = child.stdout.take().context("cargo's stdout")?;
     Ok(Build {
-        proc: Proc::new(child),
+        proc: Proc::new_group(child),
         stdout,
         manifest: manifest.canonicalize().unwrap_or(manifest),
         name: project.name.clone(),
@@ -830,8 +959,8 @@ mod sandbox {
         use std::os::unix::process::CommandExt as _;
 
         use landlock::{
-            ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr,
-            RulesetStatus, path_beneath_rules,
+            ABI, Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreated,
+            RulesetCreatedAttr, RulesetStatus, path_beneath_rules,
         };
 
         use super::{Applied, Child, Command, Limits};
@@ -859,16 +988,41 @@ mod sandbox {
         pub(crate) struct Sandbox(Result<RulesetCreated, String>);
 
         impl Sandbox {
-            pub(crate) fn new() -> Sandbox {
-                let made = || -> Result<RulesetCreated, landlock::RulesetError> {
-                    Ruleset::default()
-                        .handle_access(AccessFs::from_all(ABI))?
-                        .create()?
-                        .add_rules(path_beneath_rules(["/"], AccessFs::from_read(ABI)))?
-                        .add_rules(path_beneath_rules(WRITABLE, AccessFs::from_all(ABI)))?
-                        .add_rules(path_beneath_rules(DEVICES, AccessFs::from_file(ABI)))
+            /// The ruleset, or why Landlock cannot restrict (the function then runs with writes
+            /// free, and the status line says so). Out of descriptors (a passing condition), an
+            /// error: the start fails and may be tried again, rather than run without the rules
+            /// (`path_beneath_rules` leaves out a path it cannot open: without `/`, nothing
+            /// could be read).
+            pub(crate) fn new() -> std::io::Result<Sandbox> {
+                let root = match PathFd::new("/") {
+                    Ok(root) => root,
+                    Err(e) => return check(&e).map(|()| Sandbox(Err(e.to_string()))),
                 };
-                Sandbox(made().map_err(|e| e.to_string()))
+                let made = Ruleset::default()
+                    .handle_access(AccessFs::from_all(ABI))
+                    .and_then(|r| r.create())
+                    .and_then(|r| r.add_rule(PathBeneath::new(root, AccessFs::from_read(ABI))))
+                    .and_then(|r| {
+                        r.add_rules(path_beneath_rules(WRITABLE, AccessFs::from_all(ABI)))
+                    })
+                    .and_then(|r| {
+                        r.add_rules(path_beneath_rules(DEVICES, AccessFs::from_file(ABI)))
+                    });
+                match made {
+                    Ok(r) => Ok(Sandbox(Ok(r))),
+                    Err(e) => check(&e).map(|()| Sandbox(Err(e.to_string()))),
+                }
+            }
+        }
+
+        /// `EMFILE` or `ENFILE` anywhere in `err`'s chain, as an error of its own.
+        fn check(err: &(dyn std::error::Error + 'static)) -> std::io::Result<()> {
+            let errno = std::iter::successors(Some(err), |e| e.source())
+                .filter(|e| super::super::is_out_of_files(*e))
+                .find_map(|e| e.downcast_ref::<std::io::Error>()?.raw_os_error());
+            match errno {
+                Some(errno) => Err(std::io::Error::from_raw_os_error(errno)),
+                None => Ok(()),
             }
         }
 
@@ -902,16 +1056,7 @@ mod sandbox {
             let pre_exec = move || -> std::io::Result<()> {
                 super::super::unblock_signals()?;
                 Limits { nofile, nproc }.apply()?;
-                // SAFETY: prctl and getppid are async-signal-safe system calls.
-                unsafe {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    // The tool died before the request took effect: follow it.
-                    if libc::getppid() != parent {
-                        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                    }
-                }
+                super::super::die_with_parent(parent)?;
                 let (byte, errno) = match ruleset.take().map(RulesetCreated::restrict_self) {
                     Some(Ok(s)) => match s.ruleset {
                         RulesetStatus::FullyEnforced => (FULL, 0),
@@ -962,15 +1107,15 @@ mod sandbox {
             nofile: libc::rlim_t,
             nproc: Option<libc::rlim_t>,
         ) -> std::io::Result<Child> {
-            // SAFETY: only async-signal-safe system calls (sigprocmask, setrlimit, prctl).
+            // SAFETY: getpid has no preconditions.
+            let parent = unsafe { libc::getpid() };
+            // SAFETY: only async-signal-safe system calls (sigprocmask, setrlimit, prctl,
+            // getppid).
             unsafe {
                 c.pre_exec(move || {
                     super::super::unblock_signals()?;
                     Limits { nofile, nproc }.apply()?;
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
+                    super::super::die_with_parent(parent)
                 });
             }
             c.spawn()
@@ -987,8 +1132,8 @@ mod sandbox {
         pub(crate) struct Sandbox;
 
         impl Sandbox {
-            pub(crate) fn new() -> Sandbox {
-                Sandbox
+            pub(crate) fn new() -> std::io::Result<Sandbox> {
+                Ok(Sandbox)
             }
         }
 
@@ -1009,5 +1154,34 @@ mod sandbox {
             let child = c.spawn()?;
             Ok((child, Applied::None("Landlock is Linux's")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_out_of_files_is_found_through_the_context() {
+        let emfile = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::EMFILE))
+            .context("run cargo build");
+        assert!(out_of_files(&emfile));
+        let enfile = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::ENFILE));
+        assert!(out_of_files(&enfile.context("start x").context("more")));
+        let other = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::ENOENT));
+        assert!(!out_of_files(&other));
+        assert!(!out_of_files(&anyhow::anyhow!("Too many open files")));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn test_the_event_limit_leaves_room_for_the_variables_name_and_nul() {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if page == 4096 {
+            assert_eq!(max_event_bytes(), 131_072 - 28);
+        }
+        assert!(max_event_bytes() <= SCF_MAX_EVENT_BYTES);
+        assert_eq!("SCF_CUSTOM_CONTAINER_EVENT=".len() + 1, 28);
     }
 }

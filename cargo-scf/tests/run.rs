@@ -1,6 +1,8 @@
 //! `cargo scf run`: the function built for this host and served as SCF serves it — on the port
-//! its start-up line names, with SCF's environment, limits and filesystem, signals passed on
-//! once — and run as a job function, with its exit code. Loopback only; every process is
+//! its start-up line names, with SCF's environment, limits and filesystem (said to be for
+//! testing, not a sandbox, and as root what does not hold), signals passed on once — and run
+//! as a job function, with its exit code, on the largest event that can be passed; a build
+//! stopped or killed with the tool leaves nothing behind. Loopback only; every process is
 //! killed on every path (`common/function.rs`).
 
 #[path = "common/function.rs"]
@@ -107,6 +109,27 @@ fn test_run_serves_on_the_port_it_names_with_scfs_environment_and_limits() {
         .wait_for(SHORT, |l| l.starts_with("cargo scf run: "))
         .unwrap();
     assert!(status.contains("1024 descriptors"), "{status}");
+    // Fidelity, not isolation: said so, and as root, what does not hold.
+    assert!(
+        status.contains("as on SCF, for testing — not a sandbox: "),
+        "{status}"
+    );
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0 && cfg!(target_os = "linux");
+    let warning = tool
+        .err
+        .wait_for(if root { SHORT } else { Duration::ZERO }, |l| {
+            l.starts_with("cargo scf run: warning: ")
+        });
+    if root {
+        let warning = warning.unwrap_or_else(|| panic!("no warning as root\n{}", tool.output()));
+        assert!(
+            warning.contains("the limit of 1024 processes and threads is not enforced"),
+            "{warning}"
+        );
+    } else {
+        assert_eq!(warning, None);
+    }
     if cfg!(target_os = "linux") {
         let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
         let limit = |name: &str| -> (String, String) {
@@ -205,9 +228,34 @@ fn test_run_event_runs_a_job_function_and_exits_with_its_code() {
         );
     }
 
-    // Over SCF's 128 KB: refused before anything is built or run.
+    // The largest event taken runs (every event taken can be passed to the function); one
+    // byte more is refused before anything is built or run.
+    let max = max_event_bytes();
+    let largest = dir.path().join("largest.json");
+    let mut json = br#"{"Type":"timer","pad":""#.to_vec();
+    json.resize(max - 2, b'x');
+    json.extend_from_slice(br#""}"#);
+    assert_eq!(json.len(), max);
+    std::fs::write(&largest, &json).unwrap();
+    let mut tool = Tool::start(
+        &project().dir,
+        &["run", "--event", largest.to_str().unwrap()],
+        &[],
+    );
+    let status = tool.wait(BUILD).expect("the job ends");
+    assert_eq!(status.code(), Some(0), "{}", tool.output());
+    let line = tool
+        .out
+        .wait_for(SHORT, |l| l.contains("\"event\""))
+        .unwrap_or_else(|| panic!("no answer\n{}", tool.output()));
+    let answer: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        answer["event"]["pad"].as_str().map(str::len),
+        Some(max - 25)
+    );
+
     let big = dir.path().join("big.json");
-    std::fs::write(&big, vec![b' '; 128 * 1024 + 1]).unwrap();
+    std::fs::write(&big, vec![b' '; max + 1]).unwrap();
     let mut tool = Tool::start(
         &project().dir,
         &["run", "--event", big.to_str().unwrap()],
@@ -215,13 +263,35 @@ fn test_run_event_runs_a_job_function_and_exits_with_its_code() {
     );
     let status = tool.wait(SHORT).expect("refused at once");
     assert_eq!(status.code(), Some(1));
+    let said = if max < 131_072 {
+        format!("over {max} bytes, the most this host can pass in SCF_CUSTOM_CONTAINER_EVENT")
+    } else {
+        "over SCF's 131072-byte limit".to_owned()
+    };
     assert!(
-        tool.err
-            .wait_for(SHORT, |l| l.contains("over SCF's 131072-byte limit"))
-            .is_some(),
+        tool.err.wait_for(SHORT, |l| l.contains(&said)).is_some(),
         "{}",
         tool.output()
     );
+    assert_eq!(
+        tool.err
+            .count(|l| l.contains("Compiling") || l.contains("Finished")),
+        0,
+        "refused before building\n{}",
+        tool.output()
+    );
+}
+
+/// The longest event `--event` takes: SCF's 128 KiB, less on Linux by what `MAX_ARG_STRLEN`
+/// (32 pages) leaves for the event beside `SCF_CUSTOM_CONTAINER_EVENT=` and the NUL.
+fn max_event_bytes() -> usize {
+    if cfg!(target_os = "linux") {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        (32 * page - "SCF_CUSTOM_CONTAINER_EVENT=".len() - 1).min(131_072)
+    } else {
+        131_072
+    }
 }
 
 /// A terminal's Ctrl-C goes to the tool's whole process group; the function, in a group of its
@@ -272,4 +342,37 @@ fn test_a_killed_run_leaves_no_function_behind() {
     let pid = function_pid(&mut tool, port);
     tool.signal(libc::SIGKILL);
     assert!(gone(pid, SHORT), "the function outlived the tool");
+}
+
+/// A Ctrl-C during the build (to the tool's process group, as a terminal sends it) stops
+/// cargo's own process group through the tool, build script included; the tool exits 130.
+/// Killed outright, the tool takes cargo with it (Linux's parent-death signal).
+#[cfg(target_os = "linux")]
+#[test]
+fn test_ctrl_c_or_sigkill_during_the_build_leaves_no_build_behind() {
+    let project = function::Project::new("scf-run-blocked", "blocked");
+    project.block_builds();
+    for stop in [libc::SIGINT, libc::SIGKILL] {
+        let marks = tmp_dir();
+        let mut tool = Tool::start(
+            &project.dir,
+            &["run", "--port", "0"],
+            &[("SCF_TEST_BUILD_MARKS", marks.path().to_str().unwrap())],
+        );
+        let (script, cargo) = function::blocked_build(marks.path());
+        tool.owns(script);
+        tool.owns(cargo);
+        // SAFETY: getpgid only reads.
+        assert_eq!(unsafe { libc::getpgid(cargo as i32) }, cargo as i32);
+        if stop == libc::SIGINT {
+            tool.signal_group(libc::SIGINT);
+            let status = tool.wait(SHORT).expect("the tool exits");
+            assert_eq!(status.code(), Some(130), "{}", tool.output());
+            assert!(gone(script, SHORT), "the build script outlived the tool");
+        } else {
+            tool.signal(libc::SIGKILL);
+            tool.wait(SHORT).expect("killed");
+        }
+        assert!(gone(cargo, SHORT), "cargo outlived the tool ({stop})");
+    }
 }

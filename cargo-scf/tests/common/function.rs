@@ -2,7 +2,8 @@
 //!
 //! The project is made by `cargo scf new` from this repository's template, its `src/main.rs`
 //! replaced by a probe ([`main_rs`]) that answers what the tests look at: its answer, an
-//! environment variable, its pid, a write to a path, a slow request, a stream. Every project
+//! environment variable, its pid, a write to a path, a slow request, a stream, a long line on
+//! stdout; its build can be made to wait for the test ([`Project::block_builds`]). Every project
 //! builds into one target directory (`target/tmp/scf-functions`), so scf-lean and the other
 //! dependencies compile once for all the tests and all their runs.
 //!
@@ -83,6 +84,18 @@ impl Function for Probe {
             "/" => ANSWER.to_owned(),
             "/env" => std::env::var(q("name")).unwrap_or_else(|_| "<unset>".into()),
             "/pid" => std::process::id().to_string(),
+            "/spew" => {
+                // MB mebibytes of `x` on stdout, then one newline: a single long line.
+                use std::io::Write as _;
+                let chunk = vec![b'x'; 1 << 20];
+                let mut stdout = std::io::stdout().lock();
+                for _ in 0..q("mb").parse::<usize>().unwrap_or(1) {
+                    stdout.write_all(&chunk)?;
+                }
+                stdout.write_all(b"\n")?;
+                stdout.flush()?;
+                "spewed".into()
+            }
             "/write" => match std::fs::write(q("path"), b"x") {
                 Ok(()) => "written".into(),
                 Err(e) => format!("{:?}", e.kind()),
@@ -173,6 +186,46 @@ impl Project {
 
     pub fn write_main(&self, source: &str) {
         std::fs::write(self.dir.join("src/main.rs"), source).unwrap();
+    }
+
+    /// Replaces the build script with [`BLOCKING_BUILD_RS`]: a build run with
+    /// `SCF_TEST_BUILD_MARKS=DIR` in its environment waits for the test.
+    pub fn block_builds(&self) {
+        std::fs::write(self.dir.join("build.rs"), BLOCKING_BUILD_RS).unwrap();
+    }
+}
+
+/// A build script that, given `SCF_TEST_BUILD_MARKS=DIR`, writes `PID PPID` (its own and
+/// cargo's) to `DIR/build-pid` and waits until `DIR/go` exists (60 s at most, past any wait of
+/// a test). It runs again whenever the variable changes.
+pub const BLOCKING_BUILD_RS: &str = r#"fn main() {
+    println!("cargo:rerun-if-env-changed=SCF_TEST_BUILD_MARKS");
+    let Some(dir) = std::env::var_os("SCF_TEST_BUILD_MARKS") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let ids = format!("{} {}", std::process::id(), std::os::unix::process::parent_id());
+    std::fs::write(dir.join("build-pid.tmp"), ids).unwrap();
+    std::fs::rename(dir.join("build-pid.tmp"), dir.join("build-pid")).unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !dir.join("go").exists() && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+"#;
+
+/// The blocked build script's pid and cargo's (its parent), once it runs (`marks` is its
+/// `SCF_TEST_BUILD_MARKS`).
+pub fn blocked_build(marks: &Path) -> (u32, u32) {
+    let path = marks.join("build-pid");
+    let end = Instant::now() + BUILD;
+    loop {
+        if let Ok(ids) = std::fs::read_to_string(&path) {
+            let mut ids = ids.split(' ').map(|n| n.parse().unwrap());
+            return (ids.next().unwrap(), ids.next().unwrap());
+        }
+        assert!(Instant::now() < end, "the build script never ran");
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -390,6 +443,117 @@ pub fn get(port: u16, path: &str, limit: Duration) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("GET {path}: {head:?}"));
     (status, body.to_owned())
+}
+
+/// `GET path` on an open connection, kept alive: the status and the body (as long as its
+/// `Content-Length` says), read within SHORT.
+pub fn get_on(s: &mut TcpStream, path: &str) -> (u16, String) {
+    s.set_read_timeout(Some(SHORT)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => answer.push(byte[0]),
+            other => panic!(
+                "GET {path}: {other:?} after {:?}",
+                String::from_utf8_lossy(&answer)
+            ),
+        }
+    }
+    let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    s.read_exact(&mut body).unwrap();
+    (status, String::from_utf8(body).unwrap())
+}
+
+/// Sends `GET path` on a new connection, reading nothing.
+pub fn send_get(port: u16, path: &str) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    s
+}
+
+/// Reads the rest of an answer, `Connection: close`: its status and body.
+pub fn read_answer(mut s: TcpStream) -> (u16, String) {
+    s.set_read_timeout(Some(SHORT)).unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {answer:?}"));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+    (status, body.to_owned())
+}
+
+/// Waits until `f` holds (within SHORT); whether it did.
+pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + SHORT;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The threads of process `pid` whose name starts with `prefix` (Linux's /proc).
+pub fn threads_named(pid: i32, prefix: &str) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .count()
+}
+
+/// A field of `/proc/PID/status`, in kB (`VmHWM`: the peak of its resident memory).
+pub fn status_kb(pid: i32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in {status}"));
+    number_after(line.trim_start(), "") as u64
+}
+
+/// The inotify watches process `pid` has (Linux's /proc: the `inotify wd:` lines of its
+/// inotify descriptors).
+pub fn inotify_watches(pid: i32) -> usize {
+    let mut n = 0;
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let inotify =
+            std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == "anon_inode:inotify");
+        if inotify {
+            let info =
+                std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().display()))
+                    .unwrap_or_default();
+            n += info
+                .lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count();
+        }
+    }
+    n
 }
 
 /// The number after `key` in `line` (`port 4567`, `0.0.0.0:4567`).
