@@ -612,7 +612,11 @@ impl Client {
     /// control characters escaped and at most `max` characters kept, so that no cut leaves a
     /// part of a secret.
     pub fn shown(&self, text: &str, max: usize) -> String {
-        crate::auth::printable(&scrub(text, &self.credentials.secrets()), max)
+        crate::auth::redact(
+            &crate::auth::printable(text, usize::MAX),
+            &self.credentials.secrets(),
+            max,
+        )
     }
 
     /// Every string in `v` (keys too) scrubbed of the secrets.
@@ -637,27 +641,8 @@ impl Client {
 }
 
 /// `text` with every occurrence of each secret, in any ASCII case, replaced by `<redacted>`.
-pub fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut s = text.to_owned();
-    for secret in secrets.iter().filter(|x| !x.is_empty()) {
-        let n = secret.len();
-        let mut out = String::with_capacity(s.len());
-        let mut i = 0;
-        let b = s.as_bytes();
-        while i < b.len() {
-            if b.len() - i >= n && b[i..i + n].eq_ignore_ascii_case(secret.as_bytes()) {
-                out.push_str("<redacted>");
-                i += n;
-            } else {
-                // Copy one whole character.
-                let ch = s[i..].chars().next().expect("i is on a character boundary");
-                out.push(ch);
-                i += ch.len_utf8();
-            }
-        }
-        s = out;
-    }
-    s
+fn scrub(text: &str, secrets: &[&str]) -> String {
+    crate::auth::redact(text, secrets, usize::MAX)
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ use base64::Engine as _;
 use ureq::http::{self, Uri};
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
-use crate::auth::printable;
+use crate::auth::{MIN_SECRET, REDACTED, printable, redact};
 
 /// Where `cargo scf run` and `cargo scf watch` serve the function, as SCF's port.
 const DEFAULT_URL: &str = "http://127.0.0.1:9000";
@@ -68,11 +68,6 @@ const ASYNC_LIMIT: usize = 128 * 1024;
 const SHOWN_VALUE: usize = 400;
 /// Header names shown at most this long (characters).
 const SHOWN_NAME: usize = 100;
-/// A secret shorter than this (characters) is not taken out of what is shown (it would take
-/// ordinary text out); nor is a secret's beginning shorter than this left at a cut.
-const MIN_SECRET: usize = 4;
-/// What a secret is shown as.
-const REDACTED: &str = "<redacted>";
 
 /// A trigger's sample event, built into the tool.
 #[derive(Clone, Copy, Debug)]
@@ -918,65 +913,6 @@ fn auth_params(text: &str) -> Vec<(String, String)> {
                 .to_owned();
         }
         out.push((name.trim().to_owned(), value));
-    }
-}
-
-/// `text` with every occurrence of one of `secrets` (in any ASCII case; overlapping ones as
-/// one) shown as `<redacted>`, then cut to `max` characters: taken out before the cut, a secret
-/// crossing it leaves nothing, and a secret's beginning of [`MIN_SECRET`] characters or more
-/// left at the cut is taken out too.
-fn redact(text: &str, secrets: &[String], max: usize) -> String {
-    let lower = text.to_ascii_lowercase();
-    let secrets: Vec<String> = secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .map(|s| s.to_ascii_lowercase())
-        .collect();
-    let mut spans = Vec::new();
-    for s in &secrets {
-        let mut from = 0;
-        while let Some(i) = lower[from..].find(s.as_str()) {
-            let at = from + i;
-            spans.push((at, at + s.len()));
-            from = at + lower[at..].chars().next().map_or(1, char::len_utf8);
-        }
-    }
-    spans.sort_unstable();
-    let mut merged: Vec<(usize, usize)> = Vec::new();
-    for (start, end) in spans {
-        match merged.last_mut() {
-            Some(last) if start <= last.1 => last.1 = last.1.max(end),
-            _ => merged.push((start, end)),
-        }
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut pos = 0;
-    for (start, end) in merged {
-        out.push_str(&text[pos..start]);
-        out.push_str(REDACTED);
-        pos = end;
-    }
-    out.push_str(&text[pos..]);
-    let Some((cut, _)) = out.char_indices().nth(max) else {
-        return out;
-    };
-    let kept = &out[..cut];
-    let kept_lower = kept.to_ascii_lowercase();
-    // The longest beginning of a secret that what is kept ends with.
-    let tail = secrets
-        .iter()
-        .flat_map(|s| {
-            s.char_indices()
-                .skip(MIN_SECRET)
-                .map(|(i, _)| i)
-                .chain([s.len()])
-                .filter(|&i| s[..i].chars().count() >= MIN_SECRET)
-                .filter(|&i| kept_lower.ends_with(&s[..i]))
-        })
-        .max();
-    match tail {
-        Some(n) => format!("{}{REDACTED}…", &kept[..kept.len() - n]),
-        None => format!("{kept}…"),
     }
 }
 

@@ -1452,13 +1452,13 @@ impl Client {
 
     /// `text` with every secret in play replaced by `<redacted>`, then made printable.
     fn scrub(&self, text: &str) -> String {
-        let mut t = text.to_owned();
-        for s in &self.secrets {
-            if s.expose().len() >= 4 {
-                t = t.replace(s.expose(), "<redacted>");
-            }
-        }
-        printable(&t, 400)
+        let secrets: Vec<&str> = self
+            .secrets
+            .iter()
+            .map(Secret::expose)
+            .filter(|s| s.chars().count() >= auth::MIN_SECRET)
+            .collect();
+        auth::redact(&printable(text, usize::MAX), &secrets, 400)
     }
 
     /// `: CODE: message` from a registry's error body, or its text; empty when it has none.
