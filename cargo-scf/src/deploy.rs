@@ -131,8 +131,8 @@ pub struct Args {
     /// not pushed: its digest is known without).
     #[arg(long)]
     pub dry_run: bool,
-    /// The API's endpoint (default: https://scf.tencentcloudapi.com); http:// only on
-    /// loopback, for a local stand-in.
+    /// The API's endpoint (default: the public one, scf.tencentcloudapi.com over HTTPS); plain
+    /// HTTP only on loopback, for a local stand-in.
     #[arg(long, value_name = "URL", env = "TENCENTCLOUD_SCF_ENDPOINT")]
     pub endpoint: Option<String>,
     /// Push over plain HTTP (a loopback registry only; see `cargo scf push --help`).

@@ -705,7 +705,7 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 pub struct Written {
     /// `TAG (FORMAT, DATE): one gzip layer of SIZE`.
     pub summary: String,

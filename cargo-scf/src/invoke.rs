@@ -225,7 +225,7 @@ pub struct Args {
     /// X-Scf-Namespace.
     #[arg(long, value_name = "NS", default_value = "default")]
     namespace: String,
-    /// Show the request's headers too (a credential's value as <redacted>).
+    /// Show the request's headers too (a credential's value redacted).
     #[arg(short, long)]
     verbose: bool,
 }

@@ -88,13 +88,13 @@ None found: anonymous. A password or token is never printed.
 
 Progress goes to stderr; stdout's last line is REGISTRY/NAME:TAG@sha256:DIGEST.")]
 pub struct Args {
-    /// Where to push: REGISTRY/NAMESPACE/NAME[:TAG] (TAG defaults to latest), e.g.
+    /// Where to push: REGISTRY/NAMESPACE/NAME:TAG, or without :TAG for latest, e.g.
     /// ccr.ccs.tencentyun.com/NAMESPACE/NAME:TAG (TCR personal),
     /// NAME.tencentcloudcr.com/NAMESPACE/NAME:TAG (TCR enterprise), 127.0.0.1:5000/NAME:TAG.
     #[arg(value_name = "REF")]
     reference: String,
-    /// The OCI image layout to push (default: <target directory>/scf/image, where `cargo scf
-    /// image` writes it).
+    /// The OCI image layout to push (default: scf/image in the target directory, where `cargo
+    /// scf image` writes it: target/scf/image unless CARGO_TARGET_DIR says otherwise).
     #[arg(long, value_name = "DIR")]
     layout: Option<PathBuf>,
     /// Speak plain HTTP, without TLS, to the registry's host (and to no other): meant for a
