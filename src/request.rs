@@ -428,12 +428,13 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    /// A request for a unit test, without a socket. The platform's context fields among
-    /// `headers` (`X-Scf-*`) fill the context as the server would fill it.
+    /// A request for a unit test, without a socket. `headers` are name and value pairs,
+    /// `&[(&str, &[u8])]` (values are bytes, as on the wire). The platform's context fields
+    /// among them (`X-Scf-*`) fill the context as the server would fill it.
     ///
     /// ```
     /// use scf_lean::Request;
-    /// let headers = [("Host", &b"x"[..]), ("X-Scf-Request-Id", &b"r1"[..])];
+    /// let headers: [(&str, &[u8]); 2] = [("Host", b"x"), ("X-Scf-Request-Id", b"r1")];
     /// let req = Request::new("GET", "/a?b=1", &headers, b"");
     /// assert_eq!((req.path(), req.query()), ("/a", "b=1"));
     /// assert_eq!(req.context().request_id, Some("r1"));
