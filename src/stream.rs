@@ -303,6 +303,19 @@ impl BodyStream {
     /// request), the connection's end on HTTP/1.0. Returning `Ok` from the producer does the
     /// same; a `send` after it fails.
     ///
+    /// ```
+    /// use scf_lean::Response;
+    /// let mut out = Response::new();
+    /// out.stream(|body| {
+    ///     body.send(b"all of it")?;
+    ///     body.finish()?; // the client has the whole body now
+    ///     assert!(body.send(b"more").is_err());
+    ///     Ok(()) // cleaning up after the answer is out costs the client nothing
+    /// })
+    /// .unwrap();
+    /// assert_eq!(out.collect_stream().unwrap().unwrap(), b"all of it");
+    /// ```
+    ///
     /// # Errors
     /// As [`BodyStream::send`].
     pub fn finish(&mut self) -> io::Result<()> {
