@@ -515,10 +515,10 @@ run_variants() {
   cp "$CARGO_TARGET_DIR/$TARGET/release/no-main" "$BIN/rust-no-main"
   local vsrc=$W/variant-src
   rm -rf "$vsrc" && mkdir -p "$vsrc" && (cd "$SCF_SRC" && tar -c --exclude=./target --exclude=./template/target --exclude=./fuzz .) | tar -x -C "$vsrc"
-  # fn main: the template's entry written the ordinary way.
+  # fn main: the echo's entry written the ordinary way.
   sed -i -e 's/^scf_lean::main!(function());$/fn main() -> std::process::ExitCode { scf_lean::run(function()) }/' \
-    "$vsrc/template/src/main.rs"
-  grep -q 'scf_lean::run(function())' "$vsrc/template/src/main.rs" || { echo "variant fn-main: template entry not found" >&2; return 1; }
+    "$vsrc/src/main.rs"
+  grep -q 'scf_lean::run(function())' "$vsrc/src/main.rs" || { echo "variant fn-main: the echo's entry not found" >&2; return 1; }
   (cd "$vsrc" && SCF_LEAN_COMMIT=$SCF_COMMIT CARGO_TARGET_DIR=/tmp/bench-target/scf-lean-fn-main \
     cargo build -q --release --target "$TARGET" --bin scf-lean >&2)
   cp /tmp/bench-target/scf-lean-fn-main/$TARGET/release/scf-lean "$BIN/scf-lean,fn-main"

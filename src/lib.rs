@@ -97,8 +97,9 @@
 //! the exit code is the result (`job.rs`). [`Function::init`] runs once after `listen` and
 //! before the first invocation; its failure ends the process (exit 1) with the reason logged.
 //!
-//! The template (`template/` in the repository) is a function's project: its `src/main.rs`
-//! (this crate's own binary too, the reference echo), tests, `Dockerfile` and README.
+//! The template (`template/` in the repository) is a function's project: its `src/main.rs` (a
+//! tutorial), tests, `Dockerfile` and README. This crate's own binary, the reference echo, is
+//! `src/main.rs` of the repository.
 //!
 //! With the `events` feature, `scf_lean::events` has a type per SCF trigger (Timer, COS, CKafka, CMQ,
 //! CLS, CLB, API Gateway), the API Gateway integration response, and a closure adapter over

@@ -479,7 +479,7 @@ fn test_slow_reader_of_a_6mb_response_blocks_nobody() {
     let (go, go_rx) = mpsc::channel::<()>();
     let reader = thread::spawn(move || {
         let mut s = connect(addr);
-        // The template echoes the body inside a JSON document: a 6 MB response.
+        // The echo answers with the body inside a JSON document: a 6 MB response.
         s.write_all(&post("/slow", &vec![b'a'; size])).unwrap();
         let t = Instant::now();
         let mut head = Vec::new();

@@ -1,9 +1,10 @@
 //! `cargo scf new NAME`: a new function from scf-lean's template, which is built into the tool.
 //!
-//! The template is a working project as it is: the function is scf-lean's reference echo, and
-//! its tests pass. Two of its files carry Liquid for cargo-generate, in comment lines
-//! (`Cargo.toml`: the package name and the scf-lean dependency; `Dockerfile`: the binary's name);
-//! they are rendered here the same way, so that either tool writes the same project.
+//! The template is a working project as it is: its function is a small tutorial, and its tests
+//! pass. Three of its files carry Liquid for cargo-generate, in comments (`Cargo.toml`: the
+//! package name and the scf-lean dependency; `Dockerfile`: the binary's name; `README.md`: the
+//! package name in its title and commands); they are rendered here the same way, so that either
+//! tool writes the same project.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ mod template {
 }
 
 /// The files that carry Liquid (cargo-generate.toml's `include`).
-const RENDERED: &[&str] = &["Cargo.toml", "Dockerfile"];
+const RENDERED: &[&str] = &["Cargo.toml", "Dockerfile", "README.md"];
 
 /// Where scf-lean comes from when `--scf-lean` is not given.
 pub const DEFAULT_SCF_LEAN: &str = "https://github.com/scf-lean/scf-lean";
@@ -237,5 +238,69 @@ fn git_init(dir: &Path) {
             .args(["init", "-q"])
             .current_dir(dir)
             .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The template's copy of `rel`, as text.
+    fn template_file(rel: &str) -> &'static str {
+        let (_, bytes) = template::FILES
+            .iter()
+            .find(|(r, _)| *r == rel)
+            .unwrap_or_else(|| panic!("no template/{rel}"));
+        std::str::from_utf8(bytes).unwrap()
+    }
+
+    /// The template written for `hello-fn`, in a temporary directory.
+    fn written() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "hello-fn", "https://example.invalid/scf-lean").unwrap();
+        dir
+    }
+
+    /// The README comes out as the template's, `my-function` replaced by the package's name
+    /// everywhere, its first and last lines (the Liquid) reduced to empty HTML comments: any
+    /// other Liquid in it (a `{{` or `{%` of its own) would show here.
+    #[test]
+    fn test_the_readme_names_the_package() {
+        let dir = written();
+        let readme = fs::read_to_string(dir.path().join("README.md")).unwrap();
+        let lines: Vec<&str> = template_file("README.md").split_inclusive('\n').collect();
+        assert_eq!(lines[0], "<!-- {% capture readme %} -->\n");
+        assert!(lines[lines.len() - 1].starts_with("<!-- {% endcapture %}"));
+        let body = lines[1..lines.len() - 1].concat();
+        assert!(body.starts_with("# my-function\n"), "{body}");
+        let expected = format!(
+            "<!--  -->\n{}<!--  -->\n",
+            body.replace("my-function", "hello-fn")
+        );
+        assert_eq!(readme, expected);
+        assert!(readme.contains("\n# hello-fn\n"));
+        assert!(!readme.contains("my-function"));
+    }
+
+    /// Every other file but the rendered ones is copied byte for byte; the rendered ones name
+    /// the package.
+    #[test]
+    fn test_only_the_rendered_files_change() {
+        let dir = written();
+        for (rel, bytes) in template::FILES {
+            let out = fs::read(dir.path().join(rel)).unwrap();
+            if RENDERED.contains(rel) {
+                let text = String::from_utf8(out).unwrap();
+                assert!(text.contains("hello-fn"), "{rel}:\n{text}");
+                assert!(
+                    !text.contains("{{") && !text.contains("{%"),
+                    "{rel}:\n{text}"
+                );
+            } else {
+                assert_eq!(&out[..], *bytes, "{rel}");
+            }
+        }
+        let toml = fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();
+        assert!(toml.contains("\nname = \"hello-fn\"\n"), "{toml}");
     }
 }

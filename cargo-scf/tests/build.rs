@@ -147,18 +147,18 @@ fn test_new_function_builds_static_with_rust_lld_when_cc_refuses_the_target() {
     let port = startup_port(&mut child.0);
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = br#"{"Type":"timer"}"#;
+    let body = std::fs::read(project.join("events/timer.json")).unwrap();
     write!(
         s,
         "POST /event-invoke HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Scf-Request-Id: r-1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
-    s.write_all(body).unwrap();
+    s.write_all(&body).unwrap();
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains(r#""Type":"timer""#), "{answer}");
+    assert!(answer.contains(r#""trigger":"EveryDay""#), "{answer}");
 }
 
 /// The `p_type` of each program header of a 64-bit little-endian ELF file.

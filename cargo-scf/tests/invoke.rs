@@ -1,6 +1,6 @@
 //! `cargo scf invoke` as a user runs it: the built binary, against
 //!
-//! - scf-lean's echo (the reference function, `template/src/main.rs`, built here with `cargo
+//! - scf-lean's echo (the reference function, `src/main.rs`, built here with `cargo
 //!   build -p scf-lean`), started on `PORT=0` and read for the port its start-up line names:
 //!   it answers an event with the event and the context it was sent, and an HTTP request with
 //!   its method, path, query, headers (not the credential headers) and body;

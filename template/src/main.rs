@@ -1,158 +1,78 @@
-//! Your function lives here. This template echoes what it receives, so that the first deploy
-//! shows you exactly what SCF sends; replace the two methods of `Echo` with your own code.
-//!
-//! - `event`: event-triggered invocations (`POST /event-invoke`, the trigger's JSON as body).
-//! - `http`: HTTP-triggered requests, passed through by API Gateway as they are.
-//!
-//! Leave one out and it answers with a JSON 404. Return `Err(Error::new("..."))` for a 500
-//! with `{"errorCode", "errorMessage"}`, `Error::bad_request`/`not_found` for a 400/404; `?`
-//! works on any error. Test it with `cargo test` (`tests/echo.rs`: the function called directly
-//! and over HTTP), run it with `cargo run`, ship it with the `Dockerfile` (README.md).
-//!
-//! `scf_lean::main!(function())` at the bottom starts the server before std's runtime set-up,
-//! for a faster cold start; it needs no crate attribute. If you need your own `fn main` (to do
-//! something before serving), write `fn main() -> std::process::ExitCode {
-//! scf_lean::run_as(scf_lean::identity!(), function()) }` instead of the macro.
+//! Your function. SCF sends it events and HTTP requests; it answers each one. This one is a
+//! small shop, to read top to bottom and then replace: a typed event, two HTTP routes, errors
+//! with a status, and state kept between invocations. Its tests are in `tests/function.rs`.
 
 use scf_lean::{Context, Error, Function, Request, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-/// Your function. Anything it needs across invocations (clients, caches) goes in here: it is
-/// built once per instance (by `function()`, at the bottom) and kept warm between requests.
-pub struct Echo;
+/// The function and its state. An instance stays warm between invocations: what lives here (a
+/// count, a cache, a client) is there on the next call, until SCF stops the instance.
+#[derive(Default)]
+pub struct Shop {
+    items: Vec<Item>,
+    greeted: u64,
+}
 
-impl Function for Echo {
-    /// Answers `{"event": <the event as received>, "context": {...}}` (`"eventLength"` for an
-    /// event over `ECHO_MAX`).
+/// `POST /items` takes this JSON and answers with it.
+#[derive(Deserialize, Serialize)]
+struct Item {
+    name: String,
+    qty: u32,
+}
+
+/// What it reads of a timer trigger's event (`events/timer.json`); other fields are skipped.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Timer {
+    trigger_name: String,
+}
+
+impl Function for Shop {
+    /// Events: `POST /event-invoke`, the trigger's JSON as the body (here a timer's).
     fn event<'a>(
         &mut self,
         event: &'a [u8],
         ctx: &Context<'a>,
         out: &mut Response<'a>,
     ) -> Result<(), Error> {
-        // Check that the event is JSON (a 400 if not), without copying it (serde_json keeps a
-        // small stack of the open brackets: one 8-byte allocation for a nested event).
-        // For a typed event, write `let e: MyEvent = scf_lean::from_json(event)?;` instead.
-        scf_lean::from_json::<serde::de::IgnoredAny>(event)?;
-        out.content_type("application/json");
-        let body = out.body_mut();
-        if event.len() <= ECHO_MAX {
-            body.extend_from_slice(b"{\"event\":");
-            body.extend_from_slice(event);
-        } else {
-            body.extend_from_slice(b"{\"eventLength\":");
-            serde_json::to_writer(&mut *body, &event.len())?;
-        }
-        body.extend_from_slice(b",\"context\":");
-        // The context under SCF's own key names; the credentials are never serialized.
-        serde_json::to_writer(&mut *body, ctx)?;
-        body.push(b'}');
-        Ok(())
+        // `?` answers with the error: an event that is not a `Timer` gets a 400 naming the field.
+        let timer: Timer = scf_lean::from_json(event)?;
+        let (trigger, items) = (timer.trigger_name, self.items.len());
+        scf_lean::info!("{trigger} fired; stock: {items}"); // logged with the request id
+        out.json(&json!({ "trigger": trigger, "items": items, "request": ctx.request_id }))
     }
 
-    /// Answers `{"method", "path", "query", "headers", "body", "isBase64Encoded"}`.
+    /// HTTP requests (a web function): every method and path, as API Gateway passes them on.
     fn http<'a>(&mut self, req: &Request<'a>, out: &mut Response<'a>) -> Result<(), Error> {
-        out.content_type("application/json");
-        let b = out.body_mut();
-        b.extend_from_slice(b"{\"method\":");
-        serde_json::to_writer(&mut *b, req.method())?;
-        b.extend_from_slice(b",\"path\":");
-        serde_json::to_writer(&mut *b, req.path())?;
-        b.extend_from_slice(b",\"query\":");
-        serde_json::to_writer(&mut *b, req.query())?;
-        b.extend_from_slice(b",\"headers\":{");
-        write_headers(req, b)?;
-        b.extend_from_slice(b"},");
-        write_body(req.body(), b)?;
-        b.push(b'}');
-        Ok(())
-    }
-}
-
-/// The largest event or body the echo answers whole: the answer stays within SCF's 6 MB
-/// response limit (the server answers a larger one with a 500).
-const ECHO_MAX: usize = 6_000_000;
-
-/// `"body":…,"isBase64Encoded":…`: the body as text when it is UTF-8 without control
-/// characters, else in Base64; `"bodyLength"` instead when that would pass `ECHO_MAX`.
-fn write_body(body: &[u8], b: &mut Vec<u8>) -> Result<(), Error> {
-    let text = std::str::from_utf8(body).ok().filter(|t| {
-        !t.bytes()
-            .any(|c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
-    });
-    // JSON escapes `"`, `\\`, tab, LF and CR with a backslash: one byte more each.
-    let escaped = |t: &str| t.len() + t.bytes().filter(|c| b"\"\\\t\n\r".contains(c)).count();
-    match text {
-        Some(t) if escaped(t) <= ECHO_MAX => {
-            b.extend_from_slice(b"\"body\":");
-            serde_json::to_writer(&mut *b, t)?;
-            b.extend_from_slice(b",\"isBase64Encoded\":false");
-        }
-        _ if body.len().div_ceil(3) * 4 <= ECHO_MAX => {
-            b.extend_from_slice(b"\"body\":\"");
-            scf_lean::base64::encode_into(body, b);
-            b.extend_from_slice(b"\",\"isBase64Encoded\":true");
-        }
-        _ => {
-            b.extend_from_slice(b"\"body\":null,\"bodyLength\":");
-            serde_json::to_writer(&mut *b, &body.len())?;
-        }
-    }
-    Ok(())
-}
-
-/// The request headers as a JSON object: names in lower case, repeated fields joined with
-/// ", ", the credential headers left out; a value that is not UTF-8 with U+FFFD in place of its
-/// bad bytes.
-fn write_headers(req: &Request<'_>, b: &mut Vec<u8>) -> Result<(), Error> {
-    let headers = req.headers();
-    let mut first = true;
-    for (i, (name, _)) in headers.iter().enumerate() {
-        let seen = headers
-            .iter()
-            .take(i)
-            .any(|(n, _)| n.eq_ignore_ascii_case(name));
-        if seen || scf_lean::is_secret_header(name) {
-            continue;
-        }
-        if !first {
-            b.push(b',');
-        }
-        first = false;
-        // A header name is a token: no quote or backslash to escape.
-        b.push(b'"');
-        b.extend(name.bytes().map(|c| c.to_ascii_lowercase()));
-        b.extend_from_slice(b"\":");
-        // The values of every field of this name, joined with ", " into one JSON string, written
-        // in place (no allocation): each value as a JSON string, the quotes between them taken out.
-        let mut joined = false;
-        for (_, v) in headers
-            .iter()
-            .skip(i)
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            let at = if joined {
-                b.pop(); // the closing quote of the values so far
-                b.extend_from_slice(b", ");
-                Some(b.len())
-            } else {
-                None
-            };
-            match std::str::from_utf8(v) {
-                Ok(text) => serde_json::to_writer(&mut *b, text)?,
-                Err(_) => serde_json::to_writer(&mut *b, &String::from_utf8_lossy(v))?,
+        // The path's segments, percent-decoded: /hello/J%C3%BCrgen is "hello", "Jürgen".
+        let (method, mut path) = (req.method(), req.segments());
+        match (method, path.next().as_deref(), path.next(), path.next()) {
+            ("GET", Some("hello"), Some(name), None) => {
+                self.greeted += 1;
+                out.json(&json!({ "hello": name, "greeted": self.greeted }))
             }
-            if let Some(at) = at {
-                b.remove(at); // this value's opening quote
+            ("POST", Some("items"), None, None) => {
+                let item: Item = req.json()?; // a 400 when the body does not fit `Item`
+                if self.items.iter().any(|i| i.name == item.name) {
+                    // Any status from 400 to 599, with the JSON body {"errorCode","errorMessage"}.
+                    let message = format!("{} is already in stock", item.name);
+                    return Err(Error::new(message).with_status(409));
+                }
+                out.set_status(201); // Created
+                out.json(&item)?;
+                self.items.push(item);
+                Ok(())
             }
-            joined = true;
+            _ => Err(Error::not_found("no such route")), // a JSON 404 (Error::bad_request: a 400)
         }
     }
-    Ok(())
 }
 
-/// Your function as the server starts it: `tests/` build it the same way, whatever its type.
-pub fn function() -> Echo {
-    Echo
+/// The function as the server starts it, once per instance; `tests/` build it the same way.
+pub fn function() -> Shop {
+    Shop::default()
 }
 
+// Serves `function()` on port 9000, from before std's own set-up: the fastest cold start.
 scf_lean::main!(function());

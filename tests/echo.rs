@@ -1,21 +1,22 @@
-//! These tests are the echo's: replace them with tests of your function.
+//! The reference echo (`src/main.rs`, this package's binary): its answers, pinned.
 //!
-//! `TestServer` serves the function on a loopback port, in this test process, exactly as SCF's
+//! `TestServer` serves the echo on a loopback port, in this test process, exactly as SCF's
 //! invocations reach it: `event` posts to `/event-invoke` with the `X-Scf-*` headers SCF sends
 //! (fake credentials included), `get` and `request` send HTTP requests as API Gateway passes
-//! them through. The server stops when the test ends, also when it fails.
+//! them through. The server stops when the test ends, also when it fails. The last tests call
+//! the echo directly, without a socket.
 
 use scf_lean::testing::TestServer;
 use scf_lean::{Context, Credentials, Function, Request, Response};
 use serde_json::{Value, json};
 
-/// `src/main.rs`, as the binary builds it: the tests take the function from its `function()`.
+/// `src/main.rs`, as the binary builds it: the tests take the echo from its `function()`.
 #[path = "../src/main.rs"]
 #[allow(dead_code)]
 mod app;
 
 #[test]
-fn an_event_comes_back_with_its_context() {
+fn test_an_event_comes_back_with_its_context() {
     let server = TestServer::start(app::function());
     let event = std::fs::read("events/timer.json").unwrap();
     let r = server.event(&event);
@@ -29,7 +30,7 @@ fn an_event_comes_back_with_its_context() {
 }
 
 #[test]
-fn every_sample_event_is_answered() {
+fn test_every_sample_event_is_answered() {
     let server = TestServer::start(app::function());
     for file in std::fs::read_dir("events").unwrap() {
         let path = file.unwrap().path();
@@ -40,7 +41,7 @@ fn every_sample_event_is_answered() {
 }
 
 #[test]
-fn an_event_that_is_not_json_is_a_400() {
+fn test_an_event_that_is_not_json_is_a_400() {
     let server = TestServer::start(app::function());
     let r = server.event("{oops");
     assert_eq!(r.status, 400);
@@ -48,7 +49,7 @@ fn an_event_that_is_not_json_is_a_400() {
 }
 
 #[test]
-fn an_event_with_invalid_utf8_is_a_400() {
+fn test_an_event_with_invalid_utf8_is_a_400() {
     let server = TestServer::start(app::function());
     let r = server.event(b"{\"a\":\"\xff\xfe\"}");
     assert_eq!(r.status, 400, "{}", r.text());
@@ -59,7 +60,7 @@ fn an_event_with_invalid_utf8_is_a_400() {
 }
 
 #[test]
-fn a_body_is_echoed_as_text_in_base64_or_as_its_length() {
+fn test_a_body_is_echoed_as_text_in_base64_or_as_its_length() {
     let server = TestServer::start(app::function());
     let echo = |body: &[u8]| server.request("POST", "/b", &[], body).json::<Value>();
     assert_eq!(echo(b"caf\xc3\xa9")["body"], "café");
@@ -76,7 +77,7 @@ fn a_body_is_echoed_as_text_in_base64_or_as_its_length() {
 }
 
 #[test]
-fn an_http_request_comes_back_as_json() {
+fn test_an_http_request_comes_back_as_json() {
     let server = TestServer::start(app::function());
     let r = server.request("POST", "/users/7?verbose=1", &[("X-Trace", "1")], "hi");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -92,7 +93,7 @@ fn an_http_request_comes_back_as_json() {
 // would pass, and the function is called directly.
 
 #[test]
-fn event_echo_pins_the_shape() {
+fn test_event_echo_pins_the_shape() {
     let ctx = Context {
         request_id: Some("r-1"),
         memory_mb: Some(128),
@@ -112,7 +113,7 @@ fn event_echo_pins_the_shape() {
 }
 
 #[test]
-fn event_that_is_not_json_is_400() {
+fn test_event_that_is_not_json_is_400() {
     let mut out = Response::new();
     let e = app::function()
         .event(b"{nope", &Context::default(), &mut out)
@@ -121,7 +122,7 @@ fn event_that_is_not_json_is_400() {
 }
 
 #[test]
-fn http_echo_pins_the_shape() {
+fn test_http_echo_pins_the_shape() {
     let h = [
         ("Host", &b"a"[..]),
         ("X-Multi", &b"1"[..]),
