@@ -64,7 +64,9 @@
 //! at WARN for a 4xx and at ERROR for a 5xx, a panic at ERROR (the README's Logging section
 //! has the table). `req.json()` answers a 400 that says `the body is not valid JSON` or
 //! ``the body does not fit Order: missing field `qty` at line 1 column 30``; [`from_json`] says
-//! `the event …`.
+//! `the event …`. With the `log` or `tracing` feature (off by default), the records of those
+//! facades — the function's and those of every crate it uses — are lines of the same log, with
+//! the request id of their call, their target and (`tracing`) their fields ([`mod@log`]).
 //!
 //! ## The execution model
 //! - **Inline, by default.** The loop does the I/O; a complete request is handed to the
@@ -107,7 +109,9 @@
 //! (docs/EVENTS.md).
 //!
 //! A function is tested over HTTP with [`testing::TestServer`] (served on a loopback port in
-//! the test process, events sent with SCF's context headers, stopped on drop), its image with
+//! the test process, events sent with SCF's context headers, stopped on drop; what the function
+//! logs kept for the test to check, each line with its request id:
+//! [`testing::TestServerBuilder::capture_logs`]), its image with
 //! [`testing::image`], and without a socket through [`Context::default`], [`Request::new`] and
 //! [`Response::new`].
 //!
@@ -141,20 +145,22 @@
 //! - `context.rs`: the [`Context`] a function sees; `function.rs`: the [`Function`] trait and
 //!   the closure adapters; `error.rs`: errors and their JSON shape.
 //! - `config.rs`: the settings, one row each in `build.rs`; `log.rs`: log lines; `logger.rs`:
-//!   the function's own log lines (the macros); `scope.rs`: what the thread knows during a call
-//!   (the log lent to the function, the panic caught); `redact.rs`: how `Debug` shows header
-//!   values (a credential's never); `date.rs`: the
-//!   `Date` header; `version.rs`: scf-lean's version and commit, the function's [`Identity`];
+//!   the function's own log lines (the macros); `bridge.rs`: the `log` facade's records and
+//!   `tracing`'s events, the same way (features `log`, `tracing`); `scope.rs`: what the thread
+//!   knows during a call (the log lent to the function, the panic caught); `redact.rs`: how
+//!   `Debug` shows header values (a credential's never); `date.rs`: the `Date` header;
+//!   `version.rs`: scf-lean's version and commit, the function's [`Identity`];
 //!   `panic_hook.rs`: panic messages for the log; `base64.rs`; `sys.rs`: the signal handler and
 //!   `eventfd`, the process CPU clock, the environment read in place, the arguments of a process started by a
 //!   constructor (the only `unsafe`).
 //! - `image.rs`: what a function's image is (target, platform, entrypoint, user, port, labels):
 //!   the one description the template's `Dockerfile`, `testing/image.rs` and `cargo scf image`
 //!   (the tool in `cargo-scf/`, a workspace member with dependencies of its own) follow.
-//! - `testing.rs`: the harness function authors test with ([`testing::TestServer`]), and
-//!   `testing/image.rs`, their image built and run as SCF runs it; `mem.rs`: an in-memory
-//!   socket for the connection's tests and `fuzzing.rs`, the fuzz entry points (feature
-//!   `fuzzing`); `events/`: typed trigger events (feature `events`).
+//! - `testing.rs`: the harness function authors test with ([`testing::TestServer`], its log
+//!   lines captured by lending each call a log of its own), and `testing/image.rs`, their image
+//!   built and run as SCF runs it; `mem.rs`: an in-memory socket for the connection's tests and
+//!   `fuzzing.rs`, the fuzz entry points (feature `fuzzing`); `events/`: typed trigger events
+//!   (feature `events`).
 //!
 //! ## Where a change lands
 //! - **A new limit:** one row in `build.rs` (field, variable, kind, default, range, meaning),
@@ -304,6 +310,8 @@
 #![warn(missing_docs)]
 
 pub mod base64;
+#[cfg(any(feature = "log", feature = "tracing"))]
+mod bridge;
 mod buf;
 mod call;
 mod chunked;
@@ -323,7 +331,7 @@ pub mod fuzzing;
 pub mod image;
 mod invoke;
 mod job;
-mod log;
+pub mod log;
 mod logger;
 #[cfg(any(test, feature = "fuzzing"))]
 mod mem;
@@ -346,6 +354,7 @@ mod wake;
 /// same items, named here instead.
 use scf as platform;
 
+pub use crate::log::{Format, Level};
 pub use config::{Config, ConfigError};
 pub use context::{Context, Credentials};
 pub use entry::{run, run_as, start};
@@ -353,7 +362,6 @@ pub use error::{Error, from_json};
 pub use function::{
     Concurrent, EventFn, Function, HttpFn, JsonFn, concurrent, event_fn, http_fn, json_fn,
 };
-pub use log::{Format, Level};
 #[doc(hidden)]
 pub use logger::__log;
 pub use platform::{Env, env, is_secret_header};

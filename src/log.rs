@@ -1,19 +1,46 @@
-//! Log lines, to stdout and stderr only (SCF collects both and reads nothing else).
+//! The server's log: its [`Level`]s and [`Format`]s, and — with the `log` or `tracing`
+//! feature — the records of those facades written through it.
 //!
-//! One writer for the whole server, in this one module. Lines are built by hand into a reused
-//! buffer with `itoa` (no `std::fmt` on the request path) and written once per turn of the event
-//! loop, so a burst of requests costs one `write` of their access lines. Error lines go to stderr
-//! at once.
+//! Lines go to stdout and stderr only (SCF collects both and reads nothing else), in the shape
+//! `SCF_LEAN_LOG_FORMAT` names (`text` or `json`), at the level `SCF_LEAN_LOG_LEVEL` keeps
+//! (`off`, `error`, `warn`, `info`, `debug`), like the AWS Lambda runtime's
+//! `AWS_LAMBDA_LOG_FORMAT`/`AWS_LAMBDA_LOG_LEVEL`. A function writes its own lines with
+//! [`info!`](crate::info!) and its siblings; the README's Logging section has the whole table.
 //!
-//! Writing never blocks the loop: each descriptor's lines wait in a buffer of at most
-//! [`LOG_BUFFER`] bytes and go out only as far as `poll` says the pipe takes them. When the
-//! reader stalls, the buffer fills, further lines are dropped and counted, and once the pipe
-//! drains a line says how many were lost. SIGTERM and every request are served meanwhile. The level and format come from `SCF_LEAN_LOG_LEVEL` (`off|error|info|debug`) and
-//! `SCF_LEAN_LOG_FORMAT` (`text|json`), like the AWS Lambda runtime's
-//! `AWS_LAMBDA_LOG_LEVEL`/`AWS_LAMBDA_LOG_FORMAT`.
+//! How it is written: one writer for the whole server, in this one module. Lines are built by
+//! hand into a reused buffer with `itoa` (no `std::fmt` on the request path) and written once
+//! per turn of the event loop, so a burst of requests costs one `write` of their access lines.
+//! Error lines go to stderr at once.
+//!
+//! Writing never blocks the loop: each descriptor's lines wait in a buffer of at most 64 KiB
+//! and go out only as far as `poll` says the pipe takes them. When the reader stalls, the
+//! buffer fills, further lines are dropped and counted, and once the pipe drains a line says
+//! how many were lost. SIGTERM and every request are served meanwhile.
 //!
 //! Only the request id, method, path (never the query), status, sizes and times of a request
 //! are ever written: header values other than the request id, and so the credentials, never are.
+//!
+//! ## The `log` and `tracing` facades (features `log` and `tracing`, off by default)
+//! With the feature on, records of the [`log`](https://docs.rs/log) facade and events of
+//! [`tracing`](https://docs.rs/tracing), from the function and from every crate it uses, are
+//! lines of this log: the same level filter, format and never-blocking buffer as
+//! `scf_lean::info!`, with the request id of the call they happened in — on the loop's thread,
+//! on a worker ([`concurrent`](crate::concurrent)) or in a stream's producer — and their target
+//! (the module they came from). Nothing to call: the server installs the logger (and the
+//! subscriber) when it starts, before [`Function::init`](crate::Function::init) runs.
+//! `scf_lean::log::init()` installs them earlier, for records made before the server starts.
+//!
+//! ```text
+//! INFO [8c6f-41] shop::pay: charged user=7 cents=1250
+//! {"level":"INFO","time":"2026-12-02T10:00:00.000Z","requestId":"8c6f-41","msg":"charged","target":"shop::pay","user":7,"cents":1250}
+//! ```
+//!
+//! A `tracing` event's fields follow its message as `key=value` (a string quoted) in text, and as
+//! members of the line in JSON, where a field named like one of the line's own members (`level`,
+//! `time`, `requestId`, `msg`, `target`) is written as `field.<name>`. Spans are not recorded: an
+//! event inside one has its own fields, not the span's. `trace` records and events are never
+//! written (`SCF_LEAN_LOG_LEVEL` stops at `debug`), nor formatted. A record outside any call (while
+//! the function is built, in its `init`, on a thread of its own) has no request id.
 
 use std::ffi::c_int;
 use std::time::{Duration, SystemTime};
@@ -80,6 +107,31 @@ impl Format {
             _ => None,
         }
     }
+}
+
+/// Installs scf-lean's logger for the `log` facade and its subscriber for `tracing` (each with
+/// its feature) now, so that records made before the server starts — while the function is
+/// built — are written too; the server installs them when it starts anyway (before
+/// [`Function::init`](crate::Function::init)), so most functions never call it. Until a server
+/// starts, lines follow `SCF_LEAN_LOG_LEVEL` and `SCF_LEAN_LOG_FORMAT` as set in the
+/// environment, and have no request id.
+///
+/// Called again, or after the program installed a logger or subscriber of its own, it does
+/// nothing: the first one installed stays (and a program that wants its own installs it before
+/// the server starts).
+///
+/// ```
+/// scf_lean::log::init();
+/// // INFO [-] my_function: loading the price list
+/// # #[cfg(feature = "log")]
+/// log::info!("loading the price list");
+/// // INFO [-] my_function: price list loaded items=120
+/// # #[cfg(feature = "tracing")]
+/// tracing::info!(items = 120, "price list loaded");
+/// ```
+#[cfg(any(feature = "log", feature = "tracing"))]
+pub fn init() {
+    crate::bridge::init();
 }
 
 /// One request, as its access line tells it.
@@ -172,8 +224,42 @@ impl Log {
         }
     }
 
+    /// A log whose lines, of every level, go to `fd` (a file a test reads back), where a server
+    /// log's go to stdout and stderr: only for `testing.rs`, whose capture lends one to a call.
+    /// With one descriptor for both, a line keeps its place among the others: error lines are
+    /// written at once, after the lines waiting before them.
+    pub(crate) fn writing_to(level: Level, format: Format, fd: c_int) -> Log {
+        Log {
+            level,
+            format,
+            out: Pipe::new(fd),
+            err: Pipe::new(fd),
+        }
+    }
+
     pub fn enabled(&self, level: Level) -> bool {
         level != Level::Off && level <= self.level
+    }
+
+    /// A record of the `log` or `tracing` facade at `level` about one request, like
+    /// [`Log::line`]: with its target and fields.
+    #[cfg(any(feature = "log", feature = "tracing"))]
+    pub fn record(&mut self, level: Level, request_id: Option<&str>, record: &Record<'_>) {
+        if !self.enabled(level) {
+            return;
+        }
+        let format = self.format;
+        let pipe = if level == Level::Error {
+            &mut self.err
+        } else {
+            &mut self.out
+        };
+        let from = pipe.buf.len();
+        render_record(&mut pipe.buf, format, level, request_id, record);
+        pipe.keep_or_drop(from);
+        if level == Level::Error {
+            self.flush();
+        }
     }
 
     /// The start-up line: who is running (the function and scf-lean: version, commit), the
@@ -458,6 +544,135 @@ pub(crate) fn render(
     v.push(b'\n');
 }
 
+/// A record of the `log` or `tracing` facade: where it came from, its message and, for a
+/// `tracing` event, its fields.
+#[cfg(any(feature = "log", feature = "tracing"))]
+pub(crate) struct Record<'a> {
+    /// The module path, or the target the record named.
+    pub target: &'a str,
+    pub msg: &'a str,
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub fields: &'a [Field],
+}
+
+/// One field of a `tracing` event.
+#[cfg(any(feature = "log", feature = "tracing"))]
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) struct Field {
+    pub name: &'static str,
+    pub value: Value,
+}
+
+/// A field's value, as the event recorded it (only `tracing` events have fields).
+#[cfg(any(feature = "log", feature = "tracing"))]
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) enum Value {
+    /// A string: quoted in text, a JSON string.
+    Str(String),
+    /// What `Debug` or `Display` wrote: as it is in text, a JSON string.
+    Text(String),
+    Int(i128),
+    Uint(u128),
+    Float(f64),
+    Bool(bool),
+}
+
+/// The members of a JSON line that a field cannot take: one named so is written `field.<name>`.
+#[cfg(feature = "tracing")]
+const OWN_MEMBERS: [&str; 5] = ["level", "time", "requestId", "msg", "target"];
+
+/// Appends one line: `record` at `level` about the request `request_id`, in `format`. Text:
+/// `INFO [id] target: message key=value`; JSON: `"msg"`, `"target"`, then a member per field.
+#[cfg(any(feature = "log", feature = "tracing"))]
+pub(crate) fn render_record(
+    v: &mut Vec<u8>,
+    format: Format,
+    level: Level,
+    request_id: Option<&str>,
+    record: &Record<'_>,
+) {
+    begin_into(v, format, level, request_id);
+    match format {
+        Format::Text => {
+            let start = v.len();
+            if !record.target.is_empty() {
+                push_clean(v, record.target);
+                v.push(b':');
+            }
+            if !record.msg.is_empty() {
+                if v.len() > start {
+                    v.push(b' ');
+                }
+                push_clean(v, record.msg);
+            }
+            // Only `tracing` events have fields: a build without it carries none of this.
+            #[cfg(feature = "tracing")]
+            for field in record.fields {
+                if v.len() > start {
+                    v.push(b' ');
+                }
+                push_clean(v, field.name);
+                v.push(b'=');
+                match &field.value {
+                    Value::Str(s) => push_str(v, s),
+                    Value::Text(s) => push_clean(v, s),
+                    value => push_scalar(v, value),
+                }
+            }
+        }
+        Format::Json => {
+            v.extend_from_slice(b"\"msg\":");
+            push_str(v, record.msg);
+            v.extend_from_slice(b",\"target\":");
+            push_str(v, record.target);
+            #[cfg(feature = "tracing")]
+            for field in record.fields {
+                v.push(b',');
+                if OWN_MEMBERS.contains(&field.name) {
+                    let mut name = String::from("field.");
+                    name.push_str(field.name);
+                    push_str(v, &name);
+                } else {
+                    push_str(v, field.name);
+                }
+                v.push(b':');
+                match &field.value {
+                    Value::Str(s) | Value::Text(s) => push_str(v, s),
+                    Value::Float(x) if !x.is_finite() => {
+                        v.push(b'"');
+                        push_scalar(v, &field.value);
+                        v.push(b'"');
+                    }
+                    value => push_scalar(v, value),
+                }
+            }
+            v.push(b'}');
+        }
+    }
+    v.push(b'\n');
+}
+
+/// A number or a boolean, as text and JSON both write it: a float in the shortest form that
+/// reads back the same (`0.5`, `1e300`), by `serde_json`'s own float writer (`std::fmt`'s would
+/// add 14 KB to the binary); `NaN`, `inf` and `-inf` as words (JSON has no number for them:
+/// the JSON line quotes them).
+#[cfg(feature = "tracing")]
+fn push_scalar(v: &mut Vec<u8>, value: &Value) {
+    match *value {
+        Value::Int(n) => push_num(v, n),
+        Value::Uint(n) => push_num(v, n),
+        Value::Float(x) if x.is_nan() => v.extend_from_slice(b"NaN"),
+        Value::Float(x) if x.is_infinite() => {
+            v.extend_from_slice(if x > 0.0 { b"inf" } else { b"-inf" });
+        }
+        Value::Float(x) => {
+            let _ = serde_json::to_writer(&mut *v, &x);
+        }
+        Value::Bool(b) => v.extend_from_slice(if b { b"true" } else { b"false" }),
+        Value::Str(ref s) | Value::Text(ref s) => push_clean(v, s),
+    }
+}
+
 fn begin(format: Format, level: Level, request_id: Option<&str>) -> Vec<u8> {
     let mut v = Vec::with_capacity(128);
     begin_into(&mut v, format, level, request_id);
@@ -593,6 +808,11 @@ pub(crate) fn fail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(any(feature = "log", feature = "tracing"))]
+    fn text(b: &[u8]) -> &str {
+        std::str::from_utf8(b).unwrap()
+    }
 
     fn access() -> Access<'static> {
         Access {
@@ -739,6 +959,125 @@ mod tests {
         let mut log = Log::new(Level::Debug, Format::Text);
         log.line(Level::Debug, Some("r"), "bad\nline");
         assert_eq!(log.out.buf, b"DEBUG [r] bad?line\n");
+    }
+
+    #[cfg(any(feature = "log", feature = "tracing"))]
+    #[test]
+    fn test_a_facades_record_has_its_target_in_text_and_json() {
+        let record = Record {
+            target: "shop::pay",
+            msg: "charged\nTWICE",
+            fields: &[],
+        };
+        let mut log = Log::new(Level::Info, Format::Text);
+        log.record(Level::Info, Some("r-1"), &record);
+        log.record(Level::Debug, Some("r-1"), &record);
+        log.record(
+            Level::Warn,
+            None,
+            &Record {
+                target: "",
+                msg: "no target",
+                fields: &[],
+            },
+        );
+        assert_eq!(
+            text(&log.out.buf),
+            "INFO [r-1] shop::pay: charged?TWICE\nWARN [-] no target\n"
+        );
+        let mut log = Log::new(Level::Info, Format::Json);
+        log.record(Level::Info, Some("r-1"), &record);
+        let line = text(&log.out.buf);
+        assert!(
+            line.ends_with(
+                "\"requestId\":\"r-1\",\"msg\":\"charged\\nTWICE\",\"target\":\"shop::pay\"}\n"
+            ),
+            "{line}"
+        );
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["level"], "INFO");
+        // Errors to stderr, at once.
+        let mut log = Log::new(Level::Info, Format::Text);
+        log.err.fd = -1;
+        log.record(Level::Error, Some("r-2"), &record);
+        assert_eq!(text(&log.err.buf), "ERROR [r-2] shop::pay: charged?TWICE\n");
+    }
+
+    #[cfg(feature = "tracing")]
+    #[test]
+    fn test_an_events_fields_follow_its_message_as_key_value_and_json_members() {
+        let fields = [
+            Field {
+                name: "user",
+                value: Value::Str("ada \"l\"\n".into()),
+            },
+            Field {
+                name: "cents",
+                value: Value::Int(-1250),
+            },
+            Field {
+                name: "big",
+                value: Value::Uint(u128::MAX),
+            },
+            Field {
+                name: "ratio",
+                value: Value::Float(0.25),
+            },
+            Field {
+                name: "odd",
+                value: Value::Float(f64::NAN),
+            },
+            Field {
+                name: "ok",
+                value: Value::Bool(true),
+            },
+            Field {
+                name: "card",
+                value: Value::Text("Some(Visa)\u{202e}".into()),
+            },
+            Field {
+                name: "msg",
+                value: Value::Int(1),
+            },
+        ];
+        let record = Record {
+            target: "shop::pay",
+            msg: "charged",
+            fields: &fields,
+        };
+        let mut log = Log::new(Level::Info, Format::Text);
+        log.record(Level::Info, Some("r-1"), &record);
+        assert_eq!(
+            text(&log.out.buf),
+            "INFO [r-1] shop::pay: charged user=\"ada \\\"l\\\"\\n\" cents=-1250 \
+             big=340282366920938463463374607431768211455 ratio=0.25 odd=NaN ok=true \
+             card=Some(Visa)? msg=1\n"
+        );
+        // Without a message: the fields after the target.
+        let mut log = Log::new(Level::Info, Format::Text);
+        let bare = Record {
+            msg: "",
+            fields: &fields[5..6],
+            ..record
+        };
+        log.record(Level::Info, None, &bare);
+        assert_eq!(text(&log.out.buf), "INFO [-] shop::pay: ok=true\n");
+
+        let mut log = Log::new(Level::Info, Format::Json);
+        log.record(Level::Info, Some("r-1"), &record);
+        let line = text(&log.out.buf);
+        // The members in the event's order, after the line's own.
+        let tail = r#""msg":"charged","target":"shop::pay","user":"ada \"l\"\n","cents":-1250,"big":340282366920938463463374607431768211455,"ratio":0.25,"odd":"NaN","ok":true,"card":"Some(Visa)\u202e","field.msg":1}"#;
+        assert!(line.ends_with(&format!("{tail}\n")), "{line}");
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (v["user"].as_str(), v["cents"].as_i64()),
+            (Some("ada \"l\"\n"), Some(-1250))
+        );
+        assert_eq!(
+            (v["msg"].as_str(), v["field.msg"].as_i64()),
+            (Some("charged"), Some(1))
+        );
     }
 
     #[test]

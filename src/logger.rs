@@ -22,9 +22,10 @@
 //! `write` (whole, so it never lands inside another line), at the level and format of the
 //! last server started in the process, or of the environment before one starts.
 //!
-//! The macros format with `std::fmt` only when the level is enabled. No `log` or `tracing`
-//! dependency: a facade would cost a crate, a global registration and its bytes for what this
-//! module does in a few lines.
+//! The macros format with `std::fmt` only when the level is enabled. They need no `log` or
+//! `tracing` dependency: a facade would cost a crate, a global registration and its bytes for
+//! what this module does in a few lines. With the `log` or `tracing` feature, the records of
+//! those facades take the same way (`record`, from `bridge.rs`), with their target and fields.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -68,10 +69,13 @@ const UNSET: u8 = u8::MAX;
 static MAX_MESSAGE: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets the level and format of lines logged outside an invocation, and the longest message of
-/// every line (a server starting).
+/// every line (a server starting); with the `log` or `tracing` feature, installs the facades'
+/// way here (once) and lets through what this level keeps.
 pub(crate) fn set_settings(config: &Config) {
     store(config.log_level, config.log_format);
     MAX_MESSAGE.store(config.log_message_bytes, Ordering::Relaxed);
+    #[cfg(any(feature = "log", feature = "tracing"))]
+    crate::bridge::started(config.log_level);
 }
 
 fn store(level: Level, format: Format) {
@@ -88,7 +92,8 @@ fn max_message() -> usize {
     }
 }
 
-fn settings() -> (Level, Format) {
+/// The level and format of lines outside an invocation.
+pub(crate) fn settings() -> (Level, Format) {
     let mut s = SETTINGS.load(Ordering::Relaxed);
     if s == UNSET {
         // No server yet: the settings as one would read them from the environment (their
@@ -156,10 +161,68 @@ fn write_at_once(level: Level, args: fmt::Arguments<'_>) {
     }
 }
 
+/// Whether a record at `level` is written where it is made: inside an invocation, at the level
+/// of the log lent to it; elsewhere, at the process's.
+#[cfg(any(feature = "log", feature = "tracing"))]
+pub(crate) fn enabled(level: Level) -> bool {
+    let lent =
+        scope::current().and_then(|s| s.try_borrow().ok()?.log.as_ref().map(|l| l.enabled(level)));
+    lent.unwrap_or_else(|| {
+        let (min, _) = settings();
+        level != Level::Off && level <= min
+    })
+}
+
+/// A record of the `log` or `tracing` facade at `level` (enabled: see [`enabled`]), taking the
+/// way of the macros' lines: inside an invocation into the lent log with the request id, else
+/// written at once without one. Its message and fields together are cut past
+/// `SCF_LEAN_LOG_MESSAGE_BYTES`, each piece saying how much it lost.
+#[cfg(any(feature = "log", feature = "tracing"))]
+pub(crate) fn record(level: Level, target: &str, msg: Cow<'_, str>, fields: &mut [log::Field]) {
+    let max = max_message();
+    let msg = if msg.len() > max {
+        Cow::Owned(cut(&msg, max))
+    } else {
+        msg
+    };
+    #[cfg(feature = "tracing")]
+    let mut room = max.saturating_sub(msg.len());
+    #[cfg(feature = "tracing")]
+    for field in fields.iter_mut() {
+        if let log::Value::Str(s) | log::Value::Text(s) = &mut field.value {
+            if s.len() > room {
+                *s = cut(s, room);
+                room = 0;
+            } else {
+                room -= s.len();
+            }
+        }
+    }
+    let record = log::Record {
+        target,
+        msg: &msg,
+        fields,
+    };
+    let written = scope::current().is_some_and(|scope| {
+        scope
+            .try_borrow_mut()
+            .is_ok_and(|mut s| s.record(level, &record))
+    });
+    if !written {
+        let (min, format) = settings();
+        if level != Level::Off && level <= min {
+            let mut line = Vec::with_capacity(128 + msg.len());
+            log::render_record(&mut line, format, level, None, &record);
+            let fd = if level == Level::Error { 2 } else { 1 };
+            let _ = crate::sys::write_all(fd, &line);
+        }
+    }
+}
+
 /// The message of a line, cut past `SCF_LEAN_LOG_MESSAGE_BYTES` (the line then says how much
 /// was cut): a bound per line keeps the log's buffers within theirs (`LOG_BUFFER`), whatever a
 /// function logs.
-fn message(args: fmt::Arguments<'_>) -> Cow<'static, str> {
+pub(crate) fn message(args: fmt::Arguments<'_>) -> Cow<'static, str> {
     let mut msg = match args.as_str() {
         Some(s) => Cow::Borrowed(s),
         None => Cow::Owned(args.to_string()),
@@ -301,6 +364,42 @@ mod tests {
             lend(&mut log, Some("r"), || crate::info!("{big}"));
         }
         assert!(log.waiting().0.len() <= crate::log::LOG_BUFFER);
+    }
+
+    #[cfg(feature = "tracing")]
+    #[test]
+    fn test_a_facades_record_in_an_invocation_carries_its_id_and_keeps_the_bound() {
+        use crate::log::{Field, Value};
+        let max = config::LOG_MESSAGE_BYTES;
+        let mut log = Log::new(Level::Info, Format::Text);
+        lend(&mut log, Some("req-9"), || {
+            assert!(enabled(Level::Info) && !enabled(Level::Debug));
+            let mut fields = vec![Field {
+                name: "n",
+                value: Value::Int(7),
+            }];
+            record(Level::Info, "shop", Cow::Borrowed("charged"), &mut fields);
+            // Message and fields share the bound: the field gets what the message left.
+            let mut fields = vec![
+                Field {
+                    name: "a",
+                    value: Value::Str("b".repeat(10)),
+                },
+                Field {
+                    name: "c",
+                    value: Value::Text("d".repeat(10)),
+                },
+            ];
+            let msg = "m".repeat(max - 12);
+            record(Level::Warn, "shop", Cow::Owned(msg), &mut fields);
+        });
+        let out = text(log.waiting().0).to_string();
+        let want = format!(
+            "INFO [req-9] shop: charged n=7\nWARN [req-9] shop: {} a=\"bbbbbbbbbb\" \
+             c=dd… (8 more bytes cut)\n",
+            "m".repeat(max - 12)
+        );
+        assert_eq!(out, want);
     }
 
     #[test]

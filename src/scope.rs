@@ -39,6 +39,20 @@ impl Scope {
             None => false,
         }
     }
+
+    /// Writes a record of the `log` or `tracing` facade into the lent log, with the call's
+    /// request id; `false` when no log is lent.
+    #[cfg(any(feature = "log", feature = "tracing"))]
+    pub fn record(&mut self, level: Level, record: &crate::log::Record<'_>) -> bool {
+        let id = self.has_id.then_some(self.id.as_str());
+        match self.log.as_mut() {
+            Some(log) => {
+                log.record(level, id, record);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 thread_local! {
