@@ -245,21 +245,9 @@ impl Log {
     /// [`Log::line`]: with its target and fields.
     #[cfg(any(feature = "log", feature = "tracing"))]
     pub fn record(&mut self, level: Level, request_id: Option<&str>, record: &Record<'_>) {
-        if !self.enabled(level) {
-            return;
-        }
-        let format = self.format;
-        let pipe = if level == Level::Error {
-            &mut self.err
-        } else {
-            &mut self.out
-        };
-        let from = pipe.buf.len();
-        render_record(&mut pipe.buf, format, level, request_id, record);
-        pipe.keep_or_drop(from);
-        if level == Level::Error {
-            self.flush();
-        }
+        self.emit(level, |buf, format| {
+            render_record(buf, format, level, request_id, record)
+        });
     }
 
     /// The start-up line: who is running (the function and scf-lean: version, commit), the
@@ -293,7 +281,10 @@ impl Log {
                 }
             }
             Format::Json => {
-                line.extend_from_slice(b"\"msg\":\"listening\",");
+                // The port first, where the text form names it: right after "listening".
+                line.extend_from_slice(b"\"msg\":\"listening\",\"port\":");
+                push_num(&mut line, port);
+                line.push(b',');
                 if let Some(me) = me.filter(|me| me.name != "scf-lean") {
                     for (key, value) in [
                         ("function", me.name),
@@ -310,8 +301,6 @@ impl Log {
                 push_str(&mut line, VERSION);
                 line.extend_from_slice(b",\"commit\":");
                 push_str(&mut line, COMMIT);
-                line.extend_from_slice(b",\"port\":");
-                push_num(&mut line, port);
                 line.extend_from_slice(b",\"startupUs\":");
                 push_num(&mut line, us);
                 if let Some(cpu) = cpu_us {
@@ -392,6 +381,15 @@ impl Log {
     /// A line at `level` about one request (`None` where the request id is not known), to stderr
     /// for errors (at once) and to stdout otherwise (at the end of the loop's turn).
     pub fn line(&mut self, level: Level, request_id: Option<&str>, msg: &str) {
+        self.emit(level, |buf, format| {
+            render(buf, format, level, request_id, msg)
+        });
+    }
+
+    /// One line at `level`, rendered by `write` at the end of its pipe's buffer (stderr's for
+    /// errors, written at once; stdout's for the others), kept or dropped whole.
+    #[inline]
+    fn emit(&mut self, level: Level, write: impl FnOnce(&mut Vec<u8>, Format)) {
         if !self.enabled(level) {
             return;
         }
@@ -402,7 +400,7 @@ impl Log {
             &mut self.out
         };
         let from = pipe.buf.len();
-        render(&mut pipe.buf, format, level, request_id, msg);
+        write(&mut pipe.buf, format);
         pipe.keep_or_drop(from);
         if level == Level::Error {
             self.flush();

@@ -619,6 +619,13 @@ fn test_json_log_lines_parse() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     assert_eq!(lines[0]["msg"], "listening");
+    // The port right after "listening", where the text form names it.
+    let first = out.lines().next().unwrap();
+    let port = lines[0]["port"].as_u64().unwrap();
+    assert!(
+        first.contains(&format!("\"msg\":\"listening\",\"port\":{port},")),
+        "{first}"
+    );
     assert!(lines[0]["startupUs"].as_u64().is_some());
     assert!(lines[0]["processCpuUs"].as_u64().is_some());
     let access = lines.iter().find(|l| l["requestId"] == "rid-j").unwrap();
