@@ -515,7 +515,7 @@ if raw["variants"]:
         "`rust-no-main` and `rust-std-main` (bench/cold/std-init) are the floor's logic in Rust "
         "with std (`TcpListener`, blocking), the first with `#![no_main]` (no std runtime init), the "
         "second with a normal `fn main`. `scf-lean` is the build as shipped; each `scf-lean,…` "
-        "takes one of its start-up measures away: `fn-main` is the template with a normal "
+        "takes one of its start-up measures away: `fn-main` is the echo with a normal "
         "`fn main` calling `scf_lean::run` (std's runtime init runs) instead of `scf_lean::main!`; "
         "`plain-link` links without `src/hot-text.ld` and without 64 KiB segment alignment "
         "(`SCF_LEAN_LINK_ARGS=-Wl,--build-id=none`); `no-sse4.2` is built without "

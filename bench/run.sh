@@ -18,7 +18,7 @@
 #
 # The peers answer the same request on $PORT: POST /event-invoke with a 1 KB COS event
 # (bench/cold/cos-event.json) and every X-Scf-* header; each echoes the event and the context as
-# scf-lean's template does (bench/peers/*). Nobody logs per request: scf-lean runs with
+# scf-lean's reference echo (src/main.rs) does (bench/peers/*). Nobody logs per request: scf-lean runs with
 # SCF_LEAN_LOG_LEVEL=off, Python's access log is switched off, the others have none.
 #
 # Steps (each interleaves the peers, A B C A B C ..., so that drift hits them alike):
@@ -29,7 +29,10 @@
 #   warm       wrk -t1, keep-alive, server on CPU 0 and wrk on CPU 1: 1 connection (--latency)
 #              and 32 connections, WRK_SECS each, WRK_ROUNDS rounds; idle VmRSS after start
 #              and VmHWM after the 32-connection run.
-#   size       binary bytes; compressed image bytes (skopeo copy --dest-compress, blobs summed).
+#   size       binary bytes; compressed image bytes as a registry stores them (layer, config and
+#              manifest summed). Every FROM scratch image (scf-lean's and the native peers') is
+#              the one `cargo scf image` writes and `cargo scf push` sends, one packer for all;
+#              the others are podman's, recompressed by skopeo copy --dest-compress.
 #   container  a local registry (docker-registry on 127.0.0.1:$REGISTRY_PORT) holds every image;
 #              per run: rmi, then podman pull + podman run to the first complete response.
 #   variants   cold starts of builds that isolate one cost each: a minimal Rust server with and
@@ -340,12 +343,21 @@ run_size() {
     b=${b%% *}
     echo "{\"peer\":\"$name\",\"file\":\"$b\",\"binary_bytes\":$(stat -L -c %s "$b"),\"gzip6_bytes\":$(gzip -6 -c "$b" | wc -c),\"static\":$(readelf -lW "$b" 2>/dev/null | grep -q INTERP && echo false || echo true)}" >>"$PARTS/size.jsonl"
   done
+  # The packer: cargo-scf of the bench's own tree, the same for every commit measured.
+  say "building cargo-scf (the packer of the FROM scratch images)"
+  cargo build -q --release -p cargo-scf >&2
+  local packer=$CARGO_TARGET_DIR/release/cargo-scf
   for p in "${IMAGES[@]}"; do
     name=${p%%=*}
     oci=$W/oci/$name
     rm -rf "$oci"
     mkdir -p "$W/oci"
-    skopeo copy -q --dest-compress "containers-storage:localhost/${p#*=}:latest" "oci:$oci" >/dev/null
+    if [[ -x "$BIN/$name" ]]; then
+      (cd "$ROOT" && "$packer" scf image --binary "$BIN/$name" --oci-dir "$oci" \
+        --tag "bench-$name:latest" >/dev/null)
+    else
+      skopeo copy -q --dest-compress "containers-storage:localhost/${p#*=}:latest" "oci:$oci" >/dev/null
+    fi
     blobs=$(find "$oci/blobs" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
     layers=$(find "$oci/blobs" -type f | wc -l)
     echo "{\"peer\":\"$name\",\"image\":\"${p#*=}\",\"image_compressed_bytes\":$blobs,\"blobs\":$layers,\"image_uncompressed_bytes\":$(podman image inspect --format '{{.Size}}' "${p#*=}")}" >>"$PARTS/image.jsonl"

@@ -1,6 +1,6 @@
 //! Sample events and local invoke.
 //!
-//! - Local invoke (`examples/invoke.rs`, compiled in here as a module) against the real template
+//! - Local invoke (`examples/invoke.rs`, compiled in here as a module) against the real echo
 //!   binary on a port the kernel picked (`PORT=0`, read from its start-up line): every sample
 //!   event comes back in the echo, with the context the invoke sent and without its dummy
 //!   credentials.
@@ -32,7 +32,7 @@ fn samples() -> Vec<PathBuf> {
     files
 }
 
-/// The template binary on a port the kernel picked; killed when dropped.
+/// The echo binary on a port the kernel picked; killed when dropped.
 struct Binary {
     child: Child,
     addr: SocketAddr,
@@ -49,7 +49,7 @@ impl Binary {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start the template binary");
+            .expect("start the echo binary");
         let mut bin = Binary {
             child,
             addr: ([127, 0, 0, 1], 0).into(),

@@ -1,4 +1,4 @@
-// Peer: Go net/http, static (CGO_ENABLED=0). The same echo as scf-lean's template: the event
+// Peer: Go net/http, static (CGO_ENABLED=0). The same echo as scf-lean's own (src/main.rs): the event
 // checked to be JSON (400 if not), echoed as received, with the context from the X-Scf-* headers.
 //
 //	cd bench/peers/go && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /tmp/peer-go .

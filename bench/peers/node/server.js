@@ -1,4 +1,4 @@
-// Peer: Node.js http. The same echo as scf-lean's template: the event checked to be JSON
+// Peer: Node.js http. The same echo as scf-lean's own (src/main.rs): the event checked to be JSON
 // (400 if not), echoed as received, with the context from the X-Scf-* headers.
 //   PORT=9000 node bench/peers/node/server.js
 'use strict';

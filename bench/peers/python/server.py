@@ -1,4 +1,4 @@
-"""Peer: Python's http.server. The same echo as scf-lean's template: the event checked to be
+"""Peer: Python's http.server. The same echo as scf-lean's own (src/main.rs): the event checked to be
 JSON (400 if not), echoed as received, with the context from the X-Scf-* headers. Access lines
 are off, as for every other peer. ThreadingHTTPServer, because HTTP/1.1 keep-alive on the
 single-threaded HTTPServer would serve one connection until it closes.

@@ -1,5 +1,5 @@
 //! Peer: hyper 1.x, HTTP/1.1 only, on tokio's current-thread runtime (one thread, like
-//! scf-lean). Answers `POST /event-invoke` as scf-lean's template does: the event checked to be
+//! scf-lean). Answers `POST /event-invoke` as scf-lean's echo (src/main.rs) does: the event checked to be
 //! JSON (400 if not), echoed as received, with the context from the X-Scf-* headers.
 
 use std::convert::Infallible;
