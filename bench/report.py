@@ -352,12 +352,13 @@ if raw["size"] or raw["image"]:
     md.append("\n## Size\n")
     md.append(
         "Binary: the executable's file (for node and python the interpreter, whose script and "
-        "libraries come on top). Image: `skopeo copy --dest-compress containers-storage:IMG "
-        "oci:DIR`, every blob summed (gzip layers + config + manifest): what a cold start "
-        "downloads. Static peers are `FROM scratch` with the binary alone (scf-lean with the "
-        "project's `Dockerfile.musl`); node is its executable plus the shared libraries ldd "
-        "lists; python-debian is the typical image, Debian bookworm `debootstrap "
-        "--variant=minbase` + python3.\n"
+        "libraries come on top). Image: every blob summed (gzip layer + config + manifest), "
+        "what a registry stores and a cold start downloads. The static peers are `FROM "
+        "scratch` with the binary alone, written by `cargo scf image --binary BIN` (one packer "
+        "for all: the image `cargo scf push` sends and SCF downloads); node is its executable "
+        "plus the shared libraries ldd lists, and python-debian the typical image, Debian "
+        "bookworm `debootstrap --variant=minbase` + python3: podman's images, recompressed by "
+        "`skopeo copy --dest-compress`.\n"
     )
     md.append("| peer | static | binary bytes | binary gzip -6 | image (compressed) | image (unpacked) |")
     md.append("|---|---|---:|---:|---:|---:|")
