@@ -46,6 +46,10 @@ pub struct Context<'a> {
     /// `X-Scf-Uin`: the owner's Uin.
     pub uin: Option<&'a str>,
     /// `X-Scf-Trigger-Src`: `timer` when a timer trigger fired.
+    ///
+    /// SCF sets it for timers only, so on a web function (API Gateway passes a client's
+    /// `X-Scf-*` headers through) a client can send it: it is the client's word there, never
+    /// proof of who called.
     pub trigger_src: Option<&'a str>,
     /// The temporary credentials (never printed).
     pub credentials: Credentials<'a>,
@@ -58,7 +62,9 @@ impl<'a> Context<'a> {
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
-    /// Whether a timer trigger fired this invocation (`X-Scf-Trigger-Src: timer`).
+    /// Whether a timer trigger fired this invocation (`X-Scf-Trigger-Src: timer`). On a web
+    /// function a client can send that header (see [`Context::trigger_src`]): authenticate
+    /// callers yourself.
     pub fn is_timer(&self) -> bool {
         self.trigger_src
             .is_some_and(|s| s.eq_ignore_ascii_case("timer"))

@@ -262,20 +262,24 @@ mod tests {
     }
 
     /// The README comes out as the template's, `my-function` replaced by the package's name
-    /// everywhere, its first and last lines (the Liquid) reduced to empty HTML comments: any
-    /// other Liquid in it (a `{{` or `{%` of its own) would show here.
+    /// everywhere, its first and last lines (the Liquid) reduced to the HTML comments around
+    /// it: any other Liquid in it (a `{{` or `{%` of its own) would show here.
     #[test]
     fn test_the_readme_names_the_package() {
         let dir = written();
         let readme = fs::read_to_string(dir.path().join("README.md")).unwrap();
         let lines: Vec<&str> = template_file("README.md").split_inclusive('\n').collect();
-        assert_eq!(lines[0], "<!-- {% capture readme %} -->\n");
-        assert!(lines[lines.len() - 1].starts_with("<!-- {% endcapture %}"));
+        let (first, last) = (lines[0], lines[lines.len() - 1]);
+        assert!(first.starts_with("<!-- ") && first.ends_with("{% capture readme %}-->\n"));
+        assert!(last.starts_with("<!-- ") && last.contains(" {% endcapture %}{{ readme "));
         let body = lines[1..lines.len() - 1].concat();
         assert!(body.starts_with("# my-function\n"), "{body}");
+        let comment = |line: &str| format!("{}-->\n", &line[..line.find("{%").unwrap()]);
         let expected = format!(
-            "<!--  -->\n{}<!--  -->\n",
-            body.replace("my-function", "hello-fn")
+            "{}{}{}",
+            comment(first),
+            body.replace("my-function", "hello-fn"),
+            comment(last)
         );
         assert_eq!(readme, expected);
         assert!(readme.contains("\n# hello-fn\n"));

@@ -8,7 +8,7 @@
 //! socket.
 
 use scf_lean::testing::TestServer;
-use scf_lean::{Context, Function, Request, Response};
+use scf_lean::{Context, Function, Level, Request, Response};
 use serde_json::{Value, json};
 
 /// `src/main.rs`, as the binary builds it: the tests take the function from its `function()`,
@@ -42,6 +42,20 @@ fn a_timer_event_is_answered_with_the_stock() {
         json!({"trigger": "EveryDay", "items": 0, "request": "test-request-1"})
     );
     r.assert_no_secrets();
+}
+
+#[test]
+fn a_timer_event_logs_the_stock_with_its_request_id() {
+    // `capture_logs` keeps the function's lines (from Info up) for the test to read.
+    let server = TestServer::builder(app::function())
+        .capture_logs(Level::Info)
+        .start();
+    server.event_with(timer_event(), &[("X-Scf-Request-Id", "t-1")]);
+    assert!(
+        server.logged(Level::Info, "t-1", "EveryDay fired; stock: 0"),
+        "{:?}",
+        server.logs()
+    );
 }
 
 #[test]
