@@ -1497,7 +1497,9 @@ fn on_file_event(
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.parse::<u64>().ok());
             synced = synced.max(token);
-        } else if changed.is_none() && filter.relevant(path) {
+        } else if filter.relevant(path) {
+            // The last: a rename's paths are (from, to), and an editor's temporary file
+            // renamed over the source is named for the source.
             changed = Some(path.clone());
         }
     }
