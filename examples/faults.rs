@@ -7,6 +7,8 @@
 //! curl -si localhost:9000/private         # 401 with WWW-Authenticate (logged at WARN)
 //! curl -s localhost:9000/log              # ok, after a line at each level (with the id)
 //! curl -s localhost:9000/panic            # 500 {"errorCode":500,"errorMessage":"the function panicked"}
+//! curl -s localhost:9000/panic-noisy-drop # 500 too; its payload logs a line as it is dropped
+//! curl -s localhost:9000/sleep            # "slept" after 3 s, the loop held meanwhile
 //! curl -s localhost:9000/header           # 500: a header value with a line break is refused
 //! curl -s localhost:9000/stream-fail      # a stream cut off by an error: no last chunk (curl
 //!                                         # says so), the access line at ERROR says why
@@ -97,6 +99,16 @@ impl Function for Faults {
                 Ok(())
             }
             "/panic" => panic!("the function hit a bug"),
+            // A panic whose payload logs when it is dropped: after the call, on the loop's
+            // thread, a line outside any invocation (no request id).
+            "/panic-noisy-drop" => std::panic::panic_any(LogsWhenDropped),
+            // A call that holds the loop for 3 s (a SIGTERM meanwhile waits for the grace
+            // period's end).
+            "/sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3));
+                out.set_body_static(b"slept");
+                Ok(())
+            }
             "/header" => {
                 out.header("X-Bad", "a\r\nInjected: yes");
                 Ok(())
@@ -115,6 +127,15 @@ impl Function for Faults {
                 Ok(())
             }
         }
+    }
+}
+
+/// A value that logs a line of 8,000 bytes (more than a pipe's page) when dropped.
+struct LogsWhenDropped;
+
+impl Drop for LogsWhenDropped {
+    fn drop(&mut self) {
+        scf_lean::info!("dropped: {}", "x".repeat(8000));
     }
 }
 

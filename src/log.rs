@@ -13,7 +13,8 @@
 //! Error lines go to stderr at once.
 //!
 //! Writing never blocks the loop: each descriptor's lines wait in a buffer of at most 64 KiB
-//! and go out only as far as `poll` says the pipe takes them. When the reader stalls, the
+//! and go out only as far as the pipe takes them at once (through a description of the pipe
+//! of our own, non-blocking: `sys::log_write`). When the reader stalls, the
 //! buffer fills, further lines are dropped and counted, and once the pipe drains a line says
 //! how many were lost. SIGTERM and every request are served meanwhile.
 //!
@@ -153,6 +154,48 @@ pub(crate) struct Access<'a> {
 /// until it drains.
 pub(crate) const LOG_BUFFER: usize = 64 * 1024;
 
+thread_local! {
+    /// Whether this thread runs a server's loop, which a log line must never hold up.
+    static ON_LOOP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Lines written outside the loop's buffers ([`write_at_once`]) that the loop's thread dropped
+/// rather than wait: the next [`Log::flush`] with room counts them in its note.
+static DROPPED_AT_ONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// This thread runs a server's loop from now on.
+pub(crate) fn serving_on_this_thread() {
+    ON_LOOP.with(|on| on.set(true));
+}
+
+/// One line outside an invocation (outside the loop's buffers: a record while the function is
+/// built, on a thread of its own, or dropped by the loop between calls), written whole as far as
+/// the descriptor lets it: on the loop's thread never waiting (what does not go at once is
+/// dropped and counted), on any other thread waiting for the pipe as a blocking write would.
+#[cold]
+pub(crate) fn write_at_once(fd: c_int, mut line: &[u8]) {
+    use std::io::ErrorKind;
+    while !line.is_empty() {
+        match crate::sys::log_write(fd, line) {
+            Ok(0) => return,
+            Ok(n) => line = &line[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if ON_LOOP.with(std::cell::Cell::get) {
+                    DROPPED_AT_ONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+                crate::sys::wait_writable(fd);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// The note that says how many lines were lost, before their number.
+pub(crate) const DROPPED_NOTE: &str =
+    "log lines dropped while the log pipe was full (or longer than 64 KiB): ";
+
 /// Lines waiting for one descriptor (stdout or stderr).
 struct Pipe {
     fd: c_int,
@@ -176,14 +219,17 @@ impl Pipe {
         if self.buf.len() > LOG_BUFFER {
             self.buf.truncate(from);
             self.dropped += 1;
+            // A huge line leaves no huge buffer behind.
+            self.buf.shrink_to(LOG_BUFFER);
         }
     }
 
-    /// Writes as much as the descriptor takes without blocking. A descriptor that fails (closed,
-    /// a broken pipe) takes everything: a log that cannot be written must not stop the server.
+    /// Writes as much as the descriptor takes without blocking ([`crate::sys::log_write`]). A
+    /// descriptor that fails (closed, a broken pipe) takes everything: a log that cannot be
+    /// written must not stop the server.
     fn flush(&mut self) {
         let mut sent = 0;
-        while sent < self.buf.len() && crate::sys::writable(self.fd) {
+        while sent < self.buf.len() {
             let mut end = self.buf.len().min(sent + crate::sys::PIPE_BUF);
             if end < self.buf.len() {
                 // Whole lines per write (each under PIPE_BUF is atomic): a line a function logs
@@ -192,7 +238,7 @@ impl Pipe {
                     end = sent + nl + 1;
                 }
             }
-            match crate::sys::write(self.fd, &self.buf[sent..end]) {
+            match crate::sys::log_write(self.fd, &self.buf[sent..end]) {
                 Ok(0) => break,
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -413,19 +459,23 @@ impl Log {
     #[inline]
     pub fn flush(&mut self) {
         let idle = |p: &Pipe| p.buf.is_empty() && p.dropped == 0;
-        if idle(&self.out) && idle(&self.err) {
+        if idle(&self.out)
+            && idle(&self.err)
+            && DROPPED_AT_ONCE.load(std::sync::atomic::Ordering::Relaxed) == 0
+        {
             return;
         }
         self.flush_waiting();
     }
 
     fn flush_waiting(&mut self) {
+        self.out.dropped += DROPPED_AT_ONCE.swap(0, std::sync::atomic::Ordering::Relaxed);
         for i in 0..2 {
             let pipe = if i == 0 { &mut self.out } else { &mut self.err };
             pipe.flush();
             if pipe.buf.is_empty() && pipe.dropped > 0 {
                 let n = std::mem::take(&mut pipe.dropped);
-                let mut msg = String::from("log lines dropped while the log pipe was full: ");
+                let mut msg = String::from(DROPPED_NOTE);
                 msg.push_str(itoa::Buffer::new().format(n));
                 let level = if i == 0 { Level::Info } else { Level::Error };
                 let format = self.format;
@@ -1075,6 +1125,20 @@ mod tests {
         assert_eq!(
             (v["msg"].as_str(), v["field.msg"].as_i64()),
             (Some("charged"), Some(1))
+        );
+    }
+
+    #[test]
+    fn test_a_line_past_the_buffer_is_dropped_and_leaves_no_huge_buffer_behind() {
+        let mut log = Log::new(Level::Info, Format::Text);
+        log.line(Level::Info, Some("r"), "kept");
+        log.line(Level::Info, Some("r"), &"x".repeat(50 * LOG_BUFFER));
+        assert_eq!(log.waiting().0, b"INFO [r] kept\n");
+        assert_eq!(log.out.dropped, 1);
+        assert!(
+            log.out.buf.capacity() <= LOG_BUFFER,
+            "{}",
+            log.out.buf.capacity()
         );
     }
 

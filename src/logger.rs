@@ -18,9 +18,11 @@
 //! the server's own lines: it never blocks the loop (a pipe nobody reads loses lines, counted,
 //! never the server), `error` lines go to stderr, the others to stdout, in order with the
 //! access line. Outside an invocation — while the function is built, in a test, on a thread of
-//! its own — there is no request id and no loop to block: the line is written at once with one
-//! `write` (whole, so it never lands inside another line), at the level and format of the
-//! last server started in the process, or of the environment before one starts.
+//! its own — there is no request id: the line is written at once, whole, at the level and
+//! format of the last server started in the process, or of the environment before one starts;
+//! on a thread of its own it waits for the pipe as a blocking write would, and on the loop's
+//! thread (something the loop drops between calls that logs) it never does: a line that does
+//! not go at once is dropped and counted.
 //!
 //! The macros format with `std::fmt` only when the level is enabled. They need no `log` or
 //! `tracing` dependency: a facade would cost a crate, a global registration and its bytes for
@@ -176,7 +178,7 @@ pub(crate) fn enabled(level: Level) -> bool {
 /// A record of the `log` or `tracing` facade at `level` (enabled: see [`enabled`]), taking the
 /// way of the macros' lines: inside an invocation into the lent log with the request id, else
 /// written at once without one. Its message and fields together are cut past
-/// `SCF_LEAN_LOG_MESSAGE_BYTES`, each piece saying how much it lost.
+/// `SCF_LEAN_LOG_MESSAGE_BYTES`, and its target on its own, each piece saying how much it lost.
 #[cfg(any(feature = "log", feature = "tracing"))]
 pub(crate) fn record(level: Level, target: &str, msg: Cow<'_, str>, fields: &mut [log::Field]) {
     let max = max_message();
@@ -184,6 +186,12 @@ pub(crate) fn record(level: Level, target: &str, msg: Cow<'_, str>, fields: &mut
         Cow::Owned(cut(&msg, max))
     } else {
         msg
+    };
+    // A target is a module path, but any string may be one: it has the same bound of its own.
+    let target = if target.len() > max {
+        Cow::Owned(cut(target, max))
+    } else {
+        Cow::Borrowed(target)
     };
     #[cfg(feature = "tracing")]
     let mut room = max.saturating_sub(msg.len());
@@ -199,7 +207,7 @@ pub(crate) fn record(level: Level, target: &str, msg: Cow<'_, str>, fields: &mut
         }
     }
     let record = log::Record {
-        target,
+        target: &target,
         msg: &msg,
         fields,
     };
@@ -214,7 +222,7 @@ pub(crate) fn record(level: Level, target: &str, msg: Cow<'_, str>, fields: &mut
             let mut line = Vec::with_capacity(128 + msg.len());
             log::render_record(&mut line, format, level, None, &record);
             let fd = if level == Level::Error { 2 } else { 1 };
-            let _ = crate::sys::write_all(fd, &line);
+            log::write_at_once(fd, &line);
         }
     }
 }
@@ -249,14 +257,14 @@ fn cut(msg: &str, max: usize) -> String {
     s
 }
 
-/// A line outside an invocation: one blocking `write` of the whole line (not on the loop's
-/// thread, or not while it serves).
+/// A line outside an invocation, written whole at once ([`log::write_at_once`]: never waiting
+/// on the loop's thread).
 #[cold]
 fn at_once(level: Level, format: Format, msg: &str) {
     let mut line = Vec::with_capacity(64 + msg.len());
     log::render(&mut line, format, level, None, msg);
     let fd = if level == Level::Error { 2 } else { 1 };
-    let _ = crate::sys::write_all(fd, &line);
+    log::write_at_once(fd, &line);
 }
 
 #[cfg(test)]
@@ -400,6 +408,19 @@ mod tests {
             "m".repeat(max - 12)
         );
         assert_eq!(out, want);
+    }
+
+    #[cfg(any(feature = "log", feature = "tracing"))]
+    #[test]
+    fn test_a_huge_target_is_cut_like_a_message() {
+        let max = config::LOG_MESSAGE_BYTES;
+        let mut log = Log::new(Level::Info, Format::Text);
+        let target = "t".repeat(max + 5);
+        lend(&mut log, Some("r"), || {
+            record(Level::Info, &target, Cow::Borrowed("m"), &mut []);
+        });
+        let want = format!("INFO [r] {}… (5 more bytes cut): m\n", "t".repeat(max));
+        assert_eq!(text(log.waiting().0), want);
     }
 
     #[test]

@@ -209,6 +209,7 @@ impl Server {
     /// [`Server::serve`], returning the exit code as a number.
     pub(crate) fn serve_code<F: Function>(mut self, mut f: F) -> u8 {
         panic_hook::install();
+        crate::log::serving_on_this_thread();
         if !self.initialized
             && let Err(why) = crate::invoke::init(&mut f, &mut self.shared.log)
         {

@@ -859,7 +859,7 @@ fn test_a_log_pipe_nobody_reads_blocks_nothing() {
     assert!(lines < 5000, "{lines} lines: the pipe did not stall");
 
     // Once the pipe drains, a line says how many were lost: requests go on until it is there.
-    let dropped = "log lines dropped while the log pipe was full: ";
+    let dropped = "log lines dropped while the log pipe was full (or longer than 64 KiB): ";
     let mut s = Server::start(bin(), &[]);
     assert_eq!(hammer(&s, 6000), 6000);
     let mut stdout = s.child.as_mut().unwrap().stdout.take().unwrap();
@@ -888,6 +888,134 @@ fn test_a_log_pipe_nobody_reads_blocks_nothing() {
         .unwrap_or_else(|| panic!("no count of the dropped lines in:\n{text}"));
     let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(n > 0 && n < 6000, "{line}");
+}
+
+/// A pipe for a child's stdout or stderr that the test fills to the last byte: its read end,
+/// its write end (for the child), and a description of the write end of the test's own,
+/// non-blocking (`O_NONBLOCK` on the child's would change how the child writes).
+fn fillable_pipe() -> (std::fs::File, std::os::fd::OwnedFd, std::fs::File) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both were just opened, and each is owned once.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let own = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/self/fd/{}", write.as_raw_fd()))
+        .unwrap();
+    (read.into(), write, own)
+}
+
+/// Fills the pipe `own` writes to: pages, then single bytes into the last page's slack.
+fn fill(own: &mut std::fs::File) {
+    for piece in [&[b'.'; 4096][..], b"."] {
+        loop {
+            match own.write(piece) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+}
+
+/// A line logged on the loop's thread outside any call (a panic payload that logs when dropped)
+/// while stdout is full to the last byte: dropped and counted, never waited for. (It used to be
+/// one blocking `write`: the loop stopped until somebody read the pipe.)
+#[test]
+fn test_a_line_outside_calls_on_the_loops_thread_never_waits_for_a_full_stdout() {
+    let (read, write, mut own) = fillable_pipe();
+    let child = Command::new(example("faults"))
+        .env("PORT", "0")
+        .stdout(Stdio::from(write))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut s = Server {
+        child: Some(child),
+        port: 0,
+        before: Vec::new(),
+    };
+    let mut lines = std::io::BufReader::new(read);
+    s.port = loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut lines, &mut line).unwrap() > 0);
+        if let Some(at) = line.find("listening on 0.0.0.0:") {
+            let port = line[at + 21..].split(' ').next().unwrap();
+            break port.parse().unwrap();
+        }
+    };
+    fill(&mut own);
+    let mut c = s.connect();
+    for _ in 0..3 {
+        let (status, _, _) = request(&mut c, "GET /panic-noisy-drop HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status, 500);
+        assert_eq!(hammer(&s, 20), 20, "the loop waited for the full pipe");
+    }
+    // Drained, the pipe gets the count of what was lost, the three lines among it.
+    let reader = thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = lines.read_to_end(&mut all);
+        all
+    });
+    let until = Instant::now() + WAIT;
+    let (status, _, _) = loop {
+        assert_eq!(hammer(&s, 1), 1);
+        if Instant::now() > until - Duration::from_secs(8) {
+            break s.stop();
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    drop(own);
+    let out = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    let dropped = "log lines dropped while the log pipe was full (or longer than 64 KiB): ";
+    // One note or more (a count waits in the log's buffer while the pipe is full; lines
+    // dropped after it get a note of their own).
+    let n: u64 = out
+        .lines()
+        .filter_map(|l| l.split_once(dropped))
+        .map(|(_, n)| n.parse::<u64>().unwrap())
+        .sum();
+    assert!(n >= 3, "{n} dropped lines counted in:\n{out}");
+}
+
+/// The grace period's end with stderr full to the last byte: the timer's line is written only
+/// if it goes at once, and the process ends all the same. (It used to wait in the handler's
+/// `write` for somebody to read stderr, and SIGTERM and SIGINT could no longer end it.)
+#[test]
+fn test_the_grace_periods_end_never_waits_for_a_full_stderr() {
+    let (_read, write, mut own) = fillable_pipe();
+    let child = Command::new(example("faults"))
+        .env("PORT", "0")
+        .env("SCF_LEAN_SHUTDOWN_GRACE_MS", "200")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(write))
+        .spawn()
+        .unwrap();
+    let mut s = Server {
+        child: Some(child),
+        port: 0,
+        before: Vec::new(),
+    };
+    let (port, before) = common::child::read_startup(s.child.as_mut().unwrap());
+    (s.port, s.before) = (port, before);
+    fill(&mut own);
+    // A call that holds the loop past the grace period.
+    let mut slow = s.connect();
+    slow.write_all(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    thread::sleep(Duration::from_millis(100));
+    s.signal(15);
+    let (status, _, took) = s.wait(WAIT);
+    assert_eq!(status.code(), Some(0), "ended by the grace timer");
+    assert!(
+        took < Duration::from_secs(2),
+        "{took:?}: the sleeping call ran out"
+    );
 }
 
 #[test]
