@@ -252,7 +252,8 @@ fn stream(
         ends_at: crate::date::later(arrival, limit),
         arrival,
         request_id: ctx.request_id.map(Box::from),
-        method: Box::from(req.method()),
+        // The access line names HEAD as the request did (the function saw GET).
+        method: Box::from(if req.is_head() { "HEAD" } else { req.method() }),
         path: Box::from(req.path()),
         status,
     }))

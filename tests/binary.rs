@@ -890,6 +890,23 @@ fn test_a_log_pipe_nobody_reads_blocks_nothing() {
     assert!(n > 0 && n < 6000, "{line}");
 }
 
+/// A streamed answer to HEAD (the head only, the function sees GET): its access line says HEAD,
+/// as a plain answer's does.
+#[test]
+fn test_the_access_line_of_a_streamed_head_says_head() {
+    let s = Server::start(example("faults"), &[]);
+    let mut c = s.connect();
+    c.write_all(b"HEAD /stream-fail HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    let (_, out, err) = s.stop();
+    let all = format!("{out}{err}");
+    assert!(all.contains("HEAD /stream-fail 200"), "{all}");
+    assert!(!all.contains("GET /stream-fail"), "{all}");
+}
+
 /// A pipe for a child's stdout or stderr that the test fills to the last byte: its read end,
 /// its write end (for the child), and a description of the write end of the test's own,
 /// non-blocking (`O_NONBLOCK` on the child's would change how the child writes).
