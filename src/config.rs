@@ -157,12 +157,12 @@ impl Config {
         Ok(c)
     }
 
-    /// Sets `SETTINGS[i]` from `value` (trimmed), or says what it takes. Out of line: SCF sets
+    /// Sets `SETTINGS[i]` from `value` (ASCII whitespace trimmed), or says what it takes. Out of line: SCF sets
     /// none of these variables unless the function's author does.
     #[inline(never)]
     fn apply(&mut self, i: usize, value: &[u8]) -> Result<(), ConfigError> {
         let text = std::str::from_utf8(value)
-            .map(str::trim)
+            .map(str::trim_ascii)
             .unwrap_or("\u{fffd}");
         self.set(i, text)
             .map_err(|expected| bad_value(i, value, expected))

@@ -75,7 +75,7 @@ impl Level {
             ("debug", Level::Debug),
         ]
         .into_iter()
-        .find(|(n, _)| s.trim().eq_ignore_ascii_case(n))
+        .find(|(n, _)| s.trim_ascii().eq_ignore_ascii_case(n))
         .map(|(_, l)| l)
     }
 
@@ -102,7 +102,7 @@ pub enum Format {
 impl Format {
     /// `text` or `json`, in any case.
     pub fn parse(s: &str) -> Option<Format> {
-        match s.trim() {
+        match s.trim_ascii() {
             t if t.eq_ignore_ascii_case("text") => Some(Format::Text),
             t if t.eq_ignore_ascii_case("json") => Some(Format::Json),
             _ => None,
