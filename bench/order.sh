@@ -58,11 +58,12 @@ SCF_LEAN_LINK_ARGS="-Wl,--build-id=none -Wl,-Map=$OUT/scf-lean.map" \
 BIN=$CARGO_TARGET_DIR/$TARGET/release/scf-lean
 
 # 2. Profile it under callgrind, one dump per phase: start (to listen), 10 event invocations,
-#    3 HTTP-trigger requests, shutdown (SIGTERM). Default log level: SCF runs it that way.
+#    3 HTTP-trigger requests, shutdown (SIGTERM). Default log level, stdout a pipe: SCF runs
+#    it that way (a file takes the log's other, out-of-line way).
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 rm -f "$OUT"/callgrind.out*
 PORT=$PORT valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" --demangle=no \
-  --compress-strings=no --compress-pos=no "$BIN" >"$OUT/server.log" 2>"$OUT/valgrind.log" &
+  --compress-strings=no --compress-pos=no "$BIN" > >(cat >"$OUT/server.log") 2>"$OUT/valgrind.log" &
 VG=$!
 trap 'kill $VG 2>/dev/null || true' EXIT
 python3 - "$PORT" "$VG" <<'PY'

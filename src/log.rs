@@ -224,6 +224,27 @@ impl Pipe {
         }
     }
 
+    /// Says how many lines were dropped, in a line of `level` (out of line: a log pipe that
+    /// keeps up never runs it).
+    #[cold]
+    #[inline(never)]
+    fn note_dropped(&mut self, format: Format, level: Level) {
+        let n = std::mem::take(&mut self.dropped);
+        let mut msg = String::from(DROPPED_NOTE);
+        msg.push_str(itoa::Buffer::new().format(n));
+        begin_into(&mut self.buf, format, level, None);
+        match format {
+            Format::Text => self.buf.extend_from_slice(msg.as_bytes()),
+            Format::Json => {
+                self.buf.extend_from_slice(b"\"msg\":");
+                push_str(&mut self.buf, &msg);
+                self.buf.push(b'}');
+            }
+        }
+        self.buf.push(b'\n');
+        self.flush();
+    }
+
     /// Writes as much as the descriptor takes without blocking ([`crate::sys::log_write`]). A
     /// descriptor that fails (closed, a broken pipe) takes everything: a log that cannot be
     /// written must not stop the server.
@@ -470,27 +491,11 @@ impl Log {
 
     fn flush_waiting(&mut self) {
         self.out.dropped += DROPPED_AT_ONCE.swap(0, std::sync::atomic::Ordering::Relaxed);
-        for i in 0..2 {
-            let pipe = if i == 0 { &mut self.out } else { &mut self.err };
+        let format = self.format;
+        for (pipe, level) in [(&mut self.out, Level::Info), (&mut self.err, Level::Error)] {
             pipe.flush();
             if pipe.buf.is_empty() && pipe.dropped > 0 {
-                let n = std::mem::take(&mut pipe.dropped);
-                let mut msg = String::from(DROPPED_NOTE);
-                msg.push_str(itoa::Buffer::new().format(n));
-                let level = if i == 0 { Level::Info } else { Level::Error };
-                let format = self.format;
-                let pipe = if i == 0 { &mut self.out } else { &mut self.err };
-                begin_into(&mut pipe.buf, format, level, None);
-                match format {
-                    Format::Text => pipe.buf.extend_from_slice(msg.as_bytes()),
-                    Format::Json => {
-                        pipe.buf.extend_from_slice(b"\"msg\":");
-                        push_str(&mut pipe.buf, &msg);
-                        pipe.buf.push(b'}');
-                    }
-                }
-                pipe.buf.push(b'\n');
-                pipe.flush();
+                pipe.note_dropped(format, level);
             }
         }
     }

@@ -460,47 +460,91 @@ fn ready_now(fd: c_int, events: libc::c_short) -> bool {
 pub(crate) const PIPE_BUF: usize = libc::PIPE_BUF;
 
 /// How log lines reach stdout (index 0) and stderr (1) without ever blocking: [`LOG_UNKNOWN`]
-/// until first written, then a descriptor shifted left by 2 with its way in the low bits.
+/// until first written, then a descriptor shifted left by 1 with its way in the low bit.
 static LOG_OUT: [AtomicI32; 2] = [AtomicI32::new(LOG_UNKNOWN), AtomicI32::new(LOG_UNKNOWN)];
 const LOG_UNKNOWN: i32 = -1;
 /// A description of our own, opened with `O_NONBLOCK` on the same pipe or terminal: a write
 /// that would wait fails with `EAGAIN` instead, whoever else writes to the pipe.
 const WAY_OWN: i32 = 0;
-/// A socket: `send` with `MSG_DONTWAIT`, which never waits, on the shared description.
-const WAY_SOCKET: i32 = 1;
-/// A file (which takes every write at once), or a pipe `/proc` could not open again: `poll`,
-/// then a write of at most [`PIPE_BUF`] bytes.
-const WAY_POLL: i32 = 2;
+/// A file (which takes every write at once), a socket, or a pipe `/proc` could not open
+/// again: `poll`, then a write of at most [`PIPE_BUF`] bytes.
+const WAY_POLL: i32 = 1;
 
-/// Writes a piece of `buf` (at most [`PIPE_BUF`] bytes when that is all a pipe promises at
-/// once) to `fd`, or fails with `WouldBlock`: never waits, even when other threads or other
-/// processes write to the same pipe. stdout and stderr (SCF's log pipes, usually shared with
-/// nothing, but with every thread of the process) are written through a description of their
-/// own with `O_NONBLOCK` (opened once, the first time: `fstat`, `open` of `/proc/self/fd/N`,
-/// and an `fstat` that checks it is the same pipe), since setting `O_NONBLOCK` on the shared
-/// one would change it for every other writer, and a `poll` that says there is room is no
-/// promise once another thread has taken it.
+/// Writes a piece of `buf` to `fd` (at most [`PIPE_BUF`] bytes when that is all it is sure to
+/// take), or fails with `WouldBlock`: never waits. stdout and stderr, when they are pipes (as
+/// SCF's log pipes are) or terminals, are written through a description of their own with
+/// `O_NONBLOCK` (opened once, the first time: `fstat` and an `open` of `/proc/self/fd/N`), so
+/// that a write never waits even when other threads or processes write to the same pipe: a
+/// `poll` that says there is room promises nothing once another thread has taken it, and
+/// `O_NONBLOCK` on the shared description would change how every other writer writes.
 pub(crate) fn log_write(fd: c_int, buf: &[u8]) -> io::Result<usize> {
-    let way = match fd {
-        1 | 2 => log_way(fd),
-        _ => (fd << 2) | WAY_POLL,
-    };
-    let (to, how) = (way >> 2, way & 3);
-    // SAFETY: `buf` is valid for reads of its length for the duration of each call.
-    let n = unsafe {
-        match how {
-            WAY_OWN => libc::write(to, buf.as_ptr().cast(), buf.len()),
-            WAY_SOCKET => libc::send(
-                to,
-                buf.as_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            ),
-            _ if !writable(to) => return Err(io::ErrorKind::WouldBlock.into()),
-            _ => libc::write(to, buf.as_ptr().cast(), buf.len().min(PIPE_BUF)),
+    let mut way = (fd << 1) | WAY_POLL;
+    if let 1 | 2 = fd {
+        let slot = &LOG_OUT[(fd - 1) as usize];
+        way = slot.load(Ordering::Acquire);
+        if way == LOG_UNKNOWN {
+            way = log_way(fd, slot);
         }
+    }
+    let to = way >> 1;
+    if way & 1 == WAY_POLL {
+        if !writable(to) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        return write(to, &buf[..buf.len().min(PIPE_BUF)]);
+    }
+    write(to, buf)
+}
+
+/// Finds the way to write stdout's (1) or stderr's (2) log lines, the first time, and keeps
+/// it in `slot`.
+#[cold]
+#[inline(never)]
+fn log_way(fd: c_int, slot: &AtomicI32) -> i32 {
+    let mut way = (fd << 1) | WAY_POLL;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is written by fstat when it returns 0, and only read then.
+    let mode = (unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0)
+        .then(|| unsafe { st.assume_init() }.st_mode & libc::S_IFMT);
+    if let Some(libc::S_IFIFO | libc::S_IFCHR) = mode {
+        let path = if fd == 1 {
+            c"/proc/self/fd/1"
+        } else {
+            c"/proc/self/fd/2"
+        };
+        let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+        // SAFETY: a NUL-terminated path; the flags are valid.
+        let own = unsafe { libc::open(path.as_ptr(), flags) };
+        if own >= 0 {
+            way = (own << 1) | WAY_OWN;
+        }
+    }
+    match slot.compare_exchange(LOG_UNKNOWN, way, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => way,
+        Err(first) => {
+            // Another thread found it first: its way stays, ours is closed.
+            if way & 1 == WAY_OWN {
+                // SAFETY: the descriptor was opened above and is used by nobody.
+                unsafe { libc::close(way >> 1) };
+            }
+            first
+        }
+    }
+}
+
+/// A signal handler's line on stderr: written only if it goes at once (async-signal-safe: an
+/// atomic load, `write`, `poll`), so that a full log pipe never keeps the process from ending.
+fn handler_write(line: &[u8]) {
+    let way = LOG_OUT[1].load(Ordering::Acquire);
+    let (to, own) = if way == LOG_UNKNOWN {
+        (2, false)
+    } else {
+        (way >> 1, way & 1 == WAY_OWN)
     };
-    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+    if own || writable(to) {
+        // SAFETY: `line` is a static buffer valid for its length; write is async-signal-safe.
+        unsafe { libc::write(to, line.as_ptr().cast(), line.len().min(PIPE_BUF)) };
+    }
 }
 
 /// Waits until `fd` has room for a write (`poll` without a timeout): for a thread of its own,
@@ -513,96 +557,6 @@ pub(crate) fn wait_writable(fd: c_int) {
     };
     // SAFETY: `p` is one valid pollfd.
     unsafe { libc::poll(&mut p, 1, -1) };
-}
-
-/// The way to write stdout's (1) or stderr's (2) log lines, found the first time.
-fn log_way(fd: c_int) -> i32 {
-    let slot = &LOG_OUT[(fd - 1) as usize];
-    match slot.load(Ordering::Acquire) {
-        LOG_UNKNOWN => {}
-        way => return way,
-    }
-    let way = find_log_way(fd);
-    match slot.compare_exchange(LOG_UNKNOWN, way, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => way,
-        Err(first) => {
-            // Another thread found it first: its way stays, ours is closed.
-            if way & 3 == WAY_OWN {
-                // SAFETY: the descriptor was opened by `find_log_way` and is used by nobody.
-                unsafe { libc::close(way >> 2) };
-            }
-            first
-        }
-    }
-}
-
-#[cold]
-fn find_log_way(fd: c_int) -> i32 {
-    let stat = |fd: c_int| {
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: `st` is written by fstat when it returns 0, and only read then.
-        (unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0).then(|| unsafe { st.assume_init() })
-    };
-    let Some(st) = stat(fd) else {
-        return (fd << 2) | WAY_POLL;
-    };
-    match st.st_mode & libc::S_IFMT {
-        libc::S_IFSOCK => (fd << 2) | WAY_SOCKET,
-        libc::S_IFIFO | libc::S_IFCHR => {
-            let path: &CStr = if fd == 1 {
-                c"/proc/self/fd/1"
-            } else {
-                c"/proc/self/fd/2"
-            };
-            let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
-            // SAFETY: a NUL-terminated path; the flags are valid.
-            let own = unsafe { libc::open(path.as_ptr(), flags) };
-            let same = own >= 0
-                && stat(own).is_some_and(|o| o.st_dev == st.st_dev && o.st_ino == st.st_ino);
-            if same {
-                (own << 2) | WAY_OWN
-            } else {
-                if own >= 0 {
-                    // SAFETY: opened just above, used by nobody.
-                    unsafe { libc::close(own) };
-                }
-                (fd << 2) | WAY_POLL
-            }
-        }
-        _ => (fd << 2) | WAY_POLL,
-    }
-}
-
-/// A signal handler's line on stderr: written only if it goes at once (async-signal-safe: an
-/// atomic load, and `send`, `write` or `poll`), so that a full log pipe never keeps the process
-/// from ending.
-fn handler_write(line: &[u8]) {
-    let way = LOG_OUT[1].load(Ordering::Acquire);
-    let (to, how) = if way == LOG_UNKNOWN {
-        (2, WAY_POLL)
-    } else {
-        (way >> 2, way & 3)
-    };
-    // SAFETY: `line` is a static buffer valid for its length; each call is async-signal-safe.
-    unsafe {
-        match how {
-            WAY_OWN => {
-                libc::write(to, line.as_ptr().cast(), line.len());
-            }
-            WAY_SOCKET => {
-                libc::send(
-                    to,
-                    line.as_ptr().cast(),
-                    line.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                );
-            }
-            _ if writable(to) => {
-                libc::write(to, line.as_ptr().cast(), line.len().min(PIPE_BUF));
-            }
-            _ => {}
-        }
-    }
 }
 
 /// One `write(2)` of `buf` to `fd`.
