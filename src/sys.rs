@@ -473,7 +473,7 @@ const WAY_POLL: i32 = 1;
 /// Writes a piece of `buf` to `fd` (at most [`PIPE_BUF`] bytes when that is all it is sure to
 /// take), or fails with `WouldBlock`: never waits. stdout and stderr, when they are pipes (as
 /// SCF's log pipes are) or terminals, are written through a description of their own with
-/// `O_NONBLOCK` (opened once, the first time: `fstat` and an `open` of `/proc/self/fd/N`), so
+/// `O_NONBLOCK` (opened once, the first time: `lseek` and an `open` of `/proc/self/fd/N`), so
 /// that a write never waits even when other threads or processes write to the same pipe: a
 /// `poll` that says there is room promises nothing once another thread has taken it, and
 /// `O_NONBLOCK` on the shared description would change how every other writer writes.
@@ -502,11 +502,11 @@ pub(crate) fn log_write(fd: c_int, buf: &[u8]) -> io::Result<usize> {
 #[inline(never)]
 fn log_way(fd: c_int, slot: &AtomicI32) -> i32 {
     let mut way = (fd << 1) | WAY_POLL;
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `st` is written by fstat when it returns 0, and only read then.
-    let mode = (unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0)
-        .then(|| unsafe { st.assume_init() }.st_mode & libc::S_IFMT);
-    if let Some(libc::S_IFIFO | libc::S_IFCHR) = mode {
+    // A file has an offset a description of our own would not share: only what cannot seek
+    // (a pipe, a terminal, a socket, whose `open` fails) is opened again. (`lseek` rather than
+    // `fstat`: a system call without musl's `fstatat` and `statx` code on the request path.)
+    // SAFETY: lseek with a valid whence only reads the descriptor's offset.
+    if unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) } < 0 {
         let path = if fd == 1 {
             c"/proc/self/fd/1"
         } else {
@@ -519,17 +519,10 @@ fn log_way(fd: c_int, slot: &AtomicI32) -> i32 {
             way = (own << 1) | WAY_OWN;
         }
     }
-    match slot.compare_exchange(LOG_UNKNOWN, way, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => way,
-        Err(first) => {
-            // Another thread found it first: its way stays, ours is closed.
-            if way & 1 == WAY_OWN {
-                // SAFETY: the descriptor was opened above and is used by nobody.
-                unsafe { libc::close(way >> 1) };
-            }
-            first
-        }
-    }
+    // Two threads that look at once both open one; the later one's stays (one descriptor more,
+    // once), each writes through its own.
+    slot.store(way, Ordering::Release);
+    way
 }
 
 /// A signal handler's line on stderr: written only if it goes at once (async-signal-safe: an
