@@ -81,15 +81,17 @@ impl Drop for Server {
 impl Server {
     /// Runs `cmd` on `PORT=0`, its standard streams piped; the port is not known yet.
     fn spawn(cmd: &mut Command) -> Server {
-        let child = cmd
-            .env("PORT", "0")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        Server::spawn_as_set(
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+    }
+
+    /// Runs `cmd` on `PORT=0` with the standard streams it names; the port is not known yet.
+    fn spawn_as_set(cmd: &mut Command) -> Server {
         Server {
-            child: Some(child),
+            child: Some(cmd.env("PORT", "0").spawn().unwrap()),
             port: 0,
             before: Vec::new(),
         }
@@ -945,17 +947,11 @@ fn fill(own: &mut std::fs::File) {
 #[test]
 fn test_a_line_outside_calls_on_the_loops_thread_never_waits_for_a_full_stdout() {
     let (read, write, mut own) = fillable_pipe();
-    let child = Command::new(example("faults"))
-        .env("PORT", "0")
-        .stdout(Stdio::from(write))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut s = Server {
-        child: Some(child),
-        port: 0,
-        before: Vec::new(),
-    };
+    let mut s = Server::spawn_as_set(
+        Command::new(example("faults"))
+            .stdout(Stdio::from(write))
+            .stderr(Stdio::null()),
+    );
     let mut lines = std::io::BufReader::new(read);
     s.port = loop {
         let mut line = String::new();
@@ -1006,18 +1002,12 @@ fn test_a_line_outside_calls_on_the_loops_thread_never_waits_for_a_full_stdout()
 #[test]
 fn test_the_grace_periods_end_never_waits_for_a_full_stderr() {
     let (_read, write, mut own) = fillable_pipe();
-    let child = Command::new(example("faults"))
-        .env("PORT", "0")
-        .env("SCF_LEAN_SHUTDOWN_GRACE_MS", "200")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(write))
-        .spawn()
-        .unwrap();
-    let mut s = Server {
-        child: Some(child),
-        port: 0,
-        before: Vec::new(),
-    };
+    let mut s = Server::spawn_as_set(
+        Command::new(example("faults"))
+            .env("SCF_LEAN_SHUTDOWN_GRACE_MS", "200")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(write)),
+    );
     let (port, before) = common::child::read_startup(s.child.as_mut().unwrap());
     (s.port, s.before) = (port, before);
     fill(&mut own);
