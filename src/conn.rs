@@ -360,6 +360,11 @@ impl<S: Stream> Conn<S> {
             self.peer_left(cx);
         }
         self.turn(cx, f, !read_closed);
+        // The FIN came with the request, which this turn handed to a worker: the client has
+        // left all the same (no later event says so again).
+        if read_closed && !self.left && matches!(self.state, State::Away { .. }) {
+            self.peer_left(cx);
+        }
     }
 
     /// Driven again after it stopped at its share of a turn (`yielded`): no readiness event
